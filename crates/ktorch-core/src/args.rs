@@ -1,0 +1,197 @@
+//! Positional and keyword settings of modules, losses and optimizers, checked by name.
+
+use crate::error::{err, Result};
+use crate::value::Value;
+
+/// Settings given to a constructor: each declared name takes at most one value,
+/// given by position (in declaration order) or by name.
+#[derive(Debug, Clone)]
+pub struct Args {
+    func: String,
+    names: Vec<&'static str>,
+    vals: Vec<Option<Value>>,
+}
+
+impl Args {
+    /// Matches positional and keyword values to the declared `names`.
+    pub fn parse(func: &str, names: &[&'static str], pos: &[Value], kw: &[(String, Value)]) -> Result<Args> {
+        if pos.len() > names.len() {
+            return Err(err(
+                func,
+                format!("expecting at most {} positional setting(s), given {}", names.len(), pos.len()),
+            ));
+        }
+        let mut vals: Vec<Option<Value>> = vec![None; names.len()];
+        for (i, v) in pos.iter().enumerate() {
+            if !v.is_null() {
+                vals[i] = Some(v.clone());
+            }
+        }
+        for (k, v) in kw {
+            let i = names.iter().position(|n| n == k).ok_or_else(|| {
+                err(func, format!("unrecognized option: {k}, expecting one of: {}", names.join(", ")))
+            })?;
+            if i < pos.len() && !pos[i].is_null() {
+                return Err(err(func, format!("option {k} given by position and by name")));
+            }
+            vals[i] = if v.is_null() { None } else { Some(v.clone()) };
+        }
+        Ok(Args { func: func.to_string(), names: names.to_vec(), vals })
+    }
+
+    /// The function name used in messages.
+    pub fn func(&self) -> &str {
+        &self.func
+    }
+
+    fn idx(&self, name: &str) -> usize {
+        self.names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("undeclared setting {name}"))
+    }
+
+    /// The value given for `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.vals[self.idx(name)].as_ref()
+    }
+
+    /// True if a value was given for `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn required(&self, name: &str) -> Result<&Value> {
+        self.get(name).ok_or_else(|| err(&self.func, format!("{name} not defined")))
+    }
+
+    /// A required integer.
+    pub fn req_int(&self, name: &str) -> Result<i64> {
+        self.required(name)?.as_int(&self.func, name)
+    }
+
+    /// A required integer greater than zero.
+    pub fn req_pos(&self, name: &str) -> Result<i64> {
+        let n = self.req_int(name)?;
+        if n <= 0 {
+            return Err(err(&self.func, format!("{name} must be positive, given {n}")));
+        }
+        Ok(n)
+    }
+
+    /// An integer with a default.
+    pub fn int(&self, name: &str, default: i64) -> Result<i64> {
+        self.get(name).map_or(Ok(default), |v| v.as_int(&self.func, name))
+    }
+
+    /// A number with a default.
+    pub fn float(&self, name: &str, default: f64) -> Result<f64> {
+        self.get(name).map_or(Ok(default), |v| v.as_float(&self.func, name))
+    }
+
+    /// A number that must lie in `[lo, hi]`.
+    pub fn float_in(&self, name: &str, default: f64, lo: f64, hi: f64) -> Result<f64> {
+        let f = self.float(name, default)?;
+        if !(lo..=hi).contains(&f) {
+            return Err(err(&self.func, format!("{name} must be in the range {lo}-{hi}, given {f}")));
+        }
+        Ok(f)
+    }
+
+    /// A non-negative number.
+    pub fn nonneg(&self, name: &str, default: f64) -> Result<f64> {
+        let f = self.float(name, default)?;
+        if !(f >= 0.0) {
+            return Err(err(&self.func, format!("{name} must be non-negative, given {f}")));
+        }
+        Ok(f)
+    }
+
+    /// A flag with a default.
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
+        self.get(name).map_or(Ok(default), |v| v.as_bool(&self.func, name))
+    }
+
+    /// An optional symbol.
+    pub fn str(&self, name: &str) -> Result<Option<String>> {
+        self.get(name).map(|v| v.as_str(&self.func, name).map(str::to_string)).transpose()
+    }
+
+    /// A symbol from a fixed set, with a default.
+    pub fn choice(&self, name: &str, default: &str, allowed: &[&str]) -> Result<String> {
+        let s = self.str(name)?.unwrap_or_else(|| default.to_string());
+        if !allowed.contains(&s.as_str()) {
+            return Err(err(&self.func, format!("{name}: unrecognized value `{s}`, expecting one of: {}", allowed.join(", "))));
+        }
+        Ok(s)
+    }
+
+    /// An integer or a list of `n` integers (one integer is repeated `n` times).
+    pub fn ints(&self, name: &str, n: usize, default: Option<i64>) -> Result<Vec<i64>> {
+        match self.get(name) {
+            None => match default {
+                Some(d) => Ok(vec![d; n]),
+                None => Err(err(&self.func, format!("{name} not defined"))),
+            },
+            Some(v) => {
+                let xs = v.as_ints(&self.func, name)?;
+                match xs.len() {
+                    1 => Ok(vec![xs[0]; n]),
+                    k if k == n => Ok(xs),
+                    k => Err(err(&self.func, format!("{name} expects 1 or {n} values, given {k}"))),
+                }
+            }
+        }
+    }
+
+    /// A list of integers of any length.
+    pub fn int_list(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        self.get(name).map(|v| v.as_ints(&self.func, name)).transpose()
+    }
+
+    /// An optional tensor (numbers and lists become double tensors).
+    pub fn tensor(&self, name: &str) -> Result<Option<tch::Tensor>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Tensor(t)) => Ok(Some(t.shallow_clone())),
+            Some(v) => {
+                let xs = v.as_floats(&self.func, name)?;
+                Ok(Some(tch::Tensor::from_slice(&xs).f_to_kind(tch::Kind::Float)?))
+            }
+        }
+    }
+}
+
+/// Splits trailing option dictionaries from positional values.
+pub fn split_options(mut xs: Vec<Value>) -> (Vec<Value>, Vec<(String, Value)>) {
+    let mut kw = Vec::new();
+    while let Some(Value::Dict(_)) = xs.last() {
+        if let Some(Value::Dict(d)) = xs.pop() {
+            let mut d = d;
+            d.extend(kw);
+            kw = d;
+        }
+    }
+    (xs, kw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_and_keyword() {
+        let a = Args::parse("linear", &["in", "out", "bias"], &[Value::Int(2), Value::Int(3)], &[("bias".into(), Value::Bool(false))]).expect("parse");
+        assert_eq!(a.req_int("in").expect("in"), 2);
+        assert!(!a.bool("bias", true).expect("bias"));
+    }
+
+    #[test]
+    fn unknown_option_named() {
+        let e = Args::parse("linear", &["in"], &[], &[("foo".into(), Value::Int(1))]).expect_err("unknown");
+        assert!(e.to_string().starts_with("linear: unrecognized option: foo"));
+    }
+
+    #[test]
+    fn too_many_positional() {
+        let e = Args::parse("relu", &["inplace"], &[Value::Bool(true), Value::Int(1)], &[]).expect_err("many");
+        assert!(e.to_string().contains("at most 1"));
+    }
+}

@@ -1,0 +1,15 @@
+//! ktorch-core: the ktorch training api on libtorch, for Rust programs and the Python module.
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod error;
+pub mod loss;
+pub mod nn;
+pub mod optim;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use loss::Loss;
+pub use nn::Module;
+pub use optim::Optimizer;
+pub use value::Value;

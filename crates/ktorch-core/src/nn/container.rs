@@ -1,0 +1,146 @@
+//! Containers: sequential, identity, residual and callback modules.
+
+use tch::Tensor;
+
+use crate::args::Args;
+use crate::error::{err, Result};
+use crate::nn::{want_inputs, CallbackFn, Layer, Module};
+use crate::value::Value;
+
+pub(crate) const TYPES: &[&str] = &["sequential", "identity", "residual", "callback"];
+
+pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) -> Result<Module> {
+    let mut m = match kind {
+        "sequential" => {
+            Args::parse(kind, &[], pos, kw)?;
+            Module::new(kind, Sequential)
+        }
+        "identity" => {
+            Args::parse(kind, &[], pos, kw)?;
+            Module::new(kind, Identity)
+        }
+        "residual" => {
+            Args::parse(kind, &[], pos, kw)?;
+            if kids.is_empty() || kids.len() > 2 {
+                return Err(err(kind, format!("expects 1 or 2 child modules, given {}", kids.len())));
+            }
+            Module::new(kind, Residual)
+        }
+        "callback" => return callback(pos, kw, kids),
+        _ => return Err(err("module", format!("unrecognized module type: {kind}"))),
+    };
+    for (k, c) in kids {
+        m = m.with_child(&k, c);
+    }
+    Ok(m)
+}
+
+macro_rules! layer_clone {
+    () => {
+        fn clone_box(&self) -> Box<dyn Layer> {
+            Box::new(self.clone())
+        }
+    };
+}
+pub(crate) use layer_clone;
+
+/// Runs children in order, passing each child's first output to the next.
+#[derive(Debug, Clone)]
+struct Sequential;
+
+impl Layer for Sequential {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut cur: Vec<Tensor> = xs.iter().map(Tensor::shallow_clone).collect();
+        for (_, c) in m.children() {
+            let out = c.forward(&cur)?;
+            cur = out.into_iter().take(1).collect();
+        }
+        Ok(cur)
+    }
+    layer_clone!();
+}
+
+/// Returns its inputs.
+#[derive(Debug, Clone)]
+struct Identity;
+
+impl Layer for Identity {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, usize::MAX)?;
+        Ok(xs.iter().map(Tensor::shallow_clone).collect())
+    }
+    layer_clone!();
+}
+
+/// `child1(x) + x`, or `child1(x) + child2(x)` with two children.
+#[derive(Debug, Clone)]
+struct Residual;
+
+impl Layer for Residual {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let kids = m.children();
+        let a = kids[0].1.forward1(xs)?;
+        let b = match kids.get(1) {
+            Some((_, c)) => c.forward1(xs)?,
+            None => xs[0].shallow_clone(),
+        };
+        Ok(vec![a.f_add(&b)?])
+    }
+    layer_clone!();
+}
+
+/// A forward function supplied by the caller, with parameters and buffers
+/// declared in the spec's `parms` and `buffers` dicts.
+#[derive(Clone)]
+struct Callback(CallbackFn);
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl Layer for Callback {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        (self.0)(m, xs)
+    }
+    layer_clone!();
+}
+
+fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) -> Result<Module> {
+    let a = Args::parse("callback", &["fn", "parms", "buffers"], pos, kw)?;
+    let f = match a.get("fn") {
+        Some(Value::Callable(f)) => f.clone(),
+        Some(v) => return Err(err("callback", format!("fn expects a callable, given {}", v.type_name()))),
+        None => return Err(err("callback", "fn not defined")),
+    };
+    let mut m = Module::new("callback", Callback(f));
+    for (which, key) in [(true, "parms"), (false, "buffers")] {
+        match a.get(key) {
+            None => {}
+            Some(Value::Dict(d)) => {
+                for (k, v) in d {
+                    let t = value_tensor("callback", k, v)?;
+                    m = if which { m.with_param(k, t)? } else { m.with_buffer(k, t) };
+                }
+            }
+            Some(v) => return Err(err("callback", format!("{key} expects a dict of names to values, given {}", v.type_name()))),
+        }
+    }
+    for (k, c) in kids {
+        m = m.with_child(&k, c);
+    }
+    Ok(m)
+}
+
+/// A tensor from a number, a list of numbers or a tensor (a copy, detached).
+fn value_tensor(func: &str, name: &str, v: &Value) -> Result<Tensor> {
+    match v {
+        Value::Tensor(t) => Ok(t.f_detach()?.f_copy()?),
+        Value::Int(i) => Ok(Tensor::from(*i as f64)),
+        Value::Float(f) => Ok(Tensor::from(*f)),
+        Value::List(_) | Value::Tuple(_) => Ok(Tensor::from_slice(&v.as_floats(func, name)?)),
+        v => Err(err(func, format!("{name} expects numbers or a tensor, given {}", v.type_name()))),
+    }
+}

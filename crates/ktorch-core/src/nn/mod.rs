@@ -1,0 +1,250 @@
+//! Modules: a tree of named layers owning their parameters and buffers.
+
+mod activation;
+mod container;
+mod conv;
+mod linear;
+mod norm;
+mod pool;
+mod recurrent;
+mod shape;
+mod spec;
+
+use std::sync::Arc;
+
+use tch::Tensor;
+
+use crate::error::{err, Result};
+use crate::value::Value;
+
+pub use spec::Spec;
+
+/// A forward function written outside the core (a Python callable): it gets
+/// the callback module (for its parameters) and the inputs.
+pub type CallbackFn = Arc<dyn Fn(&Module, &[Tensor]) -> Result<Vec<Tensor>> + Send + Sync>;
+
+/// The computation of one module type; parameters and children live in the
+/// [`Module`] that holds the layer.
+pub trait Layer: Send + Sync + std::fmt::Debug {
+    /// Runs the forward calculation, returning one or more outputs.
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>>;
+    /// A copy of the layer's settings.
+    fn clone_box(&self) -> Box<dyn Layer>;
+}
+
+/// A module: a layer with its parameters, buffers and child modules.
+#[derive(Debug)]
+pub struct Module {
+    kind: String,
+    name: Option<String>,
+    params: Vec<(String, Tensor)>,
+    buffers: Vec<(String, Tensor)>,
+    children: Vec<(String, Module)>,
+    training: bool,
+    layer: Box<dyn Layer>,
+}
+
+impl Clone for Module {
+    /// A shallow copy: the copy shares parameter and buffer storage.
+    fn clone(&self) -> Self {
+        Module {
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            params: self.params.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+            buffers: self.buffers.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+            children: self.children.clone(),
+            training: self.training,
+            layer: self.layer.clone_box(),
+        }
+    }
+}
+
+impl Module {
+    /// A module of the given type around a layer; parameters, buffers and
+    /// children are added with the `with_*` builders.
+    pub fn new(kind: &str, layer: impl Layer + 'static) -> Module {
+        Module {
+            kind: kind.to_string(),
+            name: None,
+            params: Vec::new(),
+            buffers: Vec::new(),
+            children: Vec::new(),
+            training: true,
+            layer: Box::new(layer),
+        }
+    }
+
+    /// Builds a module from its spec (see [`Spec`]).
+    pub fn from_value(v: &Value) -> Result<Module> {
+        Spec::parse(v)?.build()
+    }
+
+    /// Adds a learnable parameter (gradients are turned on).
+    pub fn with_param(mut self, name: &str, t: Tensor) -> Result<Module> {
+        let t = t.f_set_requires_grad(true)?;
+        self.params.push((name.to_string(), t));
+        Ok(self)
+    }
+
+    /// Adds a buffer (state that is not learned, e.g. running statistics).
+    pub fn with_buffer(mut self, name: &str, t: Tensor) -> Module {
+        self.buffers.push((name.to_string(), t));
+        self
+    }
+
+    /// Adds a child module under `name`.
+    pub fn with_child(mut self, name: &str, m: Module) -> Module {
+        self.children.push((name.to_string(), m));
+        self
+    }
+
+    /// The module type, e.g. `linear`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The name given to the module in its spec, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(crate) fn set_name(&mut self, name: Option<String>) {
+        self.name = name;
+    }
+
+    /// The module's own parameters, in order.
+    pub fn own_params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// The module's own parameter at position `i`.
+    pub fn p(&self, i: usize) -> &Tensor {
+        &self.params[i].1
+    }
+
+    /// The module's own buffer at position `i`.
+    pub fn b(&self, i: usize) -> &Tensor {
+        &self.buffers[i].1
+    }
+
+    /// The module's own parameter called `name`, if any.
+    pub fn own_param(&self, name: &str) -> Option<&Tensor> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, t)| t)
+    }
+
+    /// The module's children with their names.
+    pub fn children(&self) -> &[(String, Module)] {
+        &self.children
+    }
+
+    /// True in training mode.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// Sets training (true) or evaluation (false) mode for the whole tree.
+    pub fn set_training(&mut self, on: bool) {
+        self.training = on;
+        for (_, c) in &mut self.children {
+            c.set_training(on);
+        }
+    }
+
+    /// All parameters with their full dotted names, as PyTorch names them.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.collect("", &mut out, &|m| &m.params);
+        out
+    }
+
+    /// All buffers with their full dotted names.
+    pub fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.collect("", &mut out, &|m| &m.buffers);
+        out
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<(String, Tensor)>, pick: &dyn Fn(&Module) -> &Vec<(String, Tensor)>) {
+        for (k, t) in pick(self) {
+            out.push((format!("{prefix}{k}"), t.shallow_clone()));
+        }
+        for (k, c) in &self.children {
+            c.collect(&format!("{prefix}{k}."), out, pick);
+        }
+    }
+
+    /// All parameters (shallow copies sharing storage and gradients).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Parameter names in order.
+    pub fn parmnames(&self) -> Vec<String> {
+        self.named_parameters().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// The parameter (or buffer) with the given full name.
+    pub fn param(&self, func: &str, name: &str) -> Result<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .chain(self.named_buffers())
+            .find(|(k, _)| k == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| err(func, format!("parameter `{name}` not found, expecting one of: {}", self.parmnames().join(", "))))
+    }
+
+    /// Copies `value` into the named parameter; shape must match, the dtype is converted.
+    pub fn set_param(&self, func: &str, name: &str, value: &Tensor) -> Result<()> {
+        let mut p = self.param(func, name)?;
+        if p.size() != value.size() {
+            return Err(err(func, format!("parameter `{name}` has size {:?}, given {:?}", p.size(), value.size())));
+        }
+        let _g = tch::no_grad_guard();
+        let v = value.f_to_kind(p.kind())?.f_to_device(p.device())?;
+        p.f_copy_(&v)?;
+        Ok(())
+    }
+
+    /// Runs the forward calculation.
+    pub fn forward(&self, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.layer.forward(self, xs)
+    }
+
+    /// Forward with one output expected.
+    pub fn forward1(&self, xs: &[Tensor]) -> Result<Tensor> {
+        let mut out = self.forward(xs)?;
+        if out.is_empty() {
+            return Err(err(&self.kind, "forward returned no output"));
+        }
+        Ok(out.swap_remove(0))
+    }
+}
+
+/// Checks the count of inputs given to a layer's forward.
+pub(crate) fn want_inputs(kind: &str, xs: &[Tensor], lo: usize, hi: usize) -> Result<()> {
+    if xs.is_empty() && lo > 0 {
+        return Err(err(kind, "forward(tensor) not implemented given empty"));
+    }
+    if xs.len() < lo || xs.len() > hi {
+        let expect = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
+        let given = if xs.is_empty() { "empty".to_string() } else { format!("{} tensor(s)", xs.len()) };
+        return Err(err(kind, format!("forward expects {expect} input tensor(s), given {given}")));
+    }
+    Ok(())
+}
+
+/// Uniform values in `[-bound, bound]`, as PyTorch's default initialisers draw them.
+pub(crate) fn uniform(size: &[i64], bound: f64) -> Result<Tensor> {
+    let t = Tensor::f_empty(size, (tch::Kind::Float, tch::Device::Cpu))?;
+    let _g = tch::no_grad_guard();
+    Ok(t.f_uniform(-bound, bound)?)
+}
+
+/// The names of every module type the catalogue builds.
+pub fn module_types() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    for f in spec::FAMILIES {
+        v.extend_from_slice(f.0);
+    }
+    v
+}

@@ -1,0 +1,97 @@
+//! Module specs: `"relu"`, `("linear", "a", 64, 20, {"bias": False})`, and lists
+//! `[container, child, child, ...]`, parsed into a tree and built by type name.
+
+use crate::args::split_options;
+use crate::error::{err, Result};
+use crate::nn::{activation, container, conv, linear, norm, pool, recurrent, shape, Module};
+use crate::value::Value;
+
+/// A builder: module type, positional settings, keyword settings, built children.
+pub(crate) type Builder = fn(&str, &[Value], &[(String, Value)], Vec<(String, Module)>) -> Result<Module>;
+
+/// Each family's type names and builder.
+pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
+    (container::TYPES, container::build),
+    (linear::TYPES, linear::build),
+    (conv::TYPES, conv::build),
+    (pool::TYPES, pool::build),
+    (norm::TYPES, norm::build),
+    (activation::TYPES, activation::build),
+    (recurrent::TYPES, recurrent::build),
+    (shape::TYPES, shape::build),
+];
+
+/// A parsed module spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Module type.
+    pub kind: String,
+    /// Name given in the spec.
+    pub name: Option<String>,
+    /// Positional settings.
+    pub args: Vec<Value>,
+    /// Keyword settings (the trailing dict).
+    pub kw: Vec<(String, Value)>,
+    /// Child specs (for containers).
+    pub children: Vec<Spec>,
+}
+
+impl Spec {
+    /// Parses a spec value.
+    pub fn parse(v: &Value) -> Result<Spec> {
+        match v {
+            Value::Str(s) => Ok(Spec { kind: s.clone(), name: None, args: vec![], kw: vec![], children: vec![] }),
+            Value::Tuple(items) => {
+                let kind = match items.first() {
+                    Some(Value::Str(s)) => s.clone(),
+                    Some(x) => return Err(err("module", format!("expecting module type as a symbol, given {}", x.type_name()))),
+                    None => return Err(err("module", "empty module spec")),
+                };
+                let mut rest: Vec<Value> = items[1..].to_vec();
+                let name = match rest.first() {
+                    Some(Value::Str(s)) => {
+                        let s = s.clone();
+                        rest.remove(0);
+                        Some(s)
+                    }
+                    _ => None,
+                };
+                let (args, kw) = split_options(rest);
+                Ok(Spec { kind, name, args, kw, children: vec![] })
+            }
+            Value::List(items) => {
+                let (first, rest) = items.split_first().ok_or_else(|| err("module", "empty module list"))?;
+                let mut s = Spec::parse(first)?;
+                for c in rest {
+                    s.children.push(Spec::parse(c)?);
+                }
+                Ok(s)
+            }
+            x => Err(err("module", format!("expecting a module type, a (type, settings...) tuple or a list of them, given {}", x.type_name()))),
+        }
+    }
+
+    /// Builds the module tree.
+    pub fn build(&self) -> Result<Module> {
+        let mut kids = Vec::with_capacity(self.children.len());
+        for (i, c) in self.children.iter().enumerate() {
+            let m = c.build()?;
+            let key = c.name.clone().unwrap_or_else(|| i.to_string());
+            if kids.iter().any(|(k, _): &(String, Module)| *k == key) {
+                return Err(err(&self.kind, format!("child name `{key}` used twice")));
+            }
+            kids.push((key, m));
+        }
+        let builder = FAMILIES
+            .iter()
+            .find(|(names, _)| names.contains(&self.kind.as_str()))
+            .map(|(_, b)| *b)
+            .ok_or_else(|| err("module", format!("unrecognized module type: {}", self.kind)))?;
+        if !kids.is_empty() && !container::TYPES.contains(&self.kind.as_str()) {
+            return Err(err(&self.kind, "not a container, cannot hold child modules"));
+        }
+        let mut m = builder(&self.kind, &self.args, &self.kw, kids)?;
+        m.set_name(self.name.clone());
+        Ok(m)
+    }
+}

@@ -1,0 +1,172 @@
+//! The argument language of the api: symbols, numbers, flags, lists, dicts, tensors and null.
+
+use crate::error::{err, Result};
+
+/// One argument value, as Python (or a Rust program) hands it to the core.
+#[derive(Debug)]
+pub enum Value {
+    /// `None` / q null.
+    Null,
+    /// A flag.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating point number.
+    Float(f64),
+    /// A symbol (name).
+    Str(String),
+    /// A list (a Python list).
+    List(Vec<Value>),
+    /// A tuple (a Python tuple): a module spec, or a selection of data members.
+    Tuple(Vec<Value>),
+    /// A dictionary with string keys, in the order given.
+    Dict(Vec<(String, Value)>),
+    /// A tensor (array data).
+    Tensor(tch::Tensor),
+    /// A Python callable or other opaque object, kept by the binding layer.
+    Callable(crate::nn::CallbackFn),
+}
+
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        match self {
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(v) => Value::List(v.clone()),
+            Value::Tuple(v) => Value::Tuple(v.clone()),
+            Value::Dict(d) => Value::Dict(d.clone()),
+            Value::Tensor(t) => Value::Tensor(t.shallow_clone()),
+            Value::Callable(c) => Value::Callable(c.clone()),
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b || (a.is_nan() && b.is_nan()),
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => a == b,
+            (Value::Dict(a), Value::Dict(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Self {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+impl Value {
+    /// A short name of the value's type for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
+            Value::Dict(_) => "dict",
+            Value::Tensor(_) => "tensor",
+            Value::Callable(_) => "callable",
+        }
+    }
+
+    /// True for null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The value as an integer (a float with an integral value is accepted).
+    pub fn as_int(&self, func: &str, what: &str) -> Result<i64> {
+        match self {
+            Value::Int(i) => Ok(*i),
+            Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Ok(*f as i64),
+            Value::Tensor(t) if t.numel() == 1 && !t.is_floating_point() => Ok(t.f_int64_value(&[])?),
+            v => Err(err(func, format!("{what} expects an integer, given {}", v.type_name()))),
+        }
+    }
+
+    /// The value as a float.
+    pub fn as_float(&self, func: &str, what: &str) -> Result<f64> {
+        match self {
+            Value::Int(i) => Ok(*i as f64),
+            Value::Float(f) => Ok(*f),
+            Value::Tensor(t) if t.numel() == 1 && t.dim() == 0 => Ok(t.f_double_value(&[])?),
+            v => Err(err(func, format!("{what} expects a number, given {}", v.type_name()))),
+        }
+    }
+
+    /// The value as a flag.
+    pub fn as_bool(&self, func: &str, what: &str) -> Result<bool> {
+        match self {
+            Value::Bool(b) => Ok(*b),
+            v => Err(err(func, format!("{what} expects a boolean, given {}", v.type_name()))),
+        }
+    }
+
+    /// The value as a symbol.
+    pub fn as_str(&self, func: &str, what: &str) -> Result<&str> {
+        match self {
+            Value::Str(s) => Ok(s),
+            v => Err(err(func, format!("{what} expects a symbol, given {}", v.type_name()))),
+        }
+    }
+
+    /// The value as a list of integers (a single integer is a list of one).
+    pub fn as_ints(&self, func: &str, what: &str) -> Result<Vec<i64>> {
+        match self {
+            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_int(func, what)).collect(),
+            Value::Tensor(t) if t.dim() == 1 && !t.is_floating_point() => Ok(Vec::<i64>::try_from(t)?),
+            v => Ok(vec![v.as_int(func, what)?]),
+        }
+    }
+
+    /// The value as a list of floats (a single number is a list of one).
+    pub fn as_floats(&self, func: &str, what: &str) -> Result<Vec<f64>> {
+        match self {
+            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_float(func, what)).collect(),
+            Value::Tensor(t) if t.dim() == 1 => Ok(Vec::<f64>::try_from(&t.f_to_kind(tch::Kind::Double)?)?),
+            v => Ok(vec![v.as_float(func, what)?]),
+        }
+    }
+
+    /// The value as a list of symbols (a single symbol is a list of one).
+    pub fn as_strs(&self, func: &str, what: &str) -> Result<Vec<String>> {
+        match self {
+            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_str(func, what).map(str::to_string)).collect(),
+            v => Ok(vec![v.as_str(func, what)?.to_string()]),
+        }
+    }
+}
