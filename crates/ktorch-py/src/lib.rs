@@ -1,1 +1,82 @@
+//! The `ktorch._ktorch` Python module: argument conversion, handle classes and error mapping over ktorch-core.
 
+mod convert;
+mod data;
+mod errors;
+mod handles;
+mod loss;
+mod module;
+mod opt;
+mod run;
+mod tensor;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("KtorchError", m.py().get_type::<errors::KtorchError>())?;
+    m.add_class::<handles::Tensor>()?;
+    m.add_class::<handles::Vector>()?;
+    m.add_class::<handles::Dict>()?;
+    m.add_class::<handles::PyModule>()?;
+    m.add_class::<handles::PyLoss>()?;
+    m.add_class::<handles::PyOptimizer>()?;
+    m.add_class::<handles::PyModel>()?;
+    m.add_function(wrap_pyfunction!(tensor::tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::vector, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::dict, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::free, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::addref, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::use_, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::objclass, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::size, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::info, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::grad, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::seed, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::help, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::mul, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::add, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::mean, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::std, m)?)?;
+    m.add_function(wrap_pyfunction!(module::module, m)?)?;
+    m.add_function(wrap_pyfunction!(module::parmnames, m)?)?;
+    m.add_function(wrap_pyfunction!(module::parm, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::loss, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::_lossfn, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::_loss_types, m)?)?;
+    m.add_function(wrap_pyfunction!(opt::opt, m)?)?;
+    m.add_function(wrap_pyfunction!(opt::lr, m)?)?;
+    m.add_function(wrap_pyfunction!(run::model, m)?)?;
+    m.add_function(wrap_pyfunction!(run::zerograd, m)?)?;
+    m.add_function(wrap_pyfunction!(run::nograd, m)?)?;
+    m.add_function(wrap_pyfunction!(run::forward, m)?)?;
+    m.add_function(wrap_pyfunction!(run::nforward, m)?)?;
+    m.add_function(wrap_pyfunction!(run::eforward, m)?)?;
+    m.add_function(wrap_pyfunction!(run::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(run::backward, m)?)?;
+    m.add_function(wrap_pyfunction!(run::clipv, m)?)?;
+    m.add_function(wrap_pyfunction!(run::clip, m)?)?;
+    m.add_function(wrap_pyfunction!(run::step, m)?)?;
+    m.add_function(wrap_pyfunction!(run::backstep, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run, m)?)?;
+    m.add_function(wrap_pyfunction!(run::testrun, m)?)?;
+    m.add_function(wrap_pyfunction!(data::train, m)?)?;
+    m.add_function(wrap_pyfunction!(data::test, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testdata, m)?)?;
+    m.add_function(wrap_pyfunction!(data::input, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testinput, m)?)?;
+    m.add_function(wrap_pyfunction!(data::target, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testtarget, m)?)?;
+    m.add_function(wrap_pyfunction!(data::datasize, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testsize, m)?)?;
+    m.add_function(wrap_pyfunction!(data::batch, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testbatch, m)?)?;
+    m.add_function(wrap_pyfunction!(data::restore, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testrestore, m)?)?;
+    m.add_function(wrap_pyfunction!(data::batchinit, m)?)?;
+    m.add_function(wrap_pyfunction!(data::testinit, m)?)?;
+    m.add_function(wrap_pyfunction!(data::shuffle, m)?)?;
+    m.add_function(wrap_pyfunction!(data::unshuffle, m)?)?;
+    Ok(())
+}

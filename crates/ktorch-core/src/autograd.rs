@@ -1,0 +1,137 @@
+//! Backward calculation with the graph modes free / retain / create / createfree, and gradient resets.
+#![allow(unsafe_code)]
+
+use tch::Tensor;
+
+use crate::error::{err, Error, Result};
+
+/// How the backward call treats the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Free the graph, no higher order derivatives.
+    #[default]
+    Free,
+    /// Retain the graph, no higher order derivatives.
+    Retain,
+    /// Retain the graph and create a graph for higher order derivatives.
+    Create,
+    /// Free the graph and create a graph for higher order derivatives.
+    CreateFree,
+}
+
+/// The mode table shown by `help("backward")`: mode, retain, create, description.
+pub const MODES: &[(&str, bool, bool, &str)] = &[
+    ("free", false, false, "free graph, no higher order derivatives"),
+    ("retain", true, false, "retain graph, no higher order derivatives"),
+    ("create", true, true, "retain graph, create graph for higher order derivatives"),
+    ("createfree", false, true, "free graph & create graph for higher order derivatives"),
+];
+
+impl Mode {
+    /// The mode called `name`.
+    pub fn from_name(func: &str, name: &str) -> Result<Mode> {
+        Ok(match name {
+            "free" => Mode::Free,
+            "retain" => Mode::Retain,
+            "create" => Mode::Create,
+            "createfree" => Mode::CreateFree,
+            s => return Err(err(func, format!("unrecognized mode: {s}, expecting one of free, retain, create, createfree"))),
+        })
+    }
+
+    fn flags(self) -> (bool, bool) {
+        match self {
+            Mode::Free => (false, false),
+            Mode::Retain => (true, false),
+            Mode::Create => (true, true),
+            Mode::CreateFree => (false, true),
+        }
+    }
+}
+
+/// Runs backward from `ys`, with one gradient per tensor (needed for non-scalars).
+pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode) -> Result<()> {
+    if ys.is_empty() {
+        return Err(err(func, "no tensors given"));
+    }
+    if let Some(g) = grads {
+        if g.len() != ys.len() {
+            return Err(err(func, format!("{} tensor(s) given with {} gradient(s)", ys.len(), g.len())));
+        }
+    }
+    // One root: the sum of each output weighted by its gradient gives the
+    // same gradients as autograd.backward(ys, grads).
+    let mut root: Option<Tensor> = None;
+    for (i, y) in ys.iter().enumerate() {
+        if !y.requires_grad() {
+            return Err(err(func, "element 0 of tensors does not require grad and does not have a grad_fn"));
+        }
+        let term = match grads {
+            Some(g) => {
+                let gi = &g[i];
+                if gi.size() != y.size() && gi.numel() != 1 {
+                    return Err(err(func, format!("gradient size {:?} does not match tensor size {:?}", gi.size(), y.size())));
+                }
+                let gi = gi.f_to_kind(y.kind())?.f_to_device(y.device())?.f_detach()?;
+                y.f_mul(&gi)?.f_sum(y.kind())?
+            }
+            None => {
+                if y.numel() != 1 {
+                    return Err(err(func, format!("gradient needed for non-scalar tensor of size {:?}", y.size())));
+                }
+                y.f_sum(y.kind())?
+            }
+        };
+        root = Some(match root {
+            None => term,
+            Some(r) => r.f_add(&term)?,
+        });
+    }
+    let root = root.ok_or_else(|| err(func, "no tensors given"))?;
+    let (keep, create) = mode.flags();
+    run_backward(&root, keep, create)
+}
+
+fn run_backward(t: &Tensor, keep: bool, create: bool) -> Result<()> {
+    // SAFETY: `t` is a valid tensor for the duration of the call; the C
+    // wrapper catches C++ exceptions and stores the message, read back below.
+    unsafe {
+        torch_sys::at_backward(t.as_ptr() as *mut torch_sys::C_tensor, i32::from(keep), i32::from(create));
+        let e = torch_sys::get_and_reset_last_err();
+        if !e.is_null() {
+            let msg = std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned();
+            libc::free(e as *mut libc::c_void);
+            return Err(Error::from(tch::TchError::Torch(msg)));
+        }
+    }
+    Ok(())
+}
+
+/// Sets gradients to zero (`none == false`) or to undefined (`none == true`).
+pub fn reset_grads(ts: &[Tensor], none: bool) -> Result<()> {
+    if none {
+        // libtorch's optimizer zero_grad sets gradients to none: the C api's
+        // one way to release a gradient.
+        let mut o = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
+        let mut any = false;
+        for t in ts {
+            if t.f_grad()?.defined() {
+                o.add_parameters(t, 0)?;
+                any = true;
+            }
+        }
+        if any {
+            o.zero_grad()?;
+        }
+        return Ok(());
+    }
+    let _ng = tch::no_grad_guard();
+    for t in ts {
+        let mut g = t.f_grad()?;
+        if g.defined() {
+            let _ = g.f_detach_()?;
+            let _ = g.f_zero_()?;
+        }
+    }
+    Ok(())
+}

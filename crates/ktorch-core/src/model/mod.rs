@@ -1,0 +1,186 @@
+//! Models: a module, a loss and an optimizer, with training and test data and options.
+
+mod data;
+mod metrics;
+mod options;
+mod run;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tch::Tensor;
+
+use crate::clip;
+use crate::error::{err, Result};
+use crate::loss::Loss;
+use crate::nn::Module;
+use crate::optim::Optimizer;
+
+pub use data::Stage;
+pub use metrics::Metric;
+pub use options::Options;
+
+/// An object shared between holders (a module held by a model and a handle).
+pub type Shared<T> = Arc<Mutex<T>>;
+
+/// Wraps a value for sharing.
+pub fn shared<T>(x: T) -> Shared<T> {
+    Arc::new(Mutex::new(x))
+}
+
+/// Locks a shared object; a lock poisoned by an earlier failure is an error.
+pub fn lock<'a, T>(func: &str, s: &'a Shared<T>) -> Result<MutexGuard<'a, T>> {
+    s.lock().map_err(|_| err(func, "object unusable after an earlier failure in another thread"))
+}
+
+/// How a forward calculation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fwd {
+    /// Training mode, with gradients (`forward`).
+    Grad,
+    /// Training mode, no gradients (`nforward`).
+    NoGrad,
+    /// Evaluation mode, no gradients (`eforward`, `evaluate`).
+    Eval,
+}
+
+/// Runs a module's forward calculation in the given mode; the module's
+/// training flag is restored afterwards.
+pub fn forward(m: &mut Module, xs: &[Tensor], mode: Fwd) -> Result<Vec<Tensor>> {
+    match mode {
+        Fwd::Grad => m.forward(xs),
+        Fwd::NoGrad => {
+            let _g = tch::no_grad_guard();
+            m.forward(xs)
+        }
+        Fwd::Eval => {
+            let was = m.is_training();
+            m.set_training(false);
+            let r = {
+                let _g = tch::no_grad_guard();
+                m.forward(xs)
+            };
+            m.set_training(was);
+            r
+        }
+    }
+}
+
+/// A model: module, loss and optimizer, with training and test stages.
+#[derive(Debug)]
+pub struct Model {
+    module: Shared<Module>,
+    loss: Shared<Loss>,
+    opt: Shared<Optimizer>,
+    /// Training options and data.
+    pub train: Stage,
+    /// Test options and data.
+    pub test: Stage,
+}
+
+impl Model {
+    /// A model over shared module, loss and optimizer.
+    pub fn new(module: Shared<Module>, loss: Shared<Loss>, opt: Shared<Optimizer>) -> Model {
+        Model { module, loss, opt, train: Stage::new(true), test: Stage::new(false) }
+    }
+
+    /// The model's module.
+    pub fn module(&self) -> &Shared<Module> {
+        &self.module
+    }
+
+    /// The model's loss.
+    pub fn loss_fn(&self) -> &Shared<Loss> {
+        &self.loss
+    }
+
+    /// The model's optimizer.
+    pub fn optimizer(&self) -> &Shared<Optimizer> {
+        &self.opt
+    }
+
+    /// The stage for training (`true`) or testing.
+    pub fn stage(&mut self, train: bool) -> &mut Stage {
+        if train {
+            &mut self.train
+        } else {
+            &mut self.test
+        }
+    }
+
+    /// Every parameter the model trains: the module's and the optimizer's, once each.
+    pub fn parameters(&self, func: &str) -> Result<Vec<Tensor>> {
+        let mut ps = lock(func, &self.module)?.parameters();
+        ps.extend(lock(func, &self.opt)?.params());
+        Ok(clip::distinct(ps))
+    }
+
+    /// Forward on the given inputs, or on the stage's data: training data for
+    /// `Grad`/`NoGrad`, test data for `Eval`.
+    pub fn forward(&self, func: &str, x: Option<&[Tensor]>, mode: Fwd) -> Result<Vec<Tensor>> {
+        let own;
+        let xs = match x {
+            Some(x) => x,
+            None => {
+                let stage = if mode == Fwd::Eval { &self.test } else { &self.train };
+                own = stage.inputs().unwrap_or_default();
+                &own
+            }
+        };
+        let mut m = lock(func, &self.module)?;
+        forward(&mut m, xs, mode)
+    }
+
+    /// The model's loss on outputs and targets.
+    pub fn loss(&self, func: &str, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
+        let l = lock(func, &self.loss)?;
+        loss_of(&l, yhat, y)
+    }
+
+    fn data_or(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+        let x = match x {
+            Some(x) => x,
+            None => self.train.inputs().ok_or_else(|| err(func, "no training data defined"))?,
+        };
+        let y = match y {
+            Some(y) => y,
+            None => self.train.targets().unwrap_or_default(),
+        };
+        Ok((x, y))
+    }
+
+    /// Forward, loss and backward on the given data (or the training data);
+    /// returns the loss.
+    pub fn backward(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+        let (x, y) = self.data_or(func, x, y)?;
+        let m = lock(func, &self.module)?;
+        let l = lock(func, &self.loss)?;
+        let out = m.forward(&x)?;
+        let loss = loss_of(&l, &out, &y)?;
+        crate::autograd::backward(func, &[loss.shallow_clone()], None, crate::autograd::Mode::Free)?;
+        Ok(loss.f_double_value(&[])?)
+    }
+
+    /// Forward, loss, backward, clipping by the training options and an
+    /// optimizer step (a closure, so LBFGS can re-evaluate); returns the loss.
+    pub fn backstep(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+        let (x, y) = self.data_or(func, x, y)?;
+        let loss = run::step(self, func, &x, &y, &self.train.opts)?;
+        Ok(loss.f_double_value(&[])?)
+    }
+
+    /// Resets gradients of every parameter the model trains.
+    pub fn zerograd(&self, func: &str, none: bool) -> Result<()> {
+        crate::autograd::reset_grads(&self.parameters(func)?, none)
+    }
+
+    /// An optimizer step.
+    pub fn step(&self, func: &str) -> Result<()> {
+        lock(func, &self.opt)?.step()
+    }
+}
+
+/// Computes a loss from module outputs: the loss takes the first output.
+pub(crate) fn loss_of(l: &Loss, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
+    let first = yhat.first().ok_or_else(|| err(l.kind(), "no model output"))?;
+    l.forward(std::slice::from_ref(first), y)
+}

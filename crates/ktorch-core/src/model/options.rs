@@ -1,0 +1,277 @@
+//! Train and test options: names, defaults, get/set with validation.
+
+use crate::error::{err, Result};
+use crate::model::metrics::Metric;
+use crate::value::Value;
+
+/// Options of one stage (training or testing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// True for the training options (which have more names).
+    pub train: bool,
+    /// Rows per batch (0: all rows in one batch).
+    pub batchsize: i64,
+    /// Drop the last batch when it is not full size.
+    pub droplast: bool,
+    /// The module takes and returns a hidden state, passed from batch to batch.
+    pub hidden: bool,
+    /// Return metrics as tensors rather than arrays.
+    pub tensor: bool,
+    /// Return metrics as a dictionary keyed by name.
+    pub dictionary: bool,
+    /// Metrics the run returns.
+    pub metrics: Vec<Metric>,
+    /// Clip by norm per optimizer group.
+    pub clipgroup: bool,
+    /// Maximum gradient norm and norm type.
+    pub clipnorm: Option<(f64, f64)>,
+    /// Maximum gradient magnitude.
+    pub clipvalue: Option<f64>,
+    /// Shuffle the data at the start of each pass.
+    pub shuffle: bool,
+    /// Synchronize with the device after each batch.
+    pub sync: bool,
+    /// Task index (0 .. tasks-1).
+    pub task: i64,
+    /// Number of tasks sharing the data.
+    pub tasks: i64,
+    /// Draw the shuffle permutation on CUDA.
+    pub shufflecuda: bool,
+    /// Seed of the shuffle generator shared by all tasks.
+    pub shuffleseed: Option<i64>,
+}
+
+/// Names of the options both stages have.
+pub const COMMON: &[&str] = &["batchsize", "droplast", "hidden", "tensor", "dictionary", "metrics"];
+/// Names of the training-only options.
+pub const TRAIN_ONLY: &[&str] = &["clipgroup", "clipnorm", "clipvalue", "shuffle", "sync", "task", "tasks", "shufflecuda", "shuffleseed"];
+
+impl Options {
+    /// The defaults for training (`train == true`) or testing.
+    pub fn new(train: bool) -> Options {
+        Options {
+            train,
+            batchsize: if train { 32 } else { 100 },
+            droplast: false,
+            hidden: false,
+            tensor: false,
+            dictionary: false,
+            metrics: vec![Metric::Loss],
+            clipgroup: false,
+            clipnorm: None,
+            clipvalue: None,
+            shuffle: false,
+            sync: false,
+            task: 0,
+            tasks: 1,
+            shufflecuda: false,
+            shuffleseed: None,
+        }
+    }
+
+    fn func(&self) -> &'static str {
+        if self.train {
+            "train"
+        } else {
+            "test"
+        }
+    }
+
+    /// The option names of this stage, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = COMMON.to_vec();
+        if self.train {
+            v.extend_from_slice(TRAIN_ONLY);
+        }
+        v
+    }
+
+    /// Every option and its value.
+    pub fn all(&self) -> Vec<(String, Value)> {
+        self.names().into_iter().map(|n| (n.to_string(), self.get_unchecked(n))).collect()
+    }
+
+    /// The value of one option.
+    pub fn get(&self, name: &str) -> Result<Value> {
+        self.check_name(name)?;
+        Ok(self.get_unchecked(name))
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        if self.names().contains(&name) {
+            return Ok(());
+        }
+        if TRAIN_ONLY.contains(&name) {
+            return Err(err(name, "not set for evaluation"));
+        }
+        Err(err(self.func(), format!("unrecognized option: {name}, expecting one of: {}", self.names().join(", "))))
+    }
+
+    fn get_unchecked(&self, name: &str) -> Value {
+        match name {
+            "batchsize" => Value::Int(self.batchsize),
+            "droplast" => Value::Bool(self.droplast),
+            "hidden" => Value::Bool(self.hidden),
+            "tensor" => Value::Bool(self.tensor),
+            "dictionary" => Value::Bool(self.dictionary),
+            "metrics" => Value::List(self.metrics.iter().map(|m| Value::Str(m.name().into())).collect()),
+            "clipgroup" => Value::Bool(self.clipgroup),
+            "clipnorm" => self.clipnorm.map_or(Value::Null, |(a, b)| Value::List(vec![Value::Float(a), Value::Float(b)])),
+            "clipvalue" => self.clipvalue.map_or(Value::Null, Value::Float),
+            "shuffle" => Value::Bool(self.shuffle),
+            "sync" => Value::Bool(self.sync),
+            "task" => Value::Int(self.task),
+            "tasks" => Value::Int(self.tasks),
+            "shufflecuda" => Value::Bool(self.shufflecuda),
+            "shuffleseed" => self.shuffleseed.map_or(Value::Null, Value::Int),
+            _ => Value::Null,
+        }
+    }
+
+    /// Sets options by name; on any error every option keeps its old value.
+    pub fn set(&mut self, pairs: &[(String, Value)]) -> Result<()> {
+        let mut o = self.clone();
+        for (k, v) in pairs {
+            o.set_one(k, v)?;
+        }
+        if o.task >= o.tasks {
+            return Err(err(self.func(), format!("task {} implies at least {} tasks, but only {} defined", o.task, o.task + 1, o.tasks)));
+        }
+        *self = o;
+        Ok(())
+    }
+
+    fn set_one(&mut self, k: &str, v: &Value) -> Result<()> {
+        self.check_name(k)?;
+        let f = self.func();
+        let flag = |v: &Value| v.as_bool(k, "value");
+        match k {
+            "batchsize" => {
+                let n = v.as_int(k, "value")?;
+                if n < 0 {
+                    return Err(err(f, format!("batchsize must be non-negative, given {n}")));
+                }
+                self.batchsize = n;
+            }
+            "droplast" => self.droplast = flag(v)?,
+            "hidden" => self.hidden = flag(v)?,
+            "tensor" => self.tensor = flag(v)?,
+            "dictionary" => self.dictionary = flag(v)?,
+            "metrics" => {
+                let names = match v {
+                    Value::Null => vec![],
+                    Value::List(x) if x.is_empty() => vec![],
+                    v => v.as_strs(k, "value")?,
+                };
+                let mut ms = Vec::with_capacity(names.len());
+                for n in names {
+                    let m = Metric::from_name(&n).ok_or_else(|| {
+                        err(k, format!("unrecognized metric: {n}, expecting one of: {}", Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")))
+                    })?;
+                    if ms.contains(&m) {
+                        return Err(err(k, format!("metric {n} given twice")));
+                    }
+                    ms.push(m);
+                }
+                self.metrics = ms;
+            }
+            "clipgroup" => self.clipgroup = flag(v)?,
+            "clipnorm" => {
+                self.clipnorm = match v {
+                    Value::Null => None,
+                    Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
+                    v => {
+                        let xs = v.as_floats(k, "value")?;
+                        let (m, p) = match xs.as_slice() {
+                            [m] => (*m, 2.0),
+                            [m, p] => (*m, *p),
+                            _ => return Err(err(k, format!("expecting max norm or (max norm, norm type), given {} values", xs.len()))),
+                        };
+                        crate::clip::check_norm(k, m, p)?;
+                        Some((m, p))
+                    }
+                };
+                if self.clipnorm.is_some() {
+                    self.clipvalue = None;
+                }
+            }
+            "clipvalue" => {
+                self.clipvalue = match v {
+                    Value::Null => None,
+                    Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
+                    v => {
+                        let x = v.as_float(k, "value")?;
+                        if !(x >= 0.0) {
+                            return Err(err(k, format!("must be non-negative, given {x}")));
+                        }
+                        Some(x)
+                    }
+                };
+                if self.clipvalue.is_some() {
+                    self.clipnorm = None;
+                }
+            }
+            "shuffle" => self.shuffle = flag(v)?,
+            "sync" => self.sync = flag(v)?,
+            "task" => {
+                let n = v.as_int(k, "value")?;
+                if n < 0 {
+                    return Err(err(k, format!("must be non-negative, given {n}")));
+                }
+                self.task = n;
+            }
+            "tasks" => {
+                let n = v.as_int(k, "value")?;
+                if n < 1 {
+                    return Err(err(k, format!("must be at least 1, given {n}")));
+                }
+                self.tasks = n;
+            }
+            "shufflecuda" => self.shufflecuda = flag(v)?,
+            "shuffleseed" => {
+                self.shuffleseed = match v {
+                    Value::Null => None,
+                    v => Some(v.as_int(k, "value")?),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_set_keeps_everything() {
+        let mut o = Options::new(true);
+        let e = o.set(&[("batchsize".into(), Value::Int(5)), ("metrics".into(), Value::Str("bogus".into()))]);
+        assert!(e.is_err());
+        assert_eq!(o.batchsize, 32);
+    }
+
+    #[test]
+    fn clip_options_exclude_each_other() {
+        let mut o = Options::new(true);
+        o.set(&[("clipnorm".into(), Value::Int(2))]).expect("set");
+        assert_eq!(o.clipnorm, Some((2.0, 2.0)));
+        o.set(&[("clipvalue".into(), Value::Float(0.5))]).expect("set");
+        assert_eq!(o.clipnorm, None);
+    }
+
+    #[test]
+    fn train_only_refused_on_test() {
+        let mut o = Options::new(false);
+        let e = o.set(&[("clipnorm".into(), Value::Int(2))]).expect_err("test");
+        assert_eq!(e.to_string(), "clipnorm: not set for evaluation");
+    }
+
+    #[test]
+    fn task_below_tasks() {
+        let mut o = Options::new(true);
+        let e = o.set(&[("tasks".into(), Value::Int(2)), ("task".into(), Value::Int(2))]).expect_err("task");
+        assert_eq!(e.to_string(), "train: task 2 implies at least 3 tasks, but only 2 defined");
+    }
+}

@@ -1,0 +1,130 @@
+//! The training step and the run / testrun loops over a stage's batches.
+
+use tch::Tensor;
+
+use crate::autograd::{backward, reset_grads, Mode};
+use crate::clip::{clip_norm, clip_value, distinct};
+use crate::error::Result;
+use crate::model::metrics::{Accum, Metric};
+use crate::model::options::Options;
+use crate::model::{lock, loss_of, Model};
+
+/// Results of a run: each metric asked for, None where there is no value.
+pub type Metrics = Vec<(Metric, Option<Tensor>)>;
+
+/// One training step on `x`, `y`: gradients to none, forward, loss, backward,
+/// clipping as `opts` say, optimizer step (re-evaluating for LBFGS).
+/// Returns the loss of the first evaluation.
+pub(crate) fn step(model: &Model, func: &str, x: &[Tensor], y: &[Tensor], opts: &Options) -> Result<Tensor> {
+    Ok(step_outputs(model, func, x, y, opts)?.0)
+}
+
+fn step_outputs(model: &Model, func: &str, x: &[Tensor], y: &[Tensor], opts: &Options) -> Result<(Tensor, Vec<Tensor>)> {
+    let m = lock(func, &model.module)?;
+    let l = lock(func, &model.loss)?;
+    let mut o = lock(func, &model.opt)?;
+    let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
+    let mut params = m.parameters();
+    params.extend(groups.iter().flatten().map(Tensor::shallow_clone));
+    let params = distinct(params);
+    let mut first: Option<Vec<Tensor>> = None;
+    let mut closure = || -> Result<Tensor> {
+        reset_grads(&params, true)?;
+        let out = m.forward(x)?;
+        let loss = loss_of(&l, &out, y)?;
+        backward(func, &[loss.shallow_clone()], None, Mode::Free)?;
+        if let Some(v) = opts.clipvalue {
+            clip_value(func, &params, v)?;
+        }
+        if let Some((maxnorm, p)) = opts.clipnorm {
+            if opts.clipgroup && !groups.is_empty() {
+                for g in &groups {
+                    clip_norm(func, g, maxnorm, p)?;
+                }
+            } else {
+                clip_norm(func, &params, maxnorm, p)?;
+            }
+        }
+        if first.is_none() {
+            first = Some(out);
+        }
+        Ok(loss.f_detach()?)
+    };
+    let loss = o.step_with(&mut closure)?;
+    Ok((loss, first.unwrap_or_default()))
+}
+
+impl Model {
+    /// A training pass over every batch of the training data; returns the metrics.
+    pub fn run(&mut self, func: &str) -> Result<Metrics> {
+        let opts = self.train.opts.clone();
+        if self.train.init(func)? < 0 {
+            return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
+        }
+        let was = self.set_training(func, true)?;
+        let r = self.pass(func, true, &opts);
+        self.set_training(func, was)?;
+        if r.is_err() {
+            self.train.restore();
+        }
+        r
+    }
+
+    /// An evaluation pass over every batch of the test data, without gradients.
+    pub fn testrun(&mut self, func: &str) -> Result<Metrics> {
+        let opts = self.test.opts.clone();
+        if self.test.init(func)? < 0 {
+            return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
+        }
+        let was = self.set_training(func, false)?;
+        let r = {
+            let _g = tch::no_grad_guard();
+            self.pass(func, false, &opts)
+        };
+        self.set_training(func, was)?;
+        if r.is_err() {
+            self.test.restore();
+        }
+        r
+    }
+
+    fn set_training(&self, func: &str, on: bool) -> Result<bool> {
+        let mut m = lock(func, &self.module)?;
+        let was = m.is_training();
+        m.set_training(on);
+        Ok(was)
+    }
+
+    fn pass(&mut self, func: &str, train: bool, opts: &Options) -> Result<Metrics> {
+        let mut acc = Accum::default();
+        let mut hidden: Vec<Tensor> = Vec::new();
+        let want_loss = Accum::wants_loss(&opts.metrics);
+        while self.stage(train).batch(func)? {
+            let stage = if train { &self.train } else { &self.test };
+            let mut x = stage.inputs().unwrap_or_default();
+            let y = stage.targets().unwrap_or_default();
+            x.extend(hidden.drain(..));
+            let (loss, out) = if train {
+                let (l, o) = step_outputs(self, func, &x, &y, opts)?;
+                (Some(l), o)
+            } else {
+                let out = lock(func, &self.module)?.forward(&x)?;
+                let l = if want_loss && !y.is_empty() { Some(self.loss(func, &out, &y)?) } else { None };
+                (l, out)
+            };
+            if opts.hidden {
+                hidden = out[1..].iter().map(Tensor::f_detach).collect::<std::result::Result<Vec<_>, _>>()?;
+            }
+            acc.add(&opts.metrics, loss.as_ref(), &out, y.first())?;
+            if opts.sync {
+                if let Some(t) = out.first() {
+                    if let tch::Device::Cuda(i) = t.device() {
+                        tch::Cuda::synchronize(i as i64);
+                    }
+                }
+            }
+        }
+        let stage = if train { &self.train } else { &self.test };
+        acc.finish(&opts.metrics, stage.order())
+    }
+}

@@ -1,0 +1,245 @@
+//! Tensor options (dtype, device, gradient) and the creation modes randn, zeros, arange ...
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{err, Result};
+use crate::value::Value;
+
+/// Options given with a tensor: dtype, device and gradient flag.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TensorOptions {
+    /// Data type, if given.
+    pub kind: Option<Kind>,
+    /// Device, if given.
+    pub device: Option<Device>,
+    /// Track gradients.
+    pub grad: bool,
+}
+
+/// The dtype called `name` (`float`, `double`, `long` ...).
+pub fn kind_from_name(name: &str) -> Option<Kind> {
+    Some(match name {
+        "float" => Kind::Float,
+        "double" => Kind::Double,
+        "half" => Kind::Half,
+        "bfloat" => Kind::BFloat16,
+        "long" => Kind::Int64,
+        "int" => Kind::Int,
+        "short" => Kind::Int16,
+        "byte" => Kind::Uint8,
+        "char" => Kind::Int8,
+        "bool" => Kind::Bool,
+        "cfloat" => Kind::ComplexFloat,
+        "cdouble" => Kind::ComplexDouble,
+        _ => return None,
+    })
+}
+
+/// The api's name for a dtype.
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Float => "float",
+        Kind::Double => "double",
+        Kind::Half => "half",
+        Kind::BFloat16 => "bfloat",
+        Kind::Int64 => "long",
+        Kind::Int => "int",
+        Kind::Int16 => "short",
+        Kind::Uint8 => "byte",
+        Kind::Int8 => "char",
+        Kind::Bool => "bool",
+        Kind::ComplexFloat => "cfloat",
+        Kind::ComplexDouble => "cdouble",
+        _ => "other",
+    }
+}
+
+/// The device called `name` (`cpu`, `cuda`, `cuda:1`).
+pub fn device_from_name(func: &str, name: &str) -> Result<Option<Device>> {
+    Ok(Some(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        s if s.starts_with("cuda:") => {
+            let i: usize = s[5..].parse().map_err(|_| err(func, format!("unrecognized device: {s}")))?;
+            Device::Cuda(i)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The api's name for a device.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(0) => "cuda".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+    }
+}
+
+impl TensorOptions {
+    /// Reads option names: `grad`, a dtype name, a device name.
+    pub fn parse(func: &str, names: &[String]) -> Result<TensorOptions> {
+        let mut o = TensorOptions::default();
+        for n in names {
+            if n == "grad" {
+                o.grad = true;
+            } else if n == "nograd" {
+                o.grad = false;
+            } else if let Some(k) = kind_from_name(n) {
+                o.kind = Some(k);
+            } else if let Some(d) = device_from_name(func, n)? {
+                if let Device::Cuda(i) = d {
+                    let count = tch::Cuda::device_count();
+                    if i as i64 >= count {
+                        return Err(err(func, format!("device {n} not available ({count} CUDA device(s))")));
+                    }
+                }
+                o.device = Some(d);
+            } else {
+                return Err(err(func, format!("unrecognized tensor option: {n}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
+            }
+        }
+        Ok(o)
+    }
+
+    /// Applies dtype, device and gradient to `t`.
+    pub fn apply(&self, func: &str, t: Tensor) -> Result<Tensor> {
+        let mut t = t;
+        if let Some(k) = self.kind {
+            if t.kind() != k {
+                t = t.f_to_kind(k)?;
+            }
+        }
+        if let Some(d) = self.device {
+            if t.device() != d {
+                t = t.f_to_device(d)?;
+            }
+        }
+        if self.grad {
+            if !t.is_floating_point() && !matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble) {
+                return Err(err(func, format!("gradients need a floating point tensor, given {}", kind_name(t.kind()))));
+            }
+            t = t.f_detach()?.f_set_requires_grad(true)?;
+        }
+        Ok(t)
+    }
+
+    fn opts(&self, default: Kind) -> (Kind, Device) {
+        (self.kind.unwrap_or(default), self.device.unwrap_or(Device::Cpu))
+    }
+}
+
+/// The creation modes.
+pub const MODES: &[&str] = &["randn", "rand", "randint", "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "logspace", "randperm"];
+
+fn size_of(func: &str, v: Option<&Value>) -> Result<Vec<i64>> {
+    let v = v.ok_or_else(|| err(func, "size not given"))?;
+    let s = v.as_ints(func, "size")?;
+    if let Some(x) = s.iter().find(|x| **x < 0) {
+        return Err(err(func, format!("negative size {x}")));
+    }
+    Ok(s)
+}
+
+fn want(func: &str, mode: &str, args: &[Value], lo: usize, hi: usize) -> Result<()> {
+    if args.len() < lo || args.len() > hi {
+        return Err(err(func, format!("{mode} expects {lo}-{hi} argument(s), given {}", args.len())));
+    }
+    Ok(())
+}
+
+/// Creates a tensor by mode, e.g. `randn` with a size, `randint` with high and size.
+pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Result<Tensor> {
+    let f = |i: usize, what: &str| -> Result<f64> { args[i].as_float(func, what) };
+    let int_or_float = |v: &Value| matches!(v, Value::Int(_));
+    let t = match mode {
+        "randn" | "rand" | "zeros" | "ones" | "empty" => {
+            want(func, mode, args, 1, 1)?;
+            let s = size_of(func, args.first())?;
+            let opts = o.opts(Kind::Float);
+            match mode {
+                "randn" => Tensor::f_randn(&s, opts)?,
+                "rand" => Tensor::f_rand(&s, opts)?,
+                "zeros" => Tensor::f_zeros(&s, opts)?,
+                "ones" => Tensor::f_ones(&s, opts)?,
+                _ => Tensor::f_empty(&s, opts)?,
+            }
+        }
+        "full" => {
+            want(func, mode, args, 2, 2)?;
+            let s = size_of(func, args.first())?;
+            let k = if int_or_float(&args[1]) { Kind::Int64 } else if matches!(args[1], Value::Bool(_)) { Kind::Bool } else { Kind::Float };
+            match &args[1] {
+                Value::Bool(b) => Tensor::f_full(&s, i64::from(*b), o.opts(k))?,
+                Value::Int(i) => Tensor::f_full(&s, *i, o.opts(k))?,
+                _ => Tensor::f_full(&s, f(1, "fill value")?, o.opts(k))?,
+            }
+        }
+        "randint" => {
+            want(func, mode, args, 2, 3)?;
+            let (lo, hi, s) = if args.len() == 2 {
+                (0, args[0].as_int(func, "high")?, size_of(func, args.get(1))?)
+            } else {
+                (args[0].as_int(func, "low")?, args[1].as_int(func, "high")?, size_of(func, args.get(2))?)
+            };
+            if hi <= lo {
+                return Err(err(func, format!("randint: high {hi} must be greater than low {lo}")));
+            }
+            Tensor::f_randint_low(lo, hi, &s, o.opts(Kind::Int64))?
+        }
+        "randperm" => {
+            want(func, mode, args, 1, 1)?;
+            let n = args[0].as_int(func, "n")?;
+            if n < 0 {
+                return Err(err(func, format!("randperm: negative size {n}")));
+            }
+            Tensor::f_randperm(n, o.opts(Kind::Int64))?
+        }
+        "eye" => {
+            want(func, mode, args, 1, 2)?;
+            let n = args[0].as_int(func, "n")?;
+            let m = if args.len() > 1 { args[1].as_int(func, "m")? } else { n };
+            if n < 0 || m < 0 {
+                return Err(err(func, "eye: negative size"));
+            }
+            Tensor::f_eye_m(n, m, o.opts(Kind::Float))?
+        }
+        "arange" => {
+            want(func, mode, args, 1, 3)?;
+            let ints = args.iter().all(int_or_float);
+            let k = if ints { Kind::Int64 } else { Kind::Float };
+            let (s, e, st) = match args.len() {
+                1 => (0.0, f(0, "end")?, 1.0),
+                2 => (f(0, "start")?, f(1, "end")?, 1.0),
+                _ => (f(0, "start")?, f(1, "end")?, f(2, "step")?),
+            };
+            if st == 0.0 || !((e - s) / st).is_finite() {
+                return Err(err(func, "arange: step must be non-zero and the range finite"));
+            }
+            if ints {
+                Tensor::f_arange_start_step(s as i64, e as i64, st as i64, o.opts(k))?
+            } else {
+                Tensor::f_arange_start_step(s, e, st, o.opts(k))?
+            }
+        }
+        "linspace" | "logspace" => {
+            want(func, mode, args, 3, 4)?;
+            let (s, e) = (f(0, "start")?, f(1, "end")?);
+            let n = args[2].as_int(func, "steps")?;
+            if n < 0 {
+                return Err(err(func, format!("{mode}: number of steps must be non-negative, given {n}")));
+            }
+            if mode == "linspace" {
+                want(func, mode, args, 3, 3)?;
+                Tensor::f_linspace(s, e, n, o.opts(Kind::Float))?
+            } else {
+                let base = if args.len() > 3 { f(3, "base")? } else { 10.0 };
+                Tensor::f_logspace(s, e, n, base, o.opts(Kind::Float))?
+            }
+        }
+        _ => return Err(err(func, format!("unrecognized creation mode: {mode}"))),
+    };
+    o.apply(func, t)
+}

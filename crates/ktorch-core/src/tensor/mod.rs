@@ -1,0 +1,345 @@
+//! Tensor collections (a tensor, a vector, a dictionary) with batching and shuffling in place.
+
+mod create;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{err, Result};
+
+pub use create::{create, device_from_name, device_name, kind_from_name, kind_name, TensorOptions, MODES};
+
+/// Which api object a [`Tensors`] value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A single tensor.
+    Tensor,
+    /// A list of tensors.
+    Vector,
+    /// Tensors by name.
+    Dict,
+}
+
+impl Class {
+    /// The name `objclass` returns.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Tensor => "tensor",
+            Class::Vector => "vector",
+            Class::Dict => "dictionary",
+        }
+    }
+}
+
+/// Batching in effect: the full tensors and the batch now selected.
+#[derive(Debug)]
+struct Batching {
+    full: Vec<Tensor>,
+    dim: i64,
+    size: i64,
+    index: i64,
+}
+
+/// A tensor, vector or dictionary of tensors. Batching narrows every member
+/// in place to the same slice along one dimension; the full tensors are kept
+/// until [`Tensors::restore`].
+#[derive(Debug)]
+pub struct Tensors {
+    class: Class,
+    names: Vec<String>,
+    items: Vec<Tensor>,
+    batch: Option<Batching>,
+}
+
+impl Tensors {
+    /// A single tensor.
+    pub fn tensor(t: Tensor) -> Tensors {
+        Tensors { class: Class::Tensor, names: vec![], items: vec![t], batch: None }
+    }
+
+    /// A vector of tensors.
+    pub fn vector(items: Vec<Tensor>) -> Tensors {
+        Tensors { class: Class::Vector, names: vec![], items, batch: None }
+    }
+
+    /// A dictionary of tensors; names must be unique.
+    pub fn dict(func: &str, pairs: Vec<(String, Tensor)>) -> Result<Tensors> {
+        let mut names = Vec::with_capacity(pairs.len());
+        let mut items = Vec::with_capacity(pairs.len());
+        for (k, t) in pairs {
+            if names.contains(&k) {
+                return Err(err(func, format!("duplicate key `{k}`")));
+            }
+            names.push(k);
+            items.push(t);
+        }
+        Ok(Tensors { class: Class::Dict, names, items, batch: None })
+    }
+
+    /// The object's class.
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// Member names (dictionaries only).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Current members (narrowed to the batch when batching).
+    pub fn items(&self) -> &[Tensor] {
+        &self.items
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True with no members.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The single tensor of a tensor object.
+    pub fn get(&self) -> &Tensor {
+        &self.items[0]
+    }
+
+    /// The full-size members: the same as [`Tensors::items`] unless batching.
+    pub fn full(&self) -> &[Tensor] {
+        match &self.batch {
+            Some(b) => &b.full,
+            None => &self.items,
+        }
+    }
+
+    /// Shallow copies of the current members.
+    pub fn shallow(&self) -> Vec<Tensor> {
+        self.items.iter().map(Tensor::shallow_clone).collect()
+    }
+
+    /// The member at `i` (vector) or under `key` (dictionary).
+    pub fn index_of(&self, func: &str, key: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == key).ok_or_else(|| err(func, format!("dictionary has no key `{key}`")))
+    }
+
+    /// Checks an index into a vector.
+    pub fn check_index(&self, func: &str, i: i64) -> Result<usize> {
+        if i < 0 || i as usize >= self.items.len() {
+            return Err(err(func, format!("vector index {i} invalid for vector of {} tensor(s)", self.items.len())));
+        }
+        Ok(i as usize)
+    }
+
+    /// Replaces the members (batching is dropped).
+    pub fn set_items(&mut self, items: Vec<Tensor>) {
+        self.batch = None;
+        self.items = items;
+    }
+
+    /// The size along `dim` shared by every member, or an error naming the mismatch.
+    pub fn common_size(&self, func: &str, dim: i64) -> Result<i64> {
+        common_size(func, self.full(), dim)
+    }
+
+    /// True while a batch is selected.
+    pub fn batching(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    /// Moves to the next batch of size `w` along `dim`: true while a batch is
+    /// selected, false (with full size restored) after the last one.
+    pub fn batch(&mut self, func: &str, w: i64, dim: i64) -> Result<bool> {
+        let next = match &self.batch {
+            Some(b) if b.size == w && b.dim == dim => b.index + 1,
+            _ => {
+                self.restore();
+                let n = self.common_size(func, dim)?;
+                check_batch_size(func, w, n)?;
+                0
+            }
+        };
+        let n = self.common_size(func, dim)?;
+        if next * w >= n {
+            self.restore();
+            return Ok(false);
+        }
+        self.select(func, w, dim, next)?;
+        Ok(true)
+    }
+
+    /// Selects batch `i` of size `w` along `dim`.
+    pub fn batch_at(&mut self, func: &str, w: i64, dim: i64, i: i64) -> Result<()> {
+        let n = self.common_size(func, dim)?;
+        check_batch_size(func, w, n)?;
+        let count = (n + w - 1) / w;
+        if i < 0 || i >= count {
+            return Err(err(func, format!("batch[{i}] invalid, valid range is from 0-{}", count - 1)));
+        }
+        self.select(func, w, dim, i)
+    }
+
+    /// Narrows every member to batch `i` of size `w` along dim 0 (the last batch may be short).
+    pub fn narrow_rows(&mut self, func: &str, w: i64, i: i64) -> Result<()> {
+        if w < 1 {
+            return Err(err(func, format!("batch size {w} must be positive")));
+        }
+        self.select(func, w, 0, i)
+    }
+
+    fn select(&mut self, func: &str, w: i64, dim: i64, i: i64) -> Result<()> {
+        let full: Vec<Tensor> = match self.batch.take() {
+            Some(b) => b.full,
+            None => std::mem::take(&mut self.items),
+        };
+        let n = common_size(func, &full, dim).unwrap_or(0);
+        let start = i * w;
+        let len = w.min(n - start);
+        let mut items = Vec::with_capacity(full.len());
+        for t in &full {
+            match t.f_narrow(dim, start, len) {
+                Ok(v) => items.push(v),
+                Err(e) => {
+                    self.items = full;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.items = items;
+        self.batch = Some(Batching { full, dim, size: w, index: i });
+        Ok(())
+    }
+
+    /// Restores full size; returns the size along the batching dimension (0 by default).
+    pub fn restore(&mut self) -> i64 {
+        let dim = self.batch.as_ref().map_or(0, |b| b.dim);
+        if let Some(b) = self.batch.take() {
+            self.items = b.full;
+        }
+        self.items.first().and_then(|t| t.size().get(dim as usize).copied()).unwrap_or(0)
+    }
+
+    /// Restores full size, then reorders every member along `dim` with one
+    /// random permutation, which is returned.
+    pub fn shuffle(&mut self, func: &str, dim: i64, gen: Option<&mut dyn FnMut(i64, Device) -> Result<Tensor>>) -> Result<Tensor> {
+        self.restore();
+        let n = self.common_size(func, dim)?;
+        let dev = self.items.first().map_or(Device::Cpu, Tensor::device);
+        let p = match gen {
+            Some(g) => g(n, dev)?,
+            None => Tensor::f_randperm(n, (Kind::Int64, dev))?,
+        };
+        self.permute(dim, &p)?;
+        Ok(p)
+    }
+
+    /// Reorders every member along `dim` by index `p` (full size restored first).
+    pub fn permute(&mut self, dim: i64, p: &Tensor) -> Result<()> {
+        self.restore();
+        let _g = tch::no_grad_guard();
+        let mut out = Vec::with_capacity(self.items.len());
+        for t in &self.items {
+            let idx = p.f_to_device(t.device())?;
+            out.push(t.f_index_select(dim, &idx)?);
+        }
+        for (t, o) in self.items.iter_mut().zip(out) {
+            // keep leaves (and their gradient flag) by writing into the existing storage
+            if t.requires_grad() {
+                t.f_copy_(&o)?;
+            } else {
+                *t = o;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The size along `dim` shared by every tensor.
+pub fn common_size(func: &str, ts: &[Tensor], dim: i64) -> Result<i64> {
+    let mut n: Option<i64> = None;
+    for t in ts {
+        let d = t.dim() as i64;
+        if dim < 0 || dim >= d.max(0) {
+            return Err(err(func, format!("dimension {dim} invalid for tensor with {d} dimension(s)")));
+        }
+        let s = t.size()[dim as usize];
+        match n {
+            None => n = Some(s),
+            Some(m) if m != s => return Err(err(func, format!("tensor size mismatch, {m} vs {s}"))),
+            _ => {}
+        }
+    }
+    n.ok_or_else(|| err(func, "no tensors"))
+}
+
+fn check_batch_size(func: &str, w: i64, n: i64) -> Result<()> {
+    if w < 1 || w >= n {
+        return Err(err(func, format!("size {w} not in the range 1-{}", n - 1)));
+    }
+    Ok(())
+}
+
+/// Number of batches of size `w` in `n` rows (w clamped to n; 0 means one batch).
+pub fn batch_count(n: i64, w: i64, droplast: bool) -> i64 {
+    if n == 0 {
+        return 0;
+    }
+    let w = if w <= 0 || w > n { n } else { w };
+    if droplast {
+        n / w
+    } else {
+        (n + w - 1) / w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(t: &Tensor) -> Vec<i64> {
+        Vec::<i64>::try_from(t).expect("values")
+    }
+
+    #[test]
+    fn batches_then_restores() {
+        let mut x = Tensors::tensor(Tensor::arange(7, (Kind::Int64, Device::Cpu)));
+        let mut seen = vec![];
+        while x.batch("batch", 3, 0).expect("batch") {
+            seen.push(vals(x.get()));
+        }
+        assert_eq!(seen, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(vals(x.get()).len(), 7);
+    }
+
+    #[test]
+    fn batch_size_range() {
+        let mut x = Tensors::tensor(Tensor::arange(9, (Kind::Int64, Device::Cpu)));
+        let e = x.batch("batch", 9, 0).expect_err("too big");
+        assert_eq!(e.to_string(), "batch: size 9 not in the range 1-8");
+        let e = x.batch_at("batch", 3, 0, 4).expect_err("index");
+        assert_eq!(e.to_string(), "batch: batch[4] invalid, valid range is from 0-2");
+    }
+
+    #[test]
+    fn shuffle_is_shared_permutation() {
+        let a = Tensor::arange(12, (Kind::Int64, Device::Cpu)).reshape([3, 4]);
+        let b = Tensor::from_slice(&[1i64, 2, 3]);
+        let mut d = Tensors::dict("dict", vec![("a".into(), a), ("b".into(), b)]).expect("dict");
+        let p = d.shuffle("shuffle", 0, None).expect("shuffle");
+        let p = vals(&p);
+        let bs = vals(&d.items()[1]);
+        let a0 = vals(&d.items()[0].get(0));
+        for i in 0..3 {
+            assert_eq!(bs[i], p[i] + 1);
+        }
+        assert_eq!(a0[0], p[0] * 4);
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(batch_count(10, 3, false), 4);
+        assert_eq!(batch_count(10, 3, true), 3);
+        assert_eq!(batch_count(10, 0, false), 1);
+        assert_eq!(batch_count(10, 100, false), 1);
+    }
+}

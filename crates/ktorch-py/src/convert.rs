@@ -1,0 +1,220 @@
+//! Conversions: Python data (numpy, lists, scalars, torch.Tensor, handles) to and from tensors and values.
+
+use std::sync::Arc;
+
+use ktorch_core::model::{lock, shared};
+use ktorch_core::tensor::{Class, Tensors};
+use ktorch_core::{Module, Value};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3_tch::PyTensor;
+use tch::Tensor as TchTensor;
+
+use crate::errors::{terr, IntoPy};
+use crate::handles::{is_handle, Tensor, Vector};
+
+static NUMPY: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+static TORCH: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+
+fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(NUMPY.get_or_try_init(py, || py.import("numpy").map(|m| m.into_any().unbind()))?.bind(py))
+}
+
+fn torch(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(TORCH.get_or_try_init(py, || py.import("torch").map(|m| m.into_any().unbind()))?.bind(py))
+}
+
+/// True for a torch.Tensor.
+pub fn is_torch(x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let t = torch(x.py())?.getattr("Tensor")?;
+    x.is_instance(&t)
+}
+
+/// True for a numpy array or numpy scalar.
+pub fn is_numpy(x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let np = numpy(x.py())?;
+    Ok(x.is_instance(&np.getattr("ndarray")?)? || x.is_instance(&np.getattr("generic")?)?)
+}
+
+/// True for data a tensor can be made from (not a handle, string or dict).
+pub fn is_data(x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(x.is_instance_of::<PyList>()
+        || x.is_instance_of::<PyFloat>()
+        || x.is_instance_of::<PyInt>()
+        || is_numpy(x)?
+        || is_torch(x)?
+        || x.is_instance_of::<Tensor>())
+}
+
+/// A libtorch tensor from a Tensor handle (its current view, shared), a
+/// torch.Tensor (shared), or numpy / list / scalar data (copied).
+pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
+    if let Ok(h) = x.downcast::<Tensor>() {
+        let s = h.get().get(func)?;
+        let t = lock(func, &s).py()?;
+        return Ok(t.get().shallow_clone());
+    }
+    if is_handle(x) {
+        return Err(terr(func, format!("expecting array data or a Tensor, given a {}", x.get_type().name()?)));
+    }
+    if is_torch(x)? {
+        let t: PyTensor = x.extract()?;
+        return Ok(t.0);
+    }
+    if x.is_none() || x.is_instance_of::<PyString>() || x.is_instance_of::<PyDict>() {
+        return Err(terr(func, format!("expecting array data, given {}", x.get_type().name()?)));
+    }
+    let py = x.py();
+    let np = numpy(py)?;
+    let a = np.call_method1("asarray", (x,)).map_err(|e| terr(func, format!("cannot make a tensor from {}: {e}", x.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let kind: String = a.getattr("dtype")?.getattr("kind")?.extract()?;
+    if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c") {
+        let dt = a.getattr("dtype")?.str()?.to_string();
+        return Err(terr(func, format!("cannot make a tensor from array of dtype {dt}")));
+    }
+    let tt = torch(py)?.call_method1("tensor", (a,)).map_err(|e| terr(func, format!("cannot make a tensor: {e}")))?;
+    let t: PyTensor = tt.extract()?;
+    Ok(t.0)
+}
+
+/// A torch.Tensor sharing storage with `t`.
+pub fn to_torch<'py>(py: Python<'py>, t: &TchTensor) -> PyResult<Bound<'py, PyAny>> {
+    PyTensor(t.shallow_clone()).into_pyobject(py)
+}
+
+/// A numpy array (a numpy scalar for 0-dim tensors) holding a copy of `t`'s values.
+pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
+    if !t.defined() {
+        return Ok(py.None());
+    }
+    let mut c = t.f_detach().map_err(ktorch_core::Error::from).py()?.f_to_device(tch::Device::Cpu).map_err(ktorch_core::Error::from).py()?;
+    if c.kind() == tch::Kind::BFloat16 {
+        c = c.f_to_kind(tch::Kind::Float).map_err(ktorch_core::Error::from).py()?;
+    }
+    let c = if c.data_ptr() == t.data_ptr() { c.f_detach_copy().map_err(ktorch_core::Error::from).py()? } else { c };
+    let obj = to_torch(py, &c)?;
+    let a = obj.call_method0("numpy")?;
+    if t.dim() == 0 {
+        return Ok(a.get_item(())?.unbind());
+    }
+    Ok(a.unbind())
+}
+
+/// The values of a tensor, vector or dictionary: an array, a list of arrays, a dict of arrays.
+pub fn tensors_to_py(py: Python<'_>, t: &Tensors) -> PyResult<PyObject> {
+    match t.class() {
+        Class::Tensor => to_numpy(py, t.get()),
+        Class::Vector => {
+            let l = PyList::empty(py);
+            for x in t.items() {
+                l.append(to_numpy(py, x)?)?;
+            }
+            Ok(l.into_any().unbind())
+        }
+        Class::Dict => {
+            let d = PyDict::new(py);
+            for (k, x) in t.names().iter().zip(t.items()) {
+                d.set_item(k, to_numpy(py, x)?)?;
+            }
+            Ok(d.into_any().unbind())
+        }
+    }
+}
+
+/// A new Tensor handle around `t`.
+pub fn wrap(py: Python<'_>, t: TchTensor) -> PyResult<Py<Tensor>> {
+    Py::new(py, Tensor::new(shared(Tensors::tensor(t))))
+}
+
+/// A new Vector handle around `ts`.
+pub fn wrap_vector(py: Python<'_>, ts: Vec<TchTensor>) -> PyResult<Py<Vector>> {
+    Py::new(py, Vector::new(shared(Tensors::vector(ts))))
+}
+
+/// An argument value: None, bool, int, float, str, list, tuple, dict with
+/// string keys, callables, and data (as tensors).
+pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if x.is_none() {
+        return Ok(Value::Null);
+    }
+    if x.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(x.extract()?));
+    }
+    if x.is_instance_of::<PyInt>() {
+        return Ok(Value::Int(x.extract().map_err(|_| terr(func, "integer out of range"))?));
+    }
+    if x.is_instance_of::<PyFloat>() {
+        return Ok(Value::Float(x.extract()?));
+    }
+    if let Ok(s) = x.downcast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(l) = x.downcast::<PyList>() {
+        return Ok(Value::List(l.iter().map(|v| to_value(func, &v)).collect::<PyResult<_>>()?));
+    }
+    if let Ok(t) = x.downcast::<PyTuple>() {
+        return Ok(Value::Tuple(t.iter().map(|v| to_value(func, &v)).collect::<PyResult<_>>()?));
+    }
+    if let Ok(d) = x.downcast::<PyDict>() {
+        let mut out = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let k: String = k.extract().map_err(|_| terr(func, "dictionary keys must be strings"))?;
+            out.push((k, to_value(func, &v)?));
+        }
+        return Ok(Value::Dict(out));
+    }
+    if is_numpy(x)? {
+        let np = numpy(x.py())?;
+        if x.is_instance(&np.getattr("generic")?)? {
+            return to_value(func, &x.call_method0("item")?);
+        }
+        return Ok(Value::Tensor(to_tch(func, x)?));
+    }
+    if is_torch(x)? || x.is_instance_of::<Tensor>() {
+        return Ok(Value::Tensor(to_tch(func, x)?));
+    }
+    if x.is_callable() && !is_handle(x) {
+        return Ok(Value::Callable(callback(x.clone().unbind())));
+    }
+    Err(PyTypeError::new_err(format!("{func}: unsupported argument of type {}", x.get_type().name()?)))
+}
+
+/// Keyword arguments as (name, value) pairs.
+pub fn kwargs(func: &str, kw: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    if let Some(d) = kw {
+        for (k, v) in d.iter() {
+            out.push((k.extract()?, to_value(func, &v)?));
+        }
+    }
+    Ok(out)
+}
+
+/// A core callback that calls the Python function `f(module, *inputs)`.
+fn callback(f: Py<PyAny>) -> ktorch_core::nn::CallbackFn {
+    Arc::new(move |m: &Module, xs: &[TchTensor]| -> ktorch_core::Result<Vec<TchTensor>> {
+        Python::with_gil(|py| {
+            let r = (|| -> PyResult<Vec<TchTensor>> {
+                let mh = Py::new(py, crate::handles::PyModule::new(shared(m.clone())))?;
+                let mut args: Vec<PyObject> = vec![mh.into_any()];
+                for x in xs {
+                    args.push(wrap(py, x.shallow_clone())?.into_any());
+                }
+                let out = f.call1(py, PyTuple::new(py, args)?)?;
+                let out = out.bind(py);
+                if let Ok(t) = out.downcast::<PyTuple>() {
+                    t.iter().map(|v| to_tch("callback", &v)).collect()
+                } else if let Ok(v) = out.downcast::<Vector>() {
+                    let s = v.get().get("callback")?;
+                    let g = lock("callback", &s).py()?;
+                    Ok(g.shallow())
+                } else {
+                    Ok(vec![to_tch("callback", out)?])
+                }
+            })();
+            r.map_err(|e| ktorch_core::Error::Callback(format!("callback: {}: {}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(), e.value(py))))
+        })
+    })
+}

@@ -1,0 +1,424 @@
+//! Tensors, vectors and dictionaries: creation, values, info, gradients, tensor functions.
+
+use ktorch_core::model::{lock, shared};
+use ktorch_core::tensor::{create, kind_name, Class, TensorOptions, Tensors};
+use ktorch_core::Value;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use tch::Kind;
+
+use crate::convert::{is_data, tensors_to_py, to_numpy, to_tch, to_value, wrap};
+use crate::errors::{kerr, terr, IntoPy};
+use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
+
+fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
+    xs.iter()
+        .map(|x| x.downcast::<PyString>().map(|s| s.to_string()).map_err(|_| terr(func, format!("expecting option names as strings, given {}", x.get_type().name().map(|n| n.to_string()).unwrap_or_default()))))
+        .collect()
+}
+
+/// tensor(data, *options) / tensor(mode, *args, *options) / tensor(handle) -> values.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+    let f = "tensor";
+    if args.is_empty() {
+        return Ok(wrap(py, tch::Tensor::f_zeros([0], (Kind::Float, tch::Device::Cpu)).py()?)?.into_any());
+    }
+    let first = args.get_item(0)?;
+    if first.is_instance_of::<Tensor>() || first.is_instance_of::<Vector>() || first.is_instance_of::<Dict>() {
+        if args.len() > 1 {
+            return Err(terr(f, "expecting a single Tensor, Vector or Dict to return values"));
+        }
+        let Some(Obj::Tensors(s)) = obj(f, &first)? else { unreachable!() };
+        let g = lock(f, &s).py()?;
+        return tensors_to_py(py, &g);
+    }
+    let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
+    if let Ok(mode) = first.downcast::<PyString>() {
+        let mode = mode.to_str()?;
+        let split = rest.iter().position(|x| x.is_instance_of::<PyString>()).unwrap_or(rest.len());
+        let vals: Vec<Value> = rest[..split].iter().map(|x| to_value(f, x)).collect::<PyResult<_>>()?;
+        let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
+        let t = py.allow_threads(move || create(f, mode, &vals, &o)).py()?;
+        return Ok(wrap(py, t)?.into_any());
+    }
+    if !is_data(&first)? {
+        return Err(terr(f, format!("expecting array data, a creation mode or a handle, given {}", first.get_type().name()?)));
+    }
+    let o = TensorOptions::parse(f, &strings(f, &rest)?).py()?;
+    let t = to_tch(f, &first)?;
+    // a handle or torch.Tensor given as data is copied, so the new handle owns its values
+    let t = if first.is_instance_of::<Tensor>() || crate::convert::is_torch(&first)? { t.f_detach_copy().py()? } else { t };
+    let t = o.apply(f, t).py()?;
+    Ok(wrap(py, t)?.into_any())
+}
+
+fn data_list(func: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<tch::Tensor>> {
+    args.iter().map(|x| to_tch(func, &x)).collect()
+}
+
+/// vector(x, y, ...) -> Vector; vector(v) -> list of arrays.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+    let f = "vector";
+    if args.len() == 1 {
+        let a = args.get_item(0)?;
+        if a.is_instance_of::<Vector>() {
+            let Some(Obj::Tensors(s)) = obj(f, &a)? else { unreachable!() };
+            let g = lock(f, &s).py()?;
+            return tensors_to_py(py, &g);
+        }
+        if let Ok(l) = a.downcast::<PyList>() {
+            if l.iter().all(|x| x.is_instance_of::<Tensor>()) && !l.is_empty() {
+                let ts = l.iter().map(|x| to_tch(f, &x)).collect::<PyResult<Vec<_>>>()?;
+                return Ok(Py::new(py, Vector::new(shared(Tensors::vector(ts))))?.into_any());
+            }
+        }
+    }
+    let ts = data_list(f, args)?;
+    Ok(Py::new(py, Vector::new(shared(Tensors::vector(ts))))?.into_any())
+}
+
+/// dict({"a": x, ...}) -> Dict; dict(d) -> dict of arrays.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+    let f = "dict";
+    if args.len() != 1 {
+        return Err(terr(f, format!("expecting one argument, a dict or a Dict, given {}", args.len())));
+    }
+    let a = args.get_item(0)?;
+    if a.is_instance_of::<Dict>() {
+        let Some(Obj::Tensors(s)) = obj(f, &a)? else { unreachable!() };
+        let g = lock(f, &s).py()?;
+            return tensors_to_py(py, &g);
+    }
+    let d = a.downcast::<PyDict>().map_err(|_| terr(f, format!("expecting a dict of names to data, given {}", a.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let mut pairs = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let k: String = k.extract().map_err(|_| terr(f, "dictionary keys must be strings"))?;
+        pairs.push((k, to_tch(f, &v)?));
+    }
+    Ok(Py::new(py, Dict::new(shared(Tensors::dict(f, pairs).py()?)))?.into_any())
+}
+
+macro_rules! each_handle {
+    ($x:expr, $h:ident => $body:expr, $other:expr) => {
+        if let Ok($h) = $x.downcast::<Tensor>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<Vector>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<Dict>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyModule>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyLoss>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyOptimizer>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyModel>() {
+            $body
+        } else {
+            $other
+        }
+    };
+}
+
+/// free(h, ...): releases each handle's object; later use raises KtorchError.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let f = "free";
+    if args.is_empty() {
+        return Err(terr(f, "expecting one or more handles"));
+    }
+    for a in args.iter() {
+        each_handle!(a, h => { h.get().get(f)?; }, return Err(terr(f, format!("expecting a ktorch handle, given {}", a.get_type().name()?))));
+    }
+    for a in args.iter() {
+        each_handle!(a, h => { h.get().free(); }, {});
+    }
+    Ok(())
+}
+
+/// addref(h): a second handle to the same object.
+#[pyfunction]
+pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "addref";
+    each_handle!(x, h => {
+        let s = h.get().get(f)?;
+        let n = Py::new(py, h.get().clone_handle(s))?;
+        Ok(n.into_any())
+    }, Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
+}
+
+/// use(h, new): moves new's object into h (h's old object is released, new is freed).
+#[pyfunction(name = "use")]
+pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
+    let f = "use";
+    macro_rules! mv {
+        ($t:ty) => {
+            if let Ok(a) = h.downcast::<$t>() {
+                let b = new.downcast::<$t>().map_err(|_| terr(f, format!("expecting a second {} to move, given {}", stringify!($t), new.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+                if a.is(b) {
+                    return Ok(());
+                }
+                a.get().get(f)?;
+                let x = b.get().take(f)?;
+                a.get().replace(x);
+                return Ok(());
+            }
+        };
+    }
+    mv!(Tensor);
+    mv!(Vector);
+    mv!(Dict);
+    mv!(PyModule);
+    mv!(PyLoss);
+    mv!(PyOptimizer);
+    mv!(PyModel);
+    Err(terr(f, format!("expecting a ktorch handle, given {}", h.get_type().name()?)))
+}
+
+/// objclass(h): tensor, vector, dictionary, module, loss, optimizer or model.
+#[pyfunction]
+pub fn objclass(x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    let f = "objclass";
+    Ok(match obj(f, x)? {
+        Some(Obj::Tensors(s)) => lock(f, &s).py()?.class().name(),
+        Some(Obj::Module(_)) => "module",
+        Some(Obj::Loss(_)) => "loss",
+        Some(Obj::Opt(_)) => "optimizer",
+        Some(Obj::Model(_)) => "model",
+        None => return Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))),
+    })
+}
+
+/// size(h): a tensor's shape; for a vector or dict one shape per member; for a module its parameter shapes.
+#[pyfunction]
+pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "size";
+    match obj(f, x)? {
+        Some(Obj::Tensors(s)) => {
+            let g = lock(f, &s).py()?;
+            match g.class() {
+                Class::Tensor => Ok(g.get().size().into_pyobject(py)?.into_any().unbind()),
+                Class::Vector => Ok(g.items().iter().map(|t| t.size()).collect::<Vec<_>>().into_pyobject(py)?.into_any().unbind()),
+                Class::Dict => {
+                    let d = PyDict::new(py);
+                    for (k, t) in g.names().iter().zip(g.items()) {
+                        d.set_item(k, t.size())?;
+                    }
+                    Ok(d.into_any().unbind())
+                }
+            }
+        }
+        Some(Obj::Module(m)) => {
+            let d = PyDict::new(py);
+            for (k, t) in lock(f, &m).py()?.named_parameters() {
+                d.set_item(k, t.size())?;
+            }
+            Ok(d.into_any().unbind())
+        }
+        _ => Err(terr(f, format!("expecting a Tensor, Vector, Dict or Module, given {}", x.get_type().name()?))),
+    }
+}
+
+fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("device", ktorch_core::tensor::device_name(t.device()))?;
+    d.set_item("dtype", kind_name(t.kind()))?;
+    d.set_item("layout", if t.is_sparse() { "sparse" } else { "strided" })?;
+    d.set_item("gradient", if t.requires_grad() { "grad" } else { "nograd" })?;
+    d.set_item("pin", false)?;
+    d.set_item("memory", if t.is_contiguous() { "contiguous" } else { "strided" })?;
+    let pt = crate::convert::to_torch(py, t)?;
+    let gf = pt.getattr("grad_fn")?;
+    let gf = if gf.is_none() { String::new() } else { gf.get_type().name()?.to_string() };
+    d.set_item("leaf", pt.getattr("is_leaf")?)?;
+    d.set_item("gradfn", gf)?;
+    d.set_item("dim", t.dim())?;
+    d.set_item("size", t.size())?;
+    d.set_item("stride", t.stride())?;
+    d.set_item("numel", t.numel())?;
+    d.set_item("itemsize", t.kind().elt_size_in_bytes())?;
+    d.set_item("contiguous", t.is_contiguous())?;
+    d.set_item("offset", 0)?;
+    d.set_item("ref", 1)?;
+    Ok(d)
+}
+
+/// info(h): a dict describing the object.
+#[pyfunction]
+pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "info";
+    match obj(f, x)? {
+        Some(Obj::Tensors(s)) => {
+            let g = lock(f, &s).py()?;
+            match g.class() {
+                Class::Tensor => Ok(tensor_info(py, g.get())?.into_any().unbind()),
+                _ => {
+                    let l = PyList::empty(py);
+                    for t in g.items() {
+                        l.append(tensor_info(py, t)?)?;
+                    }
+                    Ok(l.into_any().unbind())
+                }
+            }
+        }
+        Some(Obj::Module(m)) => {
+            let m = lock(f, &m).py()?;
+            let d = PyDict::new(py);
+            d.set_item("type", m.kind())?;
+            d.set_item("name", m.name())?;
+            d.set_item("training", m.is_training())?;
+            d.set_item("parms", m.parmnames())?;
+            d.set_item("buffers", m.named_buffers().into_iter().map(|(k, _)| k).collect::<Vec<_>>())?;
+            Ok(d.into_any().unbind())
+        }
+        Some(Obj::Loss(l)) => {
+            let d = PyDict::new(py);
+            d.set_item("type", lock(f, &l).py()?.kind())?;
+            Ok(d.into_any().unbind())
+        }
+        Some(Obj::Opt(o)) => {
+            let o = lock(f, &o).py()?;
+            let d = PyDict::new(py);
+            d.set_item("type", o.kind())?;
+            d.set_item("groups", o.groups())?;
+            d.set_item("lr", o.lr())?;
+            Ok(d.into_any().unbind())
+        }
+        Some(Obj::Model(m)) => {
+            let m = lock(f, &m).py()?;
+            let d = PyDict::new(py);
+            d.set_item("module", lock(f, m.module()).py()?.kind())?;
+            d.set_item("loss", lock(f, m.loss_fn()).py()?.kind())?;
+            d.set_item("optimizer", lock(f, m.optimizer()).py()?.kind())?;
+            d.set_item("train", m.train.rows())?;
+            d.set_item("test", m.test.rows())?;
+            Ok(d.into_any().unbind())
+        }
+        None => Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))),
+    }
+}
+
+/// grad(t): the gradient as an array (a list/dict for vectors/dicts), None where undefined.
+#[pyfunction]
+pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "grad";
+    let Some(Obj::Tensors(s)) = obj(f, x)? else {
+        return Err(terr(f, format!("expecting a Tensor, Vector or Dict, given {}", x.get_type().name()?)));
+    };
+    let g = lock(f, &s).py()?;
+    let one = |t: &tch::Tensor| -> PyResult<PyObject> {
+        let gr = t.f_grad().py()?;
+        if gr.defined() {
+            to_numpy(py, &gr)
+        } else {
+            Ok(py.None())
+        }
+    };
+    match g.class() {
+        Class::Tensor => one(&g.full()[0]),
+        Class::Vector => Ok(PyList::new(py, g.full().iter().map(one).collect::<PyResult<Vec<_>>>()?)?.into_any().unbind()),
+        Class::Dict => {
+            let d = PyDict::new(py);
+            for (k, t) in g.names().iter().zip(g.full()) {
+                d.set_item(k, one(t)?)?;
+            }
+            Ok(d.into_any().unbind())
+        }
+    }
+}
+
+/// seed(n): seeds libtorch's random generators.
+#[pyfunction]
+pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let n: i64 = n.extract().map_err(|_| terr("seed", "expecting an integer seed"))?;
+    tch::manual_seed(n);
+    Ok(())
+}
+
+/// help(name): documentation tables, e.g. help("backward") for the modes.
+#[pyfunction]
+#[pyo3(signature = (name=None))]
+pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    let f = "help";
+    let topic: Option<String> = match name {
+        None => None,
+        Some(n) => Some(n.extract().map_err(|_| terr(f, "expecting a topic name"))?),
+    };
+    match topic.as_deref() {
+        Some("backward") => {
+            let l = PyList::empty(py);
+            for (m, r, c, d) in ktorch_core::autograd::MODES {
+                let row = PyDict::new(py);
+                row.set_item("mode", m)?;
+                row.set_item("retain", r)?;
+                row.set_item("create", c)?;
+                row.set_item("description", d)?;
+                l.append(row)?;
+            }
+            Ok(l.into_any().unbind())
+        }
+        Some("module") => Ok(ktorch_core::nn::module_types().into_pyobject(py)?.into_any().unbind()),
+        Some("loss") => Ok(ktorch_core::loss::LOSS_TYPES.to_vec().into_pyobject(py)?.into_any().unbind()),
+        Some("optimizer") | Some("opt") => Ok(ktorch_core::optim::OPTIMIZER_TYPES.to_vec().into_pyobject(py)?.into_any().unbind()),
+        None => Ok(vec!["backward", "module", "loss", "optimizer"].into_pyobject(py)?.into_any().unbind()),
+        Some(s) => Err(kerr(f, format!("no help for `{s}`, topics: backward, module, loss, optimizer"))),
+    }
+}
+
+fn binary(py: Python<'_>, func: &str, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, op: fn(&tch::Tensor, &tch::Tensor) -> Result<tch::Tensor, tch::TchError>) -> PyResult<Py<Tensor>> {
+    let x = to_tch(func, a)?;
+    let y = to_tch(func, b)?;
+    let r = py.allow_threads(move || op(&x, &y).map_err(ktorch_core::Error::from)).py()?;
+    wrap(py, r)
+}
+
+/// mul(x, y) -> Tensor.
+#[pyfunction]
+pub fn mul(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<Py<Tensor>> {
+    binary(py, "mul", x, y, tch::Tensor::f_mul)
+}
+
+/// add(x, y) -> Tensor.
+#[pyfunction]
+pub fn add(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<Py<Tensor>> {
+    binary(py, "add", x, y, tch::Tensor::f_add)
+}
+
+fn float_of(func: &str, t: &tch::Tensor) -> PyResult<tch::Tensor> {
+    if t.is_floating_point() {
+        Ok(t.shallow_clone())
+    } else {
+        t.f_to_kind(Kind::Float).map_err(|e| kerr(func, e))
+    }
+}
+
+/// mean(x[, dim]) -> Tensor.
+#[pyfunction]
+#[pyo3(signature = (x, dim=None))]
+pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
+    let t = float_of("mean", &to_tch("mean", x)?)?;
+    let r = py.allow_threads(move || match dim {
+        None => t.f_mean(t.kind()),
+        Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind()),
+    });
+    wrap(py, r.map_err(ktorch_core::Error::from).py()?)
+}
+
+/// std(x[, dim]) -> Tensor (unbiased).
+#[pyfunction]
+#[pyo3(signature = (x, dim=None))]
+pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
+    let t = float_of("std", &to_tch("std", x)?)?;
+    let r = py.allow_threads(move || match dim {
+        None => t.f_std(true),
+        Some(d) => t.f_std_dim(Some([d].as_slice()), true, false),
+    });
+    wrap(py, r.map_err(ktorch_core::Error::from).py()?)
+}

@@ -1,0 +1,40 @@
+"""ktorch: the ktorch training api on libtorch, run from Rust.
+
+torch is imported first so that its libtorch is the one the native module uses.
+"""
+
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from ktorch import _ktorch
+from ktorch._ktorch import *  # noqa: F403
+from ktorch._ktorch import KtorchError
+
+__all__ = [n for n in dir(_ktorch) if not n.startswith("_")] + ["seq"]
+
+
+def seq(container, *children):
+    """A container spec with its children: ``seq("sequential", ("linear", 2, 100), "relu")``.
+
+    Returns a list ``[container, child, ...]``, the list form ``module`` reads as a
+    container followed by its children (a child may itself be such a list).
+    """
+    return [container, *children]
+
+
+def _loss_function(name):
+    def f(x, y, *settings, **options):
+        return _ktorch._lossfn(name, x, y, *settings, **options)
+
+    f.__name__ = name
+    f.__qualname__ = name
+    f.__doc__ = f"The {name} loss of output(s) x and target(s) y, returned as a Tensor."
+    return f
+
+
+for _name in _ktorch._loss_types():
+    if _name not in globals():
+        globals()[_name] = _loss_function(_name)
+        __all__.append(_name)
+del _name
+
+__all__.append("KtorchError")
