@@ -3,7 +3,6 @@
 use crate::error::{err, Result};
 
 /// One argument value, as Python (or a Rust program) hands it to the core.
-#[derive(Debug)]
 pub enum Value {
     /// `None` / q null.
     Null,
@@ -25,6 +24,23 @@ pub enum Value {
     Tensor(tch::Tensor),
     /// A Python callable or other opaque object, kept by the binding layer.
     Callable(crate::nn::CallbackFn),
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Bool(b) => write!(f, "Bool({b})"),
+            Value::Int(i) => write!(f, "Int({i})"),
+            Value::Float(x) => write!(f, "Float({x})"),
+            Value::Str(s) => write!(f, "Str({s:?})"),
+            Value::List(v) => f.debug_tuple("List").field(v).finish(),
+            Value::Tuple(v) => f.debug_tuple("Tuple").field(v).finish(),
+            Value::Dict(d) => f.debug_tuple("Dict").field(d).finish(),
+            Value::Tensor(t) => write!(f, "Tensor({:?} {:?})", t.kind(), t.size()),
+            Value::Callable(_) => f.write_str("Callable"),
+        }
+    }
 }
 
 impl Clone for Value {
