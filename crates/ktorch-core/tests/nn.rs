@@ -22,9 +22,21 @@ mod nn {
     fn seeded_init_matches_pytorch() {
         tch::manual_seed(7);
         let cases: Vec<(Module, Expect)> = vec![
-            (module("conv2d", &[1, 16, 3], None), vec![("weight", -0.46553, 0.023282), ("bias", -0.67276, -0.309455)]),
-            (module("linear", &[4, 3], None), vec![("weight", -1.0549, -0.131642), ("bias", 0.18859, 0.421355)]),
-            (module("embed", &[10, 4, 1], None), vec![("weight", -1.39687, -0.623874)]),
+            (
+                module("conv2d", &[1, 16, 3], None),
+                vec![
+                    ("weight", -0.46553, 0.023282),
+                    ("bias", -0.67276, -0.309455),
+                ],
+            ),
+            (
+                module("linear", &[4, 3], None),
+                vec![("weight", -1.0549, -0.131642), ("bias", 0.18859, 0.421355)],
+            ),
+            (
+                module("embed", &[10, 4, 1], None),
+                vec![("weight", -1.39687, -0.623874)],
+            ),
             (
                 module("lstm", &[3, 5], None),
                 vec![
@@ -34,9 +46,16 @@ mod nn {
                     ("bias_hh_l0", -1.12685, -0.335987),
                 ],
             ),
-            (module("bilinear", &[3, 4, 5], None), vec![("weight", 1.50075, -0.381058), ("bias", 0.35185, 0.468048)]),
             (
-                module("convtranspose1d", &[4, 6, 3], Some(("groups", Value::Int(2)))),
+                module("bilinear", &[3, 4, 5], None),
+                vec![("weight", 1.50075, -0.381058), ("bias", 0.35185, 0.468048)],
+            ),
+            (
+                module(
+                    "convtranspose1d",
+                    &[4, 6, 3],
+                    Some(("groups", Value::Int(2))),
+                ),
                 vec![("weight", 0.11369, 0.275803), ("bias", -0.17881, -0.071846)],
             ),
             (
@@ -60,7 +79,11 @@ mod nn {
                 assert_eq!(name, wname, "{}", m.kind());
                 let s = t.sum(tch::Kind::Double).double_value(&[]);
                 let f = t.flatten(0, -1).double_value(&[0]);
-                assert!((s - sum).abs() < 1e-4 && (f - first).abs() < 1e-5, "{} {name}: sum {s}, first {f}", m.kind());
+                assert!(
+                    (s - sum).abs() < 1e-4 && (f - first).abs() < 1e-5,
+                    "{} {name}: sum {s}, first {f}",
+                    m.kind()
+                );
             }
         }
     }

@@ -9,9 +9,32 @@ use crate::nn::{filled, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &[
-    "celu", "elu", "gelu", "glu", "hardshrink", "hardtanh", "leakyrelu", "logsigmoid", "logsoftmax", "mish",
-    "prelu", "relu", "relu6", "rrelu", "selu", "sigmoid", "silu", "softmax", "softmax2d", "softmin",
-    "softplus", "softshrink", "softsign", "tanh", "tanhshrink", "threshold",
+    "celu",
+    "elu",
+    "gelu",
+    "glu",
+    "hardshrink",
+    "hardtanh",
+    "leakyrelu",
+    "logsigmoid",
+    "logsoftmax",
+    "mish",
+    "prelu",
+    "relu",
+    "relu6",
+    "rrelu",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softmax2d",
+    "softmin",
+    "softplus",
+    "softshrink",
+    "softsign",
+    "tanh",
+    "tanhshrink",
+    "threshold",
 ];
 
 #[derive(Debug, Clone)]
@@ -44,7 +67,12 @@ enum Act {
     Threshold(f64, f64),
 }
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     let parse = |names: &[&'static str]| Args::parse(kind, names, pos, kw);
     let act = match kind {
         "celu" | "elu" => {
@@ -60,7 +88,9 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
                 Act::Elu(alpha)
             }
         }
-        "gelu" => Act::Gelu(parse(&["approximate"])?.choice("approximate", "none", &["none", "tanh"])?),
+        "gelu" => {
+            Act::Gelu(parse(&["approximate"])?.choice("approximate", "none", &["none", "tanh"])?)
+        }
         "glu" => Act::Glu(parse(&["dim"])?.int("dim", -1)?),
         "hardshrink" => Act::Hardshrink(parse(&["lambda"])?.float("lambda", 0.5)?),
         "softshrink" => Act::Softshrink(parse(&["lambda"])?.nonneg("lambda", 0.5)?),
@@ -69,7 +99,10 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
             a.bool("inplace", false)?;
             let (lo, hi) = (a.float("min", -1.0)?, a.float("max", 1.0)?);
             if hi.is_nan() || lo.is_nan() || hi <= lo {
-                return Err(err(kind, format!("max must be greater than min, given min {lo}, max {hi}")));
+                return Err(err(
+                    kind,
+                    format!("max must be greater than min, given min {lo}, max {hi}"),
+                ));
             }
             Act::Hardtanh(lo, hi)
         }
@@ -94,7 +127,12 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
             a.bool("inplace", false)?;
             let (lo, up) = (a.float("lower", 1.0 / 8.0)?, a.float("upper", 1.0 / 3.0)?);
             if lo.is_nan() || up.is_nan() || lo > up {
-                return Err(err(kind, format!("lower bound must be less than or equal to upper bound, given {lo}, {up}")));
+                return Err(err(
+                    kind,
+                    format!(
+                        "lower bound must be less than or equal to upper bound, given {lo}, {up}"
+                    ),
+                ));
             }
             Act::Rrelu(lo, up)
         }
@@ -109,8 +147,14 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
         "threshold" => {
             let a = parse(&["threshold", "value", "inplace"])?;
             a.bool("inplace", false)?;
-            let t = a.get("threshold").ok_or_else(|| err(kind, "threshold not defined"))?.as_float(kind, "threshold")?;
-            let v = a.get("value").ok_or_else(|| err(kind, "value not defined"))?.as_float(kind, "value")?;
+            let t = a
+                .get("threshold")
+                .ok_or_else(|| err(kind, "threshold not defined"))?
+                .as_float(kind, "threshold")?;
+            let v = a
+                .get("value")
+                .ok_or_else(|| err(kind, "value not defined"))?
+                .as_float(kind, "value")?;
             Act::Threshold(t, v)
         }
         "mish" | "relu" | "relu6" | "selu" | "silu" => {
@@ -182,7 +226,10 @@ impl Layer for Act {
             Act::Softmax(d) => x.f_softmax(*d, None)?,
             Act::Softmax2d => {
                 if x.dim() != 3 && x.dim() != 4 {
-                    return Err(err(m.kind(), format!("expected 3D or 4D input, given {}D", x.dim())));
+                    return Err(err(
+                        m.kind(),
+                        format!("expected 3D or 4D input, given {}D", x.dim()),
+                    ));
                 }
                 x.f_softmax(-3, None)?
             }

@@ -5,14 +5,24 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{dims, unknown, uniform, want_inputs, Layer, Module};
+use crate::nn::{dims, uniform, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
-pub(crate) const TYPES: &[&str] =
-    &["conv1d", "conv2d", "conv3d", "convtranspose1d", "convtranspose2d", "convtranspose3d"];
+pub(crate) const TYPES: &[&str] = &[
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convtranspose1d",
+    "convtranspose2d",
+    "convtranspose3d",
+];
 
-const CONV: &[&str] = &["in", "out", "size", "stride", "pad", "dilate", "groups", "bias", "padmode"];
-const TRANSPOSE: &[&str] = &["in", "out", "size", "stride", "pad", "outpad", "groups", "bias", "dilate", "padmode"];
+const CONV: &[&str] = &[
+    "in", "out", "size", "stride", "pad", "dilate", "groups", "bias", "padmode",
+];
+const TRANSPOSE: &[&str] = &[
+    "in", "out", "size", "stride", "pad", "outpad", "groups", "bias", "dilate", "padmode",
+];
 const PADMODES: &[&str] = &["zeros", "reflect", "replicate", "circular"];
 
 /// Padding: explicit sizes, or PyTorch's "same" / "valid".
@@ -37,7 +47,12 @@ struct Conv {
     outpad: Vec<i64>,
 }
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     if !TYPES.contains(&kind) {
         return Err(unknown(kind));
     }
@@ -55,37 +70,79 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
         }
     }
     if groups <= 0 {
-        return Err(err(kind, format!("groups must be positive, given {groups}")));
+        return Err(err(
+            kind,
+            format!("groups must be positive, given {groups}"),
+        ));
     }
     if i % groups != 0 || o % groups != 0 {
-        return Err(err(kind, format!("in and out channels ({i}, {o}) must be divisible by groups ({groups})")));
+        return Err(err(
+            kind,
+            format!("in and out channels ({i}, {o}) must be divisible by groups ({groups})"),
+        ));
     }
     let pad = match a.get("pad") {
         Some(Value::Str(s)) if !transposed && s == "same" => {
             if stride.iter().any(|s| *s != 1) {
-                return Err(err(kind, "pad \"same\" is not supported for strided convolutions"));
+                return Err(err(
+                    kind,
+                    "pad \"same\" is not supported for strided convolutions",
+                ));
             }
             Pad::Same
         }
         Some(Value::Str(s)) if !transposed && s == "valid" => Pad::Valid,
         Some(Value::Str(s)) => {
-            let expect = if transposed { "integer(s)" } else { "integer(s), \"same\" or \"valid\"" };
-            return Err(err(kind, format!("pad: unrecognized value `{s}`, expecting {expect}")));
+            let expect = if transposed {
+                "integer(s)"
+            } else {
+                "integer(s), \"same\" or \"valid\""
+            };
+            return Err(err(
+                kind,
+                format!("pad: unrecognized value `{s}`, expecting {expect}"),
+            ));
         }
         _ => Pad::Ints(nonneg(kind, "pad", a.ints("pad", d, Some(0))?)?),
     };
-    let padmode = a.choice("padmode", "zeros", if transposed { &PADMODES[..1] } else { PADMODES })?;
-    let outpad = if transposed { nonneg(kind, "outpad", a.ints("outpad", d, Some(0))?)? } else { vec![0; d] };
+    let padmode = a.choice(
+        "padmode",
+        "zeros",
+        if transposed { &PADMODES[..1] } else { PADMODES },
+    )?;
+    let outpad = if transposed {
+        nonneg(kind, "outpad", a.ints("outpad", d, Some(0))?)?
+    } else {
+        vec![0; d]
+    };
     for k in 0..d {
         if outpad[k] >= stride[k].max(dilate[k]) {
-            return Err(err(kind, format!("outpad must be smaller than either stride or dilate, given {outpad:?}")));
+            return Err(err(
+                kind,
+                format!("outpad must be smaller than either stride or dilate, given {outpad:?}"),
+            ));
         }
     }
     // weight: [out, in/groups, *size] (transposed: [in, out/groups, *size]); fan-in is dim 1 times the kernel
-    let mut wsize = if transposed { vec![i, o / groups] } else { vec![o, i / groups] };
+    let mut wsize = if transposed {
+        vec![i, o / groups]
+    } else {
+        vec![o, i / groups]
+    };
     wsize.extend_from_slice(&size);
     let bound = 1.0 / ((wsize[1] * size.iter().product::<i64>()) as f64).sqrt();
-    let conv = Conv { d, size, stride, pad, dilate, groups, bias, padmode, transposed, outpad };
+    let conv = Conv {
+        d,
+        size,
+        stride,
+        pad,
+        dilate,
+        groups,
+        bias,
+        padmode,
+        transposed,
+        outpad,
+    };
     let mut m = Module::new(kind, conv).with_param("weight", uniform(&wsize, bound)?)?;
     if bias {
         m = m.with_param("bias", uniform(&[o], bound)?)?;
@@ -126,7 +183,14 @@ impl Layer for Conv {
         let x = &xs[0];
         let n = x.dim();
         if n != self.d + 1 && n != self.d + 2 {
-            return Err(err(m.kind(), format!("expecting {}D or {}D input, given {n}D", self.d + 1, self.d + 2)));
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expecting {}D or {}D input, given {n}D",
+                    self.d + 1,
+                    self.d + 2
+                ),
+            ));
         }
         let (w, b) = (m.p(0), if self.bias { Some(m.p(1)) } else { None });
         let (s, dl, g) = (self.stride.as_slice(), self.dilate.as_slice(), self.groups);
@@ -164,7 +228,16 @@ impl Layer for Conv {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_ints(d: usize, x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: &[i64], p: &[i64], dl: &[i64], g: i64) -> Result<Tensor> {
+fn conv_ints(
+    d: usize,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    s: &[i64],
+    p: &[i64],
+    dl: &[i64],
+    g: i64,
+) -> Result<Tensor> {
     Ok(match d {
         1 => x.f_conv1d(w, b, s, p, dl, g)?,
         2 => x.f_conv2d(w, b, s, p, dl, g)?,
@@ -184,12 +257,18 @@ mod tests {
     #[test]
     fn conv2d_params_and_forward() {
         let m = make("conv2d", ints(&[1, 16, 3]));
-        assert_eq!(shapes(&m), named(&[("weight", &[16, 1, 3, 3]), ("bias", &[16])]));
+        assert_eq!(
+            shapes(&m),
+            named(&[("weight", &[16, 1, 3, 3]), ("bias", &[16])])
+        );
         assert_uniform(m.p(0), 1.0 / 3.0);
         let x = randn(&[2, 1, 8, 8]);
         let y = fwd(&m, &[&x]);
         assert_eq!(y.size(), [2, 16, 6, 6]);
-        assert_close(&y, &x.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1));
+        assert_close(
+            &y,
+            &x.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1),
+        );
     }
 
     #[test]
@@ -197,7 +276,10 @@ mod tests {
         let m = make("conv1d", ints(&[2, 6, 3, 2, 1, 2, 2]));
         assert_eq!(shapes(&m), named(&[("weight", &[6, 1, 3]), ("bias", &[6])]));
         let x = randn(&[3, 2, 11]);
-        assert_close(&fwd(&m, &[&x]), &x.conv1d(m.p(0), Some(m.p(1)), [2], [1], [2], 2));
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.conv1d(m.p(0), Some(m.p(1)), [2], [1], [2], 2),
+        );
         // unbatched input
         let x = randn(&[2, 11]);
         assert_eq!(fwd(&m, &[&x]).size(), [6, 5]);
@@ -211,7 +293,10 @@ mod tests {
         let m = make("conv3d", a);
         assert_eq!(shapes(&m), named(&[("weight", &[4, 2, 1, 2, 3])]));
         let x = randn(&[1, 2, 4, 5, 6]);
-        assert_close(&fwd(&m, &[&x]), &x.conv3d::<Tensor>(m.p(0), None, [1; 3], [0; 3], [1; 3], 1));
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.conv3d::<Tensor>(m.p(0), None, [1; 3], [0; 3], [1; 3], 1),
+        );
     }
 
     #[test]
@@ -222,11 +307,35 @@ mod tests {
         let x = randn(&[1, 1, 9, 7]);
         let y = fwd(&m, &[&x]);
         assert_eq!(y.size(), [1, 2, 9, 7]);
-        assert_close(&y, &x.conv2d_padding(m.p(0), Some(m.p(1)), [1, 1], "same", [2, 2], 1));
-        let m = make("conv1d", vec![Value::Int(1), Value::Int(1), Value::Int(3), Value::Int(1), "valid".into()]);
+        assert_close(
+            &y,
+            &x.conv2d_padding(m.p(0), Some(m.p(1)), [1, 1], "same", [2, 2], 1),
+        );
+        let m = make(
+            "conv1d",
+            vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Int(3),
+                Value::Int(1),
+                "valid".into(),
+            ],
+        );
         assert_eq!(fwd(&m, &[&randn(&[1, 1, 10])]).size(), [1, 1, 8]);
-        let e = build_err("conv2d", vec![Value::Int(1), Value::Int(1), Value::Int(3), Value::Int(2), "same".into()]);
-        assert_eq!(e, "conv2d: pad \"same\" is not supported for strided convolutions");
+        let e = build_err(
+            "conv2d",
+            vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Int(3),
+                Value::Int(2),
+                "same".into(),
+            ],
+        );
+        assert_eq!(
+            e,
+            "conv2d: pad \"same\" is not supported for strided convolutions"
+        );
     }
 
     #[test]
@@ -236,7 +345,10 @@ mod tests {
         let m = make("conv2d", a);
         let x = randn(&[2, 1, 5, 5]);
         let xp = x.pad([1, 1, 1, 1], "reflect", None);
-        assert_close(&fwd(&m, &[&x]), &xp.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1));
+        assert_close(
+            &fwd(&m, &[&x]),
+            &xp.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1),
+        );
     }
 
     #[test]
@@ -248,8 +360,14 @@ mod tests {
         let want = x.conv_transpose1d(m.p(0), Some(m.p(1)), [2], [1], [1], 2, [1]);
         assert_close(&fwd(&m, &[&x]), &want);
         assert_eq!(want.size(), [2, 6, 10]);
-        let m = make("convtranspose2d", vec![Value::Int(3), Value::Int(5), Value::from(vec![2i64, 3])]);
-        assert_eq!(shapes(&m), named(&[("weight", &[3, 5, 2, 3]), ("bias", &[5])]));
+        let m = make(
+            "convtranspose2d",
+            vec![Value::Int(3), Value::Int(5), Value::from(vec![2i64, 3])],
+        );
+        assert_eq!(
+            shapes(&m),
+            named(&[("weight", &[3, 5, 2, 3]), ("bias", &[5])])
+        );
         let x = randn(&[1, 3, 4, 4]);
         let want = x.conv_transpose2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [0, 0], 1, [1, 1]);
         assert_close(&fwd(&m, &[&x]), &want);
@@ -257,17 +375,35 @@ mod tests {
 
     #[test]
     fn conv_bad_settings() {
-        assert_eq!(build_err("conv2d", ints(&[1, 16])), "conv2d: size not defined");
-        assert_eq!(build_err("conv2d", ints(&[3, 16, 3, 1, 0, 1, 2])), "conv2d: in and out channels (3, 16) must be divisible by groups (2)");
-        assert_eq!(build_err("conv2d", ints(&[1, 16, 0])), "conv2d: size must be positive, given 0");
-        assert_eq!(build_err("conv1d", ints(&[1, 16, 3, 1, -1])), "conv1d: pad must be non-negative, given -1");
-        let e = build_err("conv2d", vec![Value::Int(1), Value::Int(2), Value::from(vec![1i64, 2, 3])]);
+        assert_eq!(
+            build_err("conv2d", ints(&[1, 16])),
+            "conv2d: size not defined"
+        );
+        assert_eq!(
+            build_err("conv2d", ints(&[3, 16, 3, 1, 0, 1, 2])),
+            "conv2d: in and out channels (3, 16) must be divisible by groups (2)"
+        );
+        assert_eq!(
+            build_err("conv2d", ints(&[1, 16, 0])),
+            "conv2d: size must be positive, given 0"
+        );
+        assert_eq!(
+            build_err("conv1d", ints(&[1, 16, 3, 1, -1])),
+            "conv1d: pad must be non-negative, given -1"
+        );
+        let e = build_err(
+            "conv2d",
+            vec![Value::Int(1), Value::Int(2), Value::from(vec![1i64, 2, 3])],
+        );
         assert_eq!(e, "conv2d: size expects 1 or 2 values, given 3");
         let mut a = ints(&[1, 16, 3]);
         a.push(kw(vec![("padmode", "wrap".into())]));
         assert!(build_err("conv2d", a).starts_with("conv2d: padmode: unrecognized value `wrap`"));
         let e = build_err("convtranspose2d", ints(&[1, 1, 3, 1, 0, 1]));
-        assert!(e.starts_with("convtranspose2d: outpad must be smaller than either stride or dilate"), "{e}");
+        assert!(
+            e.starts_with("convtranspose2d: outpad must be smaller than either stride or dilate"),
+            "{e}"
+        );
         let m = make("conv2d", ints(&[1, 16, 3]));
         let e = m.forward(&[randn(&[4, 4])]).expect_err("2d input");
         assert_eq!(e.to_string(), "conv2d: expecting 3D or 4D input, given 2D");

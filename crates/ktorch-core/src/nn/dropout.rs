@@ -10,7 +10,12 @@ use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["drop", "drop2d", "drop3d", "adrop", "fadrop"];
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     if !TYPES.contains(&kind) {
         return Err(unknown(kind));
     }
@@ -66,7 +71,11 @@ mod tests {
         let x = Tensor::ones([4, 50, 3, 3], (Kind::Float, tch::Device::Cpu));
         let y = fwd(&m, &[&x]);
         let per_channel = y.sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
-        let ok = per_channel.eq(0.0).logical_or(&per_channel.eq(18.0)).all().int64_value(&[]);
+        let ok = per_channel
+            .eq(0.0)
+            .logical_or(&per_channel.eq(18.0))
+            .all()
+            .int64_value(&[]);
         assert_eq!(ok, 1);
         let m = make("drop", vec![Value::Float(0.0)]);
         assert_close(&fwd(&m, &[&x]), &x);
@@ -76,8 +85,17 @@ mod tests {
 
     #[test]
     fn drop_bad_settings() {
-        assert_eq!(build_err("drop", vec![Value::Int(2)]), "drop: p must be in the range 0-1, given 2");
-        assert_eq!(build_err("drop2d", vec![Value::Float(-0.1)]), "drop2d: p must be in the range 0-1, given -0.1");
-        assert_eq!(build_err("drop", vec![Value::Bool(true)]), "drop: p expects a number, given bool");
+        assert_eq!(
+            build_err("drop", vec![Value::Int(2)]),
+            "drop: p must be in the range 0-1, given 2"
+        );
+        assert_eq!(
+            build_err("drop2d", vec![Value::Float(-0.1)]),
+            "drop2d: p must be in the range 0-1, given -0.1"
+        );
+        assert_eq!(
+            build_err("drop", vec![Value::Bool(true)]),
+            "drop: p expects a number, given bool"
+        );
     }
 }

@@ -8,22 +8,46 @@ use crate::nn::container::layer_clone;
 use crate::nn::{dims, filled, null_given, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
-pub(crate) const TYPES: &[&str] = &["batchnorm1d", "batchnorm2d", "batchnorm3d", "layernorm", "groupnorm"];
+pub(crate) const TYPES: &[&str] = &[
+    "batchnorm1d",
+    "batchnorm2d",
+    "batchnorm3d",
+    "layernorm",
+    "groupnorm",
+];
 
 const BATCHNORM: &[&str] = &["in", "eps", "momentum", "affine", "track"];
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     match kind {
         "batchnorm1d" | "batchnorm2d" | "batchnorm3d" => batchnorm(kind, pos, kw),
         "layernorm" => {
             let a = Args::parse(kind, &["shape", "eps", "affine", "bias"], pos, kw)?;
-            let shape = a.int_list("shape")?.ok_or_else(|| err(kind, "shape not defined"))?;
+            let shape = a
+                .int_list("shape")?
+                .ok_or_else(|| err(kind, "shape not defined"))?;
             if shape.is_empty() || shape.iter().any(|n| *n <= 0) {
-                return Err(err(kind, format!("shape must be one or more positive sizes, given {shape:?}")));
+                return Err(err(
+                    kind,
+                    format!("shape must be one or more positive sizes, given {shape:?}"),
+                ));
             }
             let eps = a.nonneg("eps", 1e-5)?;
             let (affine, bias) = (a.bool("affine", true)?, a.bool("bias", true)?);
-            let mut m = Module::new(kind, LayerNorm { shape: shape.clone(), eps, weight: affine, bias: affine && bias });
+            let mut m = Module::new(
+                kind,
+                LayerNorm {
+                    shape: shape.clone(),
+                    eps,
+                    weight: affine,
+                    bias: affine && bias,
+                },
+            );
             if affine {
                 m = m.with_param("weight", filled(&shape, 1.0)?)?;
                 if bias {
@@ -36,12 +60,24 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
             let a = Args::parse(kind, &["groups", "channels", "eps", "affine"], pos, kw)?;
             let (groups, channels) = (a.req_pos("groups")?, a.req_pos("channels")?);
             if channels % groups != 0 {
-                return Err(err(kind, format!("channels ({channels}) must be divisible by groups ({groups})")));
+                return Err(err(
+                    kind,
+                    format!("channels ({channels}) must be divisible by groups ({groups})"),
+                ));
             }
             let (eps, affine) = (a.nonneg("eps", 1e-5)?, a.bool("affine", true)?);
-            let mut m = Module::new(kind, GroupNorm { groups, eps, affine });
+            let mut m = Module::new(
+                kind,
+                GroupNorm {
+                    groups,
+                    eps,
+                    affine,
+                },
+            );
             if affine {
-                m = m.with_param("weight", filled(&[channels], 1.0)?)?.with_param("bias", filled(&[channels], 0.0)?)?;
+                m = m
+                    .with_param("weight", filled(&[channels], 1.0)?)?
+                    .with_param("bias", filled(&[channels], 0.0)?)?;
             }
             Ok(m)
         }
@@ -54,11 +90,27 @@ fn batchnorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module
     let n = a.req_pos("in")?;
     let eps = a.nonneg("eps", 1e-5)?;
     // momentum given as null: running statistics are a cumulative average, as in PyTorch
-    let momentum = if null_given(BATCHNORM, "momentum", pos, kw) { None } else { Some(a.float_in("momentum", 0.1, 0.0, 1.0)?) };
+    let momentum = if null_given(BATCHNORM, "momentum", pos, kw) {
+        None
+    } else {
+        Some(a.float_in("momentum", 0.1, 0.0, 1.0)?)
+    };
     let (affine, track) = (a.bool("affine", true)?, a.bool("track", true)?);
-    let mut m = Module::new(kind, BatchNorm { d: dims(kind), n, eps, momentum, affine, track });
+    let mut m = Module::new(
+        kind,
+        BatchNorm {
+            d: dims(kind),
+            n,
+            eps,
+            momentum,
+            affine,
+            track,
+        },
+    );
     if affine {
-        m = m.with_param("weight", filled(&[n], 1.0)?)?.with_param("bias", filled(&[n], 0.0)?)?;
+        m = m
+            .with_param("weight", filled(&[n], 1.0)?)?
+            .with_param("bias", filled(&[n], 0.0)?)?;
     }
     if track {
         let count = Tensor::f_zeros([], (Kind::Int64, tch::Device::Cpu))?;
@@ -91,11 +143,24 @@ impl Layer for BatchNorm {
             d => size.len() == d + 2,
         };
         if !ok {
-            let want = if self.d == 1 { "2D or 3D".to_string() } else { format!("{}D", self.d + 2) };
-            return Err(err(m.kind(), format!("expected {want} input, given {}D", size.len())));
+            let want = if self.d == 1 {
+                "2D or 3D".to_string()
+            } else {
+                format!("{}D", self.d + 2)
+            };
+            return Err(err(
+                m.kind(),
+                format!("expected {want} input, given {}D", size.len()),
+            ));
         }
         if size[1] != self.n {
-            return Err(err(m.kind(), format!("expected {} channels in dimension 1, given input size {size:?}", self.n)));
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected {} channels in dimension 1, given input size {size:?}",
+                    self.n
+                ),
+            ));
         }
         let training = m.is_training();
         let batch_stats = training || !self.track;
@@ -111,9 +176,26 @@ impl Layer for BatchNorm {
                 factor = 1.0 / count.f_double_value(&[])?;
             }
         }
-        let (w, b) = if self.affine { (Some(m.p(0)), Some(m.p(1))) } else { (None, None) };
-        let (mean, var) = if self.track { (Some(m.b(0)), Some(m.b(1))) } else { (None, None) };
-        Ok(vec![x.f_batch_norm(w, b, mean, var, batch_stats, factor, self.eps, true)?])
+        let (w, b) = if self.affine {
+            (Some(m.p(0)), Some(m.p(1)))
+        } else {
+            (None, None)
+        };
+        let (mean, var) = if self.track {
+            (Some(m.b(0)), Some(m.b(1)))
+        } else {
+            (None, None)
+        };
+        Ok(vec![x.f_batch_norm(
+            w,
+            b,
+            mean,
+            var,
+            batch_stats,
+            factor,
+            self.eps,
+            true,
+        )?])
     }
     layer_clone!();
 }
@@ -131,7 +213,13 @@ impl Layer for LayerNorm {
         want_inputs(m.kind(), xs, 1, 1)?;
         let w = if self.weight { Some(m.p(0)) } else { None };
         let b = if self.bias { Some(m.p(1)) } else { None };
-        Ok(vec![xs[0].f_layer_norm(self.shape.as_slice(), w, b, self.eps, true)?])
+        Ok(vec![xs[0].f_layer_norm(
+            self.shape.as_slice(),
+            w,
+            b,
+            self.eps,
+            true,
+        )?])
     }
     layer_clone!();
 }
@@ -148,9 +236,19 @@ impl Layer for GroupNorm {
         want_inputs(m.kind(), xs, 1, 1)?;
         let x = &xs[0];
         if x.dim() < 2 {
-            return Err(err(m.kind(), format!("expected input with at least 2 dimensions, given {}D", x.dim())));
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected input with at least 2 dimensions, given {}D",
+                    x.dim()
+                ),
+            ));
         }
-        let (w, b) = if self.affine { (Some(m.p(0)), Some(m.p(1))) } else { (None, None) };
+        let (w, b) = if self.affine {
+            (Some(m.p(0)), Some(m.p(1)))
+        } else {
+            (None, None)
+        };
         Ok(vec![x.f_group_norm(self.groups, w, b, self.eps, true)?])
     }
     layer_clone!();
@@ -172,11 +270,24 @@ mod tests {
     fn batchnorm_names_and_running_stats() {
         let mut m = make("batchnorm2d", vec![Value::Int(3)]);
         assert_eq!(shapes(&m), named(&[("weight", &[3]), ("bias", &[3])]));
-        let bufs = named(&[("running_mean", &[3]), ("running_var", &[3]), ("num_batches_tracked", &[])]);
+        let bufs = named(&[
+            ("running_mean", &[3]),
+            ("running_var", &[3]),
+            ("num_batches_tracked", &[]),
+        ]);
         assert_eq!(buffer_shapes(&m), bufs);
         let x = randn(&[4, 3, 5, 5]) * 2 + 1;
         let y = fwd(&m, &[&x]);
-        let want = x.batch_norm(Some(m.p(0)), Some(m.p(1)), None::<&Tensor>, None, true, 0.1, 1e-5, false);
+        let want = x.batch_norm(
+            Some(m.p(0)),
+            Some(m.p(1)),
+            None::<&Tensor>,
+            None,
+            true,
+            0.1,
+            1e-5,
+            false,
+        );
         assert_close(&y, &want);
         let (mean, var) = stats(&x);
         assert_close(m.b(0), &(&mean * 0.1));
@@ -192,7 +303,10 @@ mod tests {
 
     #[test]
     fn batchnorm_null_momentum_is_cumulative_average() {
-        let m = make("batchnorm1d", vec![Value::Int(2), Value::Float(1e-5), Value::Null]);
+        let m = make(
+            "batchnorm1d",
+            vec![Value::Int(2), Value::Float(1e-5), Value::Null],
+        );
         let (x1, x2) = (randn(&[6, 2]), randn(&[6, 2]));
         let _ = fwd(&m, &[&x1]);
         let _ = fwd(&m, &[&x2]);
@@ -201,29 +315,54 @@ mod tests {
         assert_close(m.b(0), &mean);
         assert_eq!(m.b(2).int64_value(&[]), 2);
         assert_eq!(both.size(), [12, 2]);
-        let m = make("batchnorm1d", vec![Value::Int(2), kw(vec![("momentum", Value::Null)])]);
+        let m = make(
+            "batchnorm1d",
+            vec![Value::Int(2), kw(vec![("momentum", Value::Null)])],
+        );
         let _ = fwd(&m, &[&x1]);
         assert_close(m.b(0), &x1.mean_dim(0, false, Kind::Float));
     }
 
     #[test]
     fn batchnorm_options() {
-        let m = make("batchnorm2d", vec![Value::Int(3), kw(vec![("affine", false.into())])]);
+        let m = make(
+            "batchnorm2d",
+            vec![Value::Int(3), kw(vec![("affine", false.into())])],
+        );
         assert!(shapes(&m).is_empty());
         assert_eq!(buffer_shapes(&m).len(), 3);
-        let mut m = make("batchnorm1d", vec![Value::Int(3), kw(vec![("track", false.into())])]);
+        let mut m = make(
+            "batchnorm1d",
+            vec![Value::Int(3), kw(vec![("track", false.into())])],
+        );
         assert!(buffer_shapes(&m).is_empty());
         m.set_training(false);
         let x = randn(&[5, 3, 4]);
-        let want = x.batch_norm(Some(m.p(0)), Some(m.p(1)), None::<&Tensor>, None, true, 0.1, 1e-5, false);
+        let want = x.batch_norm(
+            Some(m.p(0)),
+            Some(m.p(1)),
+            None::<&Tensor>,
+            None,
+            true,
+            0.1,
+            1e-5,
+            false,
+        );
         assert_close(&fwd(&m, &[&x]), &want);
-        let e = build_err("batchnorm1d", vec![Value::Int(3), Value::Float(1e-5), Value::Int(2)]);
+        let e = build_err(
+            "batchnorm1d",
+            vec![Value::Int(3), Value::Float(1e-5), Value::Int(2)],
+        );
         assert_eq!(e, "batchnorm1d: momentum must be in the range 0-1, given 2");
         let m = make("batchnorm2d", vec![Value::Int(3)]);
         let e = m.forward(&[randn(&[2, 3])]).expect_err("2d");
         assert_eq!(e.to_string(), "batchnorm2d: expected 4D input, given 2D");
         let e = m.forward(&[randn(&[1, 3, 1, 1])]).expect_err("one value");
-        assert!(e.to_string().starts_with("batchnorm2d: expected more than 1 value per channel"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("batchnorm2d: expected more than 1 value per channel"),
+            "{e}"
+        );
         assert!(m.forward(&[randn(&[2, 4, 2, 2])]).is_err());
     }
 
@@ -232,19 +371,40 @@ mod tests {
         let m = make("layernorm", vec![Value::from(vec![3i64, 4])]);
         assert_eq!(shapes(&m), named(&[("weight", &[3, 4]), ("bias", &[3, 4])]));
         let x = randn(&[2, 3, 4]);
-        assert_close(&fwd(&m, &[&x]), &x.layer_norm([3, 4], Some(m.p(0)), Some(m.p(1)), 1e-5, false));
-        let m = make("layernorm", vec![Value::Int(4), kw(vec![("bias", false.into())])]);
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.layer_norm([3, 4], Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+        );
+        let m = make(
+            "layernorm",
+            vec![Value::Int(4), kw(vec![("bias", false.into())])],
+        );
         assert_eq!(shapes(&m), named(&[("weight", &[4])]));
-        assert_close(&fwd(&m, &[&x]), &x.layer_norm([4], Some(m.p(0)), None, 1e-5, false));
-        let m = make("layernorm", vec![Value::Int(4), Value::Float(1e-3), Value::Bool(false)]);
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.layer_norm([4], Some(m.p(0)), None, 1e-5, false),
+        );
+        let m = make(
+            "layernorm",
+            vec![Value::Int(4), Value::Float(1e-3), Value::Bool(false)],
+        );
         assert!(shapes(&m).is_empty());
         assert!(m.forward(&[randn(&[2, 5])]).is_err());
         let m = make("groupnorm", vec![Value::Int(2), Value::Int(6)]);
         assert_eq!(shapes(&m), named(&[("weight", &[6]), ("bias", &[6])]));
         let x = randn(&[3, 6, 5]);
-        assert_close(&fwd(&m, &[&x]), &x.group_norm(2, Some(m.p(0)), Some(m.p(1)), 1e-5, false));
-        assert_eq!(build_err("groupnorm", vec![Value::Int(4), Value::Int(6)]), "groupnorm: channels (6) must be divisible by groups (4)");
-        assert_eq!(build_err("layernorm", vec![]), "layernorm: shape not defined");
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.group_norm(2, Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+        );
+        assert_eq!(
+            build_err("groupnorm", vec![Value::Int(4), Value::Int(6)]),
+            "groupnorm: channels (6) must be divisible by groups (4)"
+        );
+        assert_eq!(
+            build_err("layernorm", vec![]),
+            "layernorm: shape not defined"
+        );
         assert!(m.forward(&[randn(&[3, 4, 5])]).is_err());
     }
 }

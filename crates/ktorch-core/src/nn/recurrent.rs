@@ -5,7 +5,7 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{unknown, uniform, want_inputs, Layer, Module};
+use crate::nn::{uniform, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["rnn", "gru", "lstm"];
@@ -30,15 +30,51 @@ struct Recur {
     bi: bool,
 }
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     let (a, cell) = match kind {
         "rnn" => {
-            let a = Args::parse(kind, &["in", "hidden", "layers", "fn", "bias", "batchfirst", "dropout", "bi"], pos, kw)?;
-            let cell = if a.choice("fn", "tanh", &["tanh", "relu"])? == "tanh" { Cell::Tanh } else { Cell::Relu };
+            let a = Args::parse(
+                kind,
+                &[
+                    "in",
+                    "hidden",
+                    "layers",
+                    "fn",
+                    "bias",
+                    "batchfirst",
+                    "dropout",
+                    "bi",
+                ],
+                pos,
+                kw,
+            )?;
+            let cell = if a.choice("fn", "tanh", &["tanh", "relu"])? == "tanh" {
+                Cell::Tanh
+            } else {
+                Cell::Relu
+            };
             (a, cell)
         }
         "gru" | "lstm" => {
-            let a = Args::parse(kind, &["in", "hidden", "layers", "bias", "batchfirst", "dropout", "bi"], pos, kw)?;
+            let a = Args::parse(
+                kind,
+                &[
+                    "in",
+                    "hidden",
+                    "layers",
+                    "bias",
+                    "batchfirst",
+                    "dropout",
+                    "bi",
+                ],
+                pos,
+                kw,
+            )?;
             (a, if kind == "gru" { Cell::Gru } else { Cell::Lstm })
         }
         _ => return Err(unknown(kind)),
@@ -66,8 +102,14 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
         let n = if layer == 0 { r.input } else { h * dirs };
         for dir in 0..dirs {
             let sfx = format!("l{layer}{}", if dir == 1 { "_reverse" } else { "" });
-            m = m.with_param(&format!("weight_ih_{sfx}"), uniform(&[gates * h, n], bound)?)?;
-            m = m.with_param(&format!("weight_hh_{sfx}"), uniform(&[gates * h, h], bound)?)?;
+            m = m.with_param(
+                &format!("weight_ih_{sfx}"),
+                uniform(&[gates * h, n], bound)?,
+            )?;
+            m = m.with_param(
+                &format!("weight_hh_{sfx}"),
+                uniform(&[gates * h, h], bound)?,
+            )?;
             if r.bias {
                 m = m.with_param(&format!("bias_ih_{sfx}"), uniform(&[gates * h], bound)?)?;
                 m = m.with_param(&format!("bias_hh_{sfx}"), uniform(&[gates * h], bound)?)?;
@@ -79,12 +121,34 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Ve
 
 impl Recur {
     /// A given initial state, checked against the expected size and made batched.
-    fn state(&self, kind: &str, what: &str, t: &Tensor, want: &[i64], batched: bool) -> Result<Tensor> {
-        let t = if batched { t.shallow_clone() } else { t.f_unsqueeze(1)? };
+    fn state(
+        &self,
+        kind: &str,
+        what: &str,
+        t: &Tensor,
+        want: &[i64],
+        batched: bool,
+    ) -> Result<Tensor> {
+        let t = if batched {
+            t.shallow_clone()
+        } else {
+            t.f_unsqueeze(1)?
+        };
         if t.size() != want {
-            let want: Vec<i64> = if batched { want.to_vec() } else { vec![want[0], want[2]] };
-            let given = if batched { t.size() } else { vec![t.size()[0], t.size()[2]] };
-            return Err(err(kind, format!("expected {what} of size {want:?}, given {given:?}")));
+            let want: Vec<i64> = if batched {
+                want.to_vec()
+            } else {
+                vec![want[0], want[2]]
+            };
+            let given = if batched {
+                t.size()
+            } else {
+                vec![t.size()[0], t.size()[2]]
+            };
+            return Err(err(
+                kind,
+                format!("expected {what} of size {want:?}, given {given:?}"),
+            ));
         }
         Ok(t)
     }
@@ -96,30 +160,61 @@ impl Layer for Recur {
         let lstm = self.cell == Cell::Lstm;
         want_inputs(kind, xs, 1, if lstm { 3 } else { 2 })?;
         if lstm && xs.len() == 2 {
-            return Err(err(kind, "expects both hidden and cell state, given hidden state only"));
+            return Err(err(
+                kind,
+                "expects both hidden and cell state, given hidden state only",
+            ));
         }
         let x = &xs[0];
         let size = x.size();
         if size.len() != 2 && size.len() != 3 {
-            return Err(err(kind, format!("expected 2D or 3D input, given {}D", size.len())));
+            return Err(err(
+                kind,
+                format!("expected 2D or 3D input, given {}D", size.len()),
+            ));
         }
         if size[size.len() - 1] != self.input {
-            return Err(err(kind, format!("expected input with {} features in the last dimension, given {size:?}", self.input)));
+            return Err(err(
+                kind,
+                format!(
+                    "expected input with {} features in the last dimension, given {size:?}",
+                    self.input
+                ),
+            ));
         }
         let batched = size.len() == 3;
         let bdim = if self.batchfirst { 0 } else { 1 };
-        let x = if batched { x.shallow_clone() } else { x.f_unsqueeze(bdim)? };
+        let x = if batched {
+            x.shallow_clone()
+        } else {
+            x.f_unsqueeze(bdim)?
+        };
         let dirs = if self.bi { 2 } else { 1 };
         let want = [self.layers * dirs, x.size()[bdim as usize], self.hidden];
         let mut states = Vec::with_capacity(2);
-        for (i, what) in ["hidden state", "cell state"].into_iter().enumerate().take(if lstm { 2 } else { 1 }) {
+        for (i, what) in ["hidden state", "cell state"]
+            .into_iter()
+            .enumerate()
+            .take(if lstm { 2 } else { 1 })
+        {
             states.push(match xs.get(i + 1) {
                 Some(t) => self.state(kind, what, t, &want, batched)?,
                 None => Tensor::f_zeros(want, (x.kind(), x.device()))?,
             });
         }
-        let ps: Vec<Tensor> = m.own_params().iter().map(|(_, t)| t.shallow_clone()).collect();
-        let (l, d, tr, bi, bf, b) = (self.layers, self.dropout, m.is_training(), self.bi, self.batchfirst, self.bias);
+        let ps: Vec<Tensor> = m
+            .own_params()
+            .iter()
+            .map(|(_, t)| t.shallow_clone())
+            .collect();
+        let (l, d, tr, bi, bf, b) = (
+            self.layers,
+            self.dropout,
+            m.is_training(),
+            self.bi,
+            self.batchfirst,
+            self.bias,
+        );
         let mut out = match self.cell {
             Cell::Tanh => {
                 let (y, h) = x.f_rnn_tanh(&states[0], &ps, b, l, d, tr, bi, bf)?;

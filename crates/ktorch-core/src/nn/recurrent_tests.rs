@@ -12,13 +12,19 @@ fn ints(xs: &[i64]) -> Vec<Value> {
 /// Sets parameter k to `0.5 * sin(0.1 * arange(numel) + k)`, as the PyTorch oracle did.
 fn det(m: &Module) {
     for (k, (name, p)) in m.named_parameters().into_iter().enumerate() {
-        let v = (Tensor::arange(p.numel() as i64, (Kind::Float, tch::Device::Cpu)) * 0.1 + k as f64).sin() * 0.5;
-        m.set_param("test", &name, &v.view(p.size().as_slice())).expect("set");
+        let v = (Tensor::arange(p.numel() as i64, (Kind::Float, tch::Device::Cpu)) * 0.1
+            + k as f64)
+            .sin()
+            * 0.5;
+        m.set_param("test", &name, &v.view(p.size().as_slice()))
+            .expect("set");
     }
 }
 
 fn oracle_input() -> Tensor {
-    (Tensor::arange(24, (Kind::Float, tch::Device::Cpu)) * 0.3).cos().view([2, 4, 3])
+    (Tensor::arange(24, (Kind::Float, tch::Device::Cpu)) * 0.3)
+        .cos()
+        .view([2, 4, 3])
 }
 
 fn sum(t: &Tensor) -> f64 {
@@ -46,8 +52,18 @@ fn parameter_names_and_init() {
     for (_, p) in m.named_parameters() {
         assert_uniform(&p, 1.0 / 5f64.sqrt());
     }
-    let m = make("gru", vec![Value::Int(3), Value::Int(5), kw(vec![("bias", false.into())])]);
-    assert_eq!(shapes(&m), named(&[("weight_ih_l0", &[15, 3]), ("weight_hh_l0", &[15, 5])]));
+    let m = make(
+        "gru",
+        vec![
+            Value::Int(3),
+            Value::Int(5),
+            kw(vec![("bias", false.into())]),
+        ],
+    );
+    assert_eq!(
+        shapes(&m),
+        named(&[("weight_ih_l0", &[15, 3]), ("weight_hh_l0", &[15, 5])])
+    );
     let m = make("lstm", ints(&[3, 5, 2]));
     let names: Vec<String> = shapes(&m).into_iter().map(|(k, _)| k).collect();
     assert_eq!(names.len(), 8);
@@ -77,7 +93,13 @@ fn lstm_matches_pytorch() {
     assert!((sum(&out[0]) - -4.1063557).abs() < 1e-4);
     assert!((sum(&out[1]) - -0.8797434).abs() < 1e-4);
     assert!((sum(&out[2]) - -7.6533742).abs() < 1e-4);
-    let want = [0.03730059, -0.20305447, -0.28839657, -0.18616709, 0.11805824];
+    let want = [
+        0.03730059,
+        -0.20305447,
+        -0.28839657,
+        -0.18616709,
+        0.11805824,
+    ];
     assert_close(&out[2].get(1).get(1), &floats(&want));
 }
 
@@ -97,13 +119,16 @@ fn rnn_matches_functional_and_cell() {
     let m = make("rnn", ints(&[3, 4]));
     let x = randn(&[6, 2, 3]);
     let h0 = randn(&[1, 2, 4]);
-    let out = m.forward(&[x.shallow_clone(), h0.shallow_clone()]).expect("forward");
+    let out = m
+        .forward(&[x.shallow_clone(), h0.shallow_clone()])
+        .expect("forward");
     let ps = m.parameters();
     let (y, h) = x.rnn_tanh(&h0, &ps, true, 1, 0.0, true, false, false);
     assert_close(&out[0], &y);
     assert_close(&out[1], &h);
     // one step by hand: tanh(x W_ih' + b_ih + h W_hh' + b_hh)
-    let step = (x.get(0).linear(&ps[0], Some(&ps[2])) + h0.get(0).linear(&ps[1], Some(&ps[3]))).tanh();
+    let step =
+        (x.get(0).linear(&ps[0], Some(&ps[2])) + h0.get(0).linear(&ps[1], Some(&ps[3]))).tanh();
     assert_close(&out[0].get(0), &step);
 }
 
@@ -111,25 +136,52 @@ fn rnn_matches_functional_and_cell() {
 fn lstm_states_and_unbatched_input() {
     let m = make("lstm", ints(&[3, 4]));
     let (x, h, c) = (randn(&[5, 3]), randn(&[1, 4]), randn(&[1, 4]));
-    let out = m.forward(&[x.shallow_clone(), h.shallow_clone(), c.shallow_clone()]).expect("forward");
+    let out = m
+        .forward(&[x.shallow_clone(), h.shallow_clone(), c.shallow_clone()])
+        .expect("forward");
     assert_eq!(out[0].size(), [5, 4]);
     assert_eq!(out[1].size(), [1, 4]);
     let ps = m.parameters();
     let hx = [h.unsqueeze(1), c.unsqueeze(1)];
-    let (y, _, cn) = x.unsqueeze(1).lstm(&hx, &ps, true, 1, 0.0, true, false, false);
+    let (y, _, cn) = x
+        .unsqueeze(1)
+        .lstm(&hx, &ps, true, 1, 0.0, true, false, false);
     assert_close(&out[0], &y.squeeze_dim(1));
     assert_close(&out[2], &cn.squeeze_dim(1));
-    let e = m.forward(&[x.shallow_clone(), h]).expect_err("no cell state");
-    assert!(e.to_string().starts_with("lstm: expects both hidden and cell state"), "{e}");
-    let e = m.forward(&[randn(&[5, 2, 3]), randn(&[1, 3, 4]), randn(&[1, 2, 4])]).expect_err("bad hidden");
-    assert_eq!(e.to_string(), "lstm: expected hidden state of size [1, 2, 4], given [1, 3, 4]");
+    let e = m
+        .forward(&[x.shallow_clone(), h])
+        .expect_err("no cell state");
+    assert!(
+        e.to_string()
+            .starts_with("lstm: expects both hidden and cell state"),
+        "{e}"
+    );
+    let e = m
+        .forward(&[randn(&[5, 2, 3]), randn(&[1, 3, 4]), randn(&[1, 2, 4])])
+        .expect_err("bad hidden");
+    assert_eq!(
+        e.to_string(),
+        "lstm: expected hidden state of size [1, 2, 4], given [1, 3, 4]"
+    );
     let e = m.forward(&[randn(&[5, 2, 2])]).expect_err("bad input");
-    assert!(e.to_string().starts_with("lstm: expected input with 3 features"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("lstm: expected input with 3 features"),
+        "{e}"
+    );
 }
 
 #[test]
 fn dropout_between_layers_only_in_training() {
-    let mut m = make("gru", vec![Value::Int(3), Value::Int(4), Value::Int(2), kw(vec![("dropout", Value::Float(0.5))])]);
+    let mut m = make(
+        "gru",
+        vec![
+            Value::Int(3),
+            Value::Int(4),
+            Value::Int(2),
+            kw(vec![("dropout", Value::Float(0.5))]),
+        ],
+    );
     let x = randn(&[5, 2, 3]);
     m.set_training(false);
     let a = fwd(&m, &[&x]);
@@ -143,11 +195,36 @@ fn dropout_between_layers_only_in_training() {
 #[test]
 fn bad_settings() {
     assert_eq!(build_err("rnn", ints(&[3])), "rnn: hidden not defined");
-    assert!(build_err("rnn", vec![Value::Int(3), Value::Int(4), Value::Int(1), "gelu".into()]).starts_with("rnn: fn: unrecognized value `gelu`"));
-    assert_eq!(build_err("gru", ints(&[3, 4, 0])), "gru: layers must be positive, given 0");
-    let e = build_err("lstm", vec![Value::Int(3), Value::Int(4), kw(vec![("dropout", Value::Float(1.5))])]);
+    assert!(build_err(
+        "rnn",
+        vec![Value::Int(3), Value::Int(4), Value::Int(1), "gelu".into()]
+    )
+    .starts_with("rnn: fn: unrecognized value `gelu`"));
+    assert_eq!(
+        build_err("gru", ints(&[3, 4, 0])),
+        "gru: layers must be positive, given 0"
+    );
+    let e = build_err(
+        "lstm",
+        vec![
+            Value::Int(3),
+            Value::Int(4),
+            kw(vec![("dropout", Value::Float(1.5))]),
+        ],
+    );
     assert_eq!(e, "lstm: dropout must be in the range 0-1, given 1.5");
-    assert!(build_err("gru", vec![Value::Int(3), Value::Int(4), kw(vec![("fn", "relu".into())])]).starts_with("gru: unrecognized option: fn"));
+    assert!(build_err(
+        "gru",
+        vec![
+            Value::Int(3),
+            Value::Int(4),
+            kw(vec![("fn", "relu".into())])
+        ]
+    )
+    .starts_with("gru: unrecognized option: fn"));
     let m = make("gru", ints(&[3, 4]));
-    assert_eq!(m.forward(&[randn(&[3])]).expect_err("1d").to_string(), "gru: expected 2D or 3D input, given 1D");
+    assert_eq!(
+        m.forward(&[randn(&[3])]).expect_err("1d").to_string(),
+        "gru: expected 2D or 3D input, given 1D"
+    );
 }

@@ -10,17 +10,30 @@ use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["flatten", "reshape"];
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
     match kind {
         "flatten" => {
             let a = Args::parse(kind, &["start", "end"], pos, kw)?;
-            Ok(Module::new(kind, Shape::Flatten(a.int("start", 1)?, a.int("end", -1)?)))
+            Ok(Module::new(
+                kind,
+                Shape::Flatten(a.int("start", 1)?, a.int("end", -1)?),
+            ))
         }
         "reshape" => {
             let a = Args::parse(kind, &["size"], pos, kw)?;
-            let size = a.int_list("size")?.ok_or_else(|| err(kind, "size not defined"))?;
+            let size = a
+                .int_list("size")?
+                .ok_or_else(|| err(kind, "size not defined"))?;
             if size.iter().filter(|n| **n == -1).count() > 1 || size.iter().any(|n| *n < -1) {
-                return Err(err(kind, format!("size must be non-negative, with at most one -1, given {size:?}")));
+                return Err(err(
+                    kind,
+                    format!("size must be non-negative, with at most one -1, given {size:?}"),
+                ));
             }
             Ok(Module::new(kind, Shape::Reshape(size)))
         }
@@ -63,6 +76,9 @@ mod tests {
         assert!(make("flatten", vec![Value::Int(5)]).forward(&[x]).is_err());
         assert_eq!(build_err("reshape", vec![]), "reshape: size not defined");
         let e = build_err("reshape", vec![Value::from(vec![-1i64, -1])]);
-        assert_eq!(e, "reshape: size must be non-negative, with at most one -1, given [-1, -1]");
+        assert_eq!(
+            e,
+            "reshape: size must be non-negative, with at most one -1, given [-1, -1]"
+        );
     }
 }

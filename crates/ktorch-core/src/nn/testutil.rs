@@ -32,17 +32,25 @@ pub(crate) fn build_err(kind: &str, args: Vec<Value>) -> String {
 
 /// Parameter names with sizes.
 pub(crate) fn shapes(m: &Module) -> Vec<(String, Vec<i64>)> {
-    m.named_parameters().into_iter().map(|(k, t)| (k, t.size())).collect()
+    m.named_parameters()
+        .into_iter()
+        .map(|(k, t)| (k, t.size()))
+        .collect()
 }
 
 /// Buffer names with sizes.
 pub(crate) fn buffer_shapes(m: &Module) -> Vec<(String, Vec<i64>)> {
-    m.named_buffers().into_iter().map(|(k, t)| (k, t.size())).collect()
+    m.named_buffers()
+        .into_iter()
+        .map(|(k, t)| (k, t.size()))
+        .collect()
 }
 
 /// Expected names and sizes written compactly.
 pub(crate) fn named(xs: &[(&str, &[i64])]) -> Vec<(String, Vec<i64>)> {
-    xs.iter().map(|(k, s)| (k.to_string(), s.to_vec())).collect()
+    xs.iter()
+        .map(|(k, s)| (k.to_string(), s.to_vec()))
+        .collect()
 }
 
 /// Random normal input of the given size.
@@ -65,7 +73,8 @@ pub(crate) fn floats(xs: &[f64]) -> Tensor {
 /// One forward output.
 pub(crate) fn fwd(m: &Module, xs: &[&Tensor]) -> Tensor {
     let xs: Vec<Tensor> = xs.iter().map(|t| t.shallow_clone()).collect();
-    m.forward1(&xs).unwrap_or_else(|e| panic!("{}: {e}", m.kind()))
+    m.forward1(&xs)
+        .unwrap_or_else(|e| panic!("{}: {e}", m.kind()))
 }
 
 /// Asserts every value of `t` lies in `[-bound, bound]` and the spread is near the bound.
