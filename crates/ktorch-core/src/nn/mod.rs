@@ -3,18 +3,21 @@
 mod activation;
 mod container;
 mod conv;
+mod dropout;
 mod linear;
 mod norm;
 mod pool;
 mod recurrent;
 mod shape;
 mod spec;
+#[cfg(test)]
+mod testutil;
 
 use std::sync::Arc;
 
 use tch::Tensor;
 
-use crate::error::{err, Result};
+use crate::error::{err, Error, Result};
 use crate::value::Value;
 
 pub use spec::Spec;
@@ -238,6 +241,41 @@ pub(crate) fn uniform(size: &[i64], bound: f64) -> Result<Tensor> {
     let t = Tensor::f_empty(size, (tch::Kind::Float, tch::Device::Cpu))?;
     let _g = tch::no_grad_guard();
     Ok(t.f_uniform(-bound, bound)?)
+}
+
+/// Values from PyTorch's default normal initialiser: mean 0, standard deviation 1.
+pub(crate) fn normal(size: &[i64]) -> Result<Tensor> {
+    let mut t = Tensor::f_empty(size, (tch::Kind::Float, tch::Device::Cpu))?;
+    let _g = tch::no_grad_guard();
+    let _ = t.f_normal_(0.0, 1.0)?;
+    Ok(t)
+}
+
+/// A float tensor filled with `v` (weights of ones, biases of zeros).
+pub(crate) fn filled(size: &[i64], v: f64) -> Result<Tensor> {
+    Ok(Tensor::f_full(size, v, (tch::Kind::Float, tch::Device::Cpu))?)
+}
+
+/// The error for a type name a family does not build.
+pub(crate) fn unknown(kind: &str) -> Error {
+    err("module", format!("unrecognized module type: {kind}"))
+}
+
+/// The count of spatial dimensions named by a type's suffix: `conv2d` -> 2.
+pub(crate) fn dims(kind: &str) -> usize {
+    match kind.as_bytes() {
+        [.., b'1', b'd'] => 1,
+        [.., b'2', b'd'] => 2,
+        [.., b'3', b'd'] => 3,
+        _ => 0,
+    }
+}
+
+/// True when setting `name` is given explicitly as null (where null means
+/// something other than the default, e.g. batchnorm's momentum).
+pub(crate) fn null_given(names: &[&str], name: &str, pos: &[Value], kw: &[(String, Value)]) -> bool {
+    let by_pos = names.iter().position(|n| *n == name).and_then(|i| pos.get(i)).is_some_and(Value::is_null);
+    by_pos || kw.iter().any(|(k, v)| k == name && v.is_null())
 }
 
 /// The names of every module type the catalogue builds.

@@ -1,11 +1,410 @@
-//! Placeholder for the norm family (filled in below).
+//! Normalization: batchnorm1d/2d/3d, layernorm, groupnorm.
 
+use tch::{Kind, Tensor};
+
+use crate::args::Args;
 use crate::error::{err, Result};
-use crate::nn::Module;
+use crate::nn::container::layer_clone;
+use crate::nn::{dims, filled, null_given, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
-pub(crate) const TYPES: &[&str] = &[];
+pub(crate) const TYPES: &[&str] = &[
+    "batchnorm1d",
+    "batchnorm2d",
+    "batchnorm3d",
+    "layernorm",
+    "groupnorm",
+];
 
-pub(crate) fn build(kind: &str, _pos: &[Value], _kw: &[(String, Value)], _kids: Vec<(String, Module)>) -> Result<Module> {
-    Err(err("module", format!("unrecognized module type: {kind}")))
+const BATCHNORM: &[&str] = &["in", "eps", "momentum", "affine", "track"];
+
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
+    match kind {
+        "batchnorm1d" | "batchnorm2d" | "batchnorm3d" => batchnorm(kind, pos, kw),
+        "layernorm" => {
+            let a = Args::parse(kind, &["shape", "eps", "affine", "bias"], pos, kw)?;
+            let shape = a
+                .int_list("shape")?
+                .ok_or_else(|| err(kind, "shape not defined"))?;
+            if shape.is_empty() || shape.iter().any(|n| *n <= 0) {
+                return Err(err(
+                    kind,
+                    format!("shape must be one or more positive sizes, given {shape:?}"),
+                ));
+            }
+            let eps = a.nonneg("eps", 1e-5)?;
+            let (affine, bias) = (a.bool("affine", true)?, a.bool("bias", true)?);
+            let mut m = Module::new(
+                kind,
+                LayerNorm {
+                    shape: shape.clone(),
+                    eps,
+                    weight: affine,
+                    bias: affine && bias,
+                },
+            );
+            if affine {
+                m = m.with_param("weight", filled(&shape, 1.0)?)?;
+                if bias {
+                    m = m.with_param("bias", filled(&shape, 0.0)?)?;
+                }
+            }
+            Ok(m)
+        }
+        "groupnorm" => {
+            let a = Args::parse(kind, &["groups", "channels", "eps", "affine"], pos, kw)?;
+            let (groups, channels) = (a.req_pos("groups")?, a.req_pos("channels")?);
+            if channels % groups != 0 {
+                return Err(err(
+                    kind,
+                    format!("channels ({channels}) must be divisible by groups ({groups})"),
+                ));
+            }
+            let (eps, affine) = (a.nonneg("eps", 1e-5)?, a.bool("affine", true)?);
+            let mut m = Module::new(
+                kind,
+                GroupNorm {
+                    groups,
+                    eps,
+                    affine,
+                },
+            );
+            if affine {
+                m = m
+                    .with_param("weight", filled(&[channels], 1.0)?)?
+                    .with_param("bias", filled(&[channels], 0.0)?)?;
+            }
+            Ok(m)
+        }
+        _ => Err(unknown(kind)),
+    }
+}
+
+fn batchnorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
+    let a = Args::parse(kind, BATCHNORM, pos, kw)?;
+    let n = a.req_pos("in")?;
+    let eps = a.nonneg("eps", 1e-5)?;
+    // momentum given as null: running statistics are a cumulative average, as in PyTorch
+    let momentum = if null_given(BATCHNORM, "momentum", pos, kw) {
+        None
+    } else {
+        Some(a.float_in("momentum", 0.1, 0.0, 1.0)?)
+    };
+    let (affine, track) = (a.bool("affine", true)?, a.bool("track", true)?);
+    let mut m = Module::new(
+        kind,
+        BatchNorm {
+            d: dims(kind),
+            n,
+            eps,
+            momentum,
+            affine,
+            track,
+        },
+    );
+    if affine {
+        m = m
+            .with_param("weight", filled(&[n], 1.0)?)?
+            .with_param("bias", filled(&[n], 0.0)?)?;
+    }
+    if track {
+        let count = Tensor::f_zeros([], (Kind::Int64, tch::Device::Cpu))?;
+        m = m
+            .with_buffer("running_mean", filled(&[n], 0.0)?)
+            .with_buffer("running_var", filled(&[n], 1.0)?)
+            .with_buffer("num_batches_tracked", count);
+    }
+    Ok(m)
+}
+
+/// Batch normalization; running statistics live in the module's buffers.
+#[derive(Debug, Clone)]
+struct BatchNorm {
+    d: usize,
+    n: i64,
+    eps: f64,
+    momentum: Option<f64>,
+    affine: bool,
+    track: bool,
+}
+
+impl Layer for BatchNorm {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let x = &xs[0];
+        let size = x.size();
+        let ok = match self.d {
+            1 => size.len() == 2 || size.len() == 3,
+            d => size.len() == d + 2,
+        };
+        if !ok {
+            let want = if self.d == 1 {
+                "2D or 3D".to_string()
+            } else {
+                format!("{}D", self.d + 2)
+            };
+            return Err(err(
+                m.kind(),
+                format!("expected {want} input, given {}D", size.len()),
+            ));
+        }
+        if size[1] != self.n {
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected {} channels in dimension 1, given input size {size:?}",
+                    self.n
+                ),
+            ));
+        }
+        let training = m.is_training();
+        let batch_stats = training || !self.track;
+        if batch_stats && size[0] * size[2..].iter().product::<i64>() == 1 {
+            return Err(err(m.kind(), format!("expected more than 1 value per channel when training, given input size {size:?}")));
+        }
+        let mut factor = self.momentum.unwrap_or(0.0);
+        if training && self.track {
+            let _g = tch::no_grad_guard();
+            let mut count = m.b(2).shallow_clone();
+            let _ = count.f_add_scalar_(1)?;
+            if self.momentum.is_none() {
+                factor = 1.0 / count.f_double_value(&[])?;
+            }
+        }
+        let (w, b) = if self.affine {
+            (Some(m.p(0)), Some(m.p(1)))
+        } else {
+            (None, None)
+        };
+        let (mean, var) = if self.track {
+            (Some(m.b(0)), Some(m.b(1)))
+        } else {
+            (None, None)
+        };
+        Ok(vec![x.f_batch_norm(
+            w,
+            b,
+            mean,
+            var,
+            batch_stats,
+            factor,
+            self.eps,
+            true,
+        )?])
+    }
+    layer_clone!();
+}
+
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    shape: Vec<i64>,
+    eps: f64,
+    weight: bool,
+    bias: bool,
+}
+
+impl Layer for LayerNorm {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let w = if self.weight { Some(m.p(0)) } else { None };
+        let b = if self.bias { Some(m.p(1)) } else { None };
+        Ok(vec![xs[0].f_layer_norm(
+            self.shape.as_slice(),
+            w,
+            b,
+            self.eps,
+            true,
+        )?])
+    }
+    layer_clone!();
+}
+
+#[derive(Debug, Clone)]
+struct GroupNorm {
+    groups: i64,
+    eps: f64,
+    affine: bool,
+}
+
+impl Layer for GroupNorm {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let x = &xs[0];
+        if x.dim() < 2 {
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected input with at least 2 dimensions, given {}D",
+                    x.dim()
+                ),
+            ));
+        }
+        let (w, b) = if self.affine {
+            (Some(m.p(0)), Some(m.p(1)))
+        } else {
+            (None, None)
+        };
+        Ok(vec![x.f_group_norm(self.groups, w, b, self.eps, true)?])
+    }
+    layer_clone!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::testutil::*;
+
+    fn stats(x: &Tensor) -> (Tensor, Tensor) {
+        let dims = [0i64, 2, 3];
+        let mean = x.mean_dim(dims.as_slice(), false, Kind::Float);
+        let var = x.var_dim(dims.as_slice(), true, false);
+        (mean, var)
+    }
+
+    #[test]
+    fn batchnorm_names_and_running_stats() {
+        let mut m = make("batchnorm2d", vec![Value::Int(3)]);
+        assert_eq!(shapes(&m), named(&[("weight", &[3]), ("bias", &[3])]));
+        let bufs = named(&[
+            ("running_mean", &[3]),
+            ("running_var", &[3]),
+            ("num_batches_tracked", &[]),
+        ]);
+        assert_eq!(buffer_shapes(&m), bufs);
+        let x = randn(&[4, 3, 5, 5]) * 2 + 1;
+        let y = fwd(&m, &[&x]);
+        let want = x.batch_norm(
+            Some(m.p(0)),
+            Some(m.p(1)),
+            None::<&Tensor>,
+            None,
+            true,
+            0.1,
+            1e-5,
+            false,
+        );
+        assert_close(&y, &want);
+        let (mean, var) = stats(&x);
+        assert_close(m.b(0), &(&mean * 0.1));
+        assert_close(m.b(1), &(&var * 0.1 + 0.9));
+        assert_eq!(m.b(2).int64_value(&[]), 1);
+        // eval mode uses the running statistics and leaves them alone
+        m.set_training(false);
+        let y = fwd(&m, &[&x]);
+        let want = (&x - m.b(0).view([1, 3, 1, 1])) / (m.b(1).view([1, 3, 1, 1]) + 1e-5).sqrt();
+        assert_close(&y, &want);
+        assert_eq!(m.b(2).int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn batchnorm_null_momentum_is_cumulative_average() {
+        let m = make(
+            "batchnorm1d",
+            vec![Value::Int(2), Value::Float(1e-5), Value::Null],
+        );
+        let (x1, x2) = (randn(&[6, 2]), randn(&[6, 2]));
+        let _ = fwd(&m, &[&x1]);
+        let _ = fwd(&m, &[&x2]);
+        let both = Tensor::cat(&[&x1, &x2], 0);
+        let mean = (x1.mean_dim(0, false, Kind::Float) + x2.mean_dim(0, false, Kind::Float)) / 2;
+        assert_close(m.b(0), &mean);
+        assert_eq!(m.b(2).int64_value(&[]), 2);
+        assert_eq!(both.size(), [12, 2]);
+        let m = make(
+            "batchnorm1d",
+            vec![Value::Int(2), kw(vec![("momentum", Value::Null)])],
+        );
+        let _ = fwd(&m, &[&x1]);
+        assert_close(m.b(0), &x1.mean_dim(0, false, Kind::Float));
+    }
+
+    #[test]
+    fn batchnorm_options() {
+        let m = make(
+            "batchnorm2d",
+            vec![Value::Int(3), kw(vec![("affine", false.into())])],
+        );
+        assert!(shapes(&m).is_empty());
+        assert_eq!(buffer_shapes(&m).len(), 3);
+        let mut m = make(
+            "batchnorm1d",
+            vec![Value::Int(3), kw(vec![("track", false.into())])],
+        );
+        assert!(buffer_shapes(&m).is_empty());
+        m.set_training(false);
+        let x = randn(&[5, 3, 4]);
+        let want = x.batch_norm(
+            Some(m.p(0)),
+            Some(m.p(1)),
+            None::<&Tensor>,
+            None,
+            true,
+            0.1,
+            1e-5,
+            false,
+        );
+        assert_close(&fwd(&m, &[&x]), &want);
+        let e = build_err(
+            "batchnorm1d",
+            vec![Value::Int(3), Value::Float(1e-5), Value::Int(2)],
+        );
+        assert_eq!(e, "batchnorm1d: momentum must be in the range 0-1, given 2");
+        let m = make("batchnorm2d", vec![Value::Int(3)]);
+        let e = m.forward(&[randn(&[2, 3])]).expect_err("2d");
+        assert_eq!(e.to_string(), "batchnorm2d: expected 4D input, given 2D");
+        let e = m.forward(&[randn(&[1, 3, 1, 1])]).expect_err("one value");
+        assert!(
+            e.to_string()
+                .starts_with("batchnorm2d: expected more than 1 value per channel"),
+            "{e}"
+        );
+        assert!(m.forward(&[randn(&[2, 4, 2, 2])]).is_err());
+    }
+
+    #[test]
+    fn layernorm_and_groupnorm() {
+        let m = make("layernorm", vec![Value::from(vec![3i64, 4])]);
+        assert_eq!(shapes(&m), named(&[("weight", &[3, 4]), ("bias", &[3, 4])]));
+        let x = randn(&[2, 3, 4]);
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.layer_norm([3, 4], Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+        );
+        let m = make(
+            "layernorm",
+            vec![Value::Int(4), kw(vec![("bias", false.into())])],
+        );
+        assert_eq!(shapes(&m), named(&[("weight", &[4])]));
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.layer_norm([4], Some(m.p(0)), None, 1e-5, false),
+        );
+        let m = make(
+            "layernorm",
+            vec![Value::Int(4), Value::Float(1e-3), Value::Bool(false)],
+        );
+        assert!(shapes(&m).is_empty());
+        assert!(m.forward(&[randn(&[2, 5])]).is_err());
+        let m = make("groupnorm", vec![Value::Int(2), Value::Int(6)]);
+        assert_eq!(shapes(&m), named(&[("weight", &[6]), ("bias", &[6])]));
+        let x = randn(&[3, 6, 5]);
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.group_norm(2, Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+        );
+        assert_eq!(
+            build_err("groupnorm", vec![Value::Int(4), Value::Int(6)]),
+            "groupnorm: channels (6) must be divisible by groups (4)"
+        );
+        assert_eq!(
+            build_err("layernorm", vec![]),
+            "layernorm: shape not defined"
+        );
+        assert!(m.forward(&[randn(&[3, 4, 5])]).is_err());
+    }
 }

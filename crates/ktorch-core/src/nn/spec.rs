@@ -3,7 +3,7 @@
 
 use crate::args::split_options;
 use crate::error::{err, Result};
-use crate::nn::{activation, container, conv, linear, norm, pool, recurrent, shape, Module};
+use crate::nn::{activation, container, conv, dropout, linear, norm, pool, recurrent, shape, Module};
 use crate::value::Value;
 
 /// A builder: module type, positional settings, keyword settings, built children.
@@ -16,6 +16,7 @@ pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
     (conv::TYPES, conv::build),
     (pool::TYPES, pool::build),
     (norm::TYPES, norm::build),
+    (dropout::TYPES, dropout::build),
     (activation::TYPES, activation::build),
     (recurrent::TYPES, recurrent::build),
     (shape::TYPES, shape::build),

@@ -1,0 +1,101 @@
+//! Dropout: drop, drop2d, drop3d (channel-wise), adrop and fadrop (alpha dropout).
+
+use tch::Tensor;
+
+use crate::args::Args;
+use crate::error::Result;
+use crate::nn::container::layer_clone;
+use crate::nn::{unknown, want_inputs, Layer, Module};
+use crate::value::Value;
+
+pub(crate) const TYPES: &[&str] = &["drop", "drop2d", "drop3d", "adrop", "fadrop"];
+
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    _kids: Vec<(String, Module)>,
+) -> Result<Module> {
+    if !TYPES.contains(&kind) {
+        return Err(unknown(kind));
+    }
+    let a = Args::parse(kind, &["p", "inplace"], pos, kw)?;
+    let p = a.float_in("p", 0.5, 0.0, 1.0)?;
+    a.bool("inplace", false)?;
+    Ok(Module::new(kind, Drop { p }))
+}
+
+/// Zeroes elements (or whole channels) with probability `p` in training mode.
+#[derive(Debug, Clone)]
+struct Drop {
+    p: f64,
+}
+
+impl Layer for Drop {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let (x, train) = (&xs[0], m.is_training());
+        Ok(vec![match m.kind() {
+            "drop" => x.f_dropout(self.p, train)?,
+            "drop2d" | "drop3d" => x.f_feature_dropout(self.p, train)?,
+            "adrop" => x.f_alpha_dropout(self.p, train)?,
+            _ => x.f_feature_alpha_dropout(self.p, train)?,
+        }])
+    }
+    layer_clone!();
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::Kind;
+
+    use super::*;
+    use crate::nn::testutil::*;
+
+    #[test]
+    fn drop_active_only_in_training() {
+        let mut m = make("drop", vec![]);
+        let x = Tensor::ones([1000], (Kind::Float, tch::Device::Cpu));
+        let y = fwd(&m, &[&x]);
+        let zeros = y.eq(0.0).sum(Kind::Int64).int64_value(&[]);
+        assert!((300..700).contains(&zeros), "zeros {zeros}");
+        let kept = y.ne(0.0);
+        assert_close(&y.masked_select(&kept), &(x.masked_select(&kept) * 2));
+        m.set_training(false);
+        assert_close(&fwd(&m, &[&x]), &x);
+    }
+
+    #[test]
+    fn drop2d_zeroes_whole_channels() {
+        let m = make("drop2d", vec![Value::Float(0.5)]);
+        let x = Tensor::ones([4, 50, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let y = fwd(&m, &[&x]);
+        let per_channel = y.sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
+        let ok = per_channel
+            .eq(0.0)
+            .logical_or(&per_channel.eq(18.0))
+            .all()
+            .int64_value(&[]);
+        assert_eq!(ok, 1);
+        let m = make("drop", vec![Value::Float(0.0)]);
+        assert_close(&fwd(&m, &[&x]), &x);
+        let m = make("drop", vec![Value::Float(1.0)]);
+        assert_eq!(fwd(&m, &[&x]).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn drop_bad_settings() {
+        assert_eq!(
+            build_err("drop", vec![Value::Int(2)]),
+            "drop: p must be in the range 0-1, given 2"
+        );
+        assert_eq!(
+            build_err("drop2d", vec![Value::Float(-0.1)]),
+            "drop2d: p must be in the range 0-1, given -0.1"
+        );
+        assert_eq!(
+            build_err("drop", vec![Value::Bool(true)]),
+            "drop: p expects a number, given bool"
+        );
+    }
+}
