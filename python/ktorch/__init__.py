@@ -31,10 +31,13 @@ def _loss_function(name):
     return f
 
 
-for _name in _ktorch._loss_types():
-    if _name not in globals():
-        globals()[_name] = _loss_function(_name)
-        __all__.append(_name)
-del _name
+def _add_loss_functions():
+    for name in _ktorch._loss_types():
+        if name not in globals():
+            globals()[name] = _loss_function(name)
+            __all__.append(name)
+
+
+_add_loss_functions()
 
 __all__.append("KtorchError")
