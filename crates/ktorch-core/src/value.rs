@@ -3,7 +3,6 @@
 use crate::error::{err, Result};
 
 /// One argument value, as Python (or a Rust program) hands it to the core.
-#[derive(Debug)]
 pub enum Value {
     /// `None` / q null.
     Null,
@@ -25,6 +24,23 @@ pub enum Value {
     Tensor(tch::Tensor),
     /// A Python callable or other opaque object, kept by the binding layer.
     Callable(crate::nn::CallbackFn),
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => write!(f, "`{s}"),
+            Value::List(v) => f.debug_list().entries(v).finish(),
+            Value::Tuple(v) => f.debug_tuple("").field(v).finish(),
+            Value::Dict(d) => f.debug_map().entries(d.iter().map(|(k, v)| (k, v))).finish(),
+            Value::Tensor(t) => write!(f, "tensor{:?}", t.size()),
+            Value::Callable(_) => f.write_str("<callable>"),
+        }
+    }
 }
 
 impl Clone for Value {

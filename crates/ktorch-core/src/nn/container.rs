@@ -137,7 +137,7 @@ fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) 
 /// A tensor from a number, a list of numbers or a tensor (a copy, detached).
 fn value_tensor(func: &str, name: &str, v: &Value) -> Result<Tensor> {
     match v {
-        Value::Tensor(t) => Ok(t.f_detach()?.f_copy()?),
+        Value::Tensor(t) => Ok(t.f_detach_copy()?),
         Value::Int(i) => Ok(Tensor::from(*i as f64)),
         Value::Float(f) => Ok(Tensor::from(*f)),
         Value::List(_) | Value::Tuple(_) => Ok(Tensor::from_slice(&v.as_floats(func, name)?)),
