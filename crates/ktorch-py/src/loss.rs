@@ -38,8 +38,7 @@ pub fn loss(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyD
     let r = match obj(f, &first)? {
         Some(Obj::Loss(l)) => py.allow_threads(move || -> ktorch_core::Result<_> {
             let l = lock(f, &l)?;
-            let first = x.first().ok_or_else(|| ktorch_core::error::err(f, "no output given"))?;
-            l.forward(std::slice::from_ref(first), &y)
+            l.forward(&x, &y)
         }),
         Some(Obj::Model(m)) => py.allow_threads(move || -> ktorch_core::Result<_> {
             let m = lock(f, &m)?;

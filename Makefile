@@ -1,0 +1,43 @@
+# ktorch: `make demo` trains the spiral example, `make test` runs every test.
+# Both create .venv (torch 2.11.0, numpy, maturin, pytest) and build the extension when needed.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+export LIBTORCH_USE_PYTORCH := 1
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+
+.PHONY: help venv build demo test test-rust test-python bench lint soak
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.ready: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.11.0 numpy maturin pytest hypothesis ruff
+	touch $@
+
+venv: $(VENV)/.ready ## create .venv with torch, numpy, maturin, pytest
+
+build: venv ## build the extension (release) into .venv
+	maturin develop --release -q
+
+demo: build ## train the spiral example: explicit steps, then run/testrun epochs
+	$(PY) examples/spirals.py
+
+test-rust: venv ## the core's Rust tests (no Python)
+	LD_LIBRARY_PATH=$(TORCH_LIB) cargo test --release -p ktorch-core
+
+test-python: build ## the Python tests
+	$(PY) -m pytest -q
+
+test: test-rust test-python ## every test: Rust core, then Python
+
+lint: venv ## cargo fmt, clippy, ruff
+	cargo fmt --all -- --check
+	cargo clippy --release -p ktorch-core --all-targets -- -D warnings
+	cargo clippy --release -p ktorch-py -- -D warnings
+	$(PY) -m ruff check python tests examples bench
