@@ -1,12 +1,12 @@
 //! Gradient clipping by value and by norm, as torch.nn.utils.clip_grad_value_ / clip_grad_norm_.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{err, Result};
 
 /// Clamps every defined gradient to `[-value, value]`.
 pub fn clip_value(func: &str, ts: &[Tensor], value: f64) -> Result<()> {
-    if !(value >= 0.0) {
+    if value.is_nan() || value < 0.0 {
         return Err(err(func, format!("clip value must be non-negative, given {value}")));
     }
     let _g = tch::no_grad_guard();
@@ -56,10 +56,10 @@ pub fn clip_norm(func: &str, ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tens
 
 /// Validates a maximum norm and norm type.
 pub fn check_norm(func: &str, maxnorm: f64, p: f64) -> Result<()> {
-    if !(maxnorm >= 0.0) {
+    if maxnorm.is_nan() || maxnorm < 0.0 {
         return Err(err(func, format!("maximum norm must be non-negative, given {maxnorm}")));
     }
-    if !(p > 0.0) {
+    if p.is_nan() || p <= 0.0 {
         return Err(err(func, format!("norm type must be positive, given {p}")));
     }
     Ok(())
@@ -82,6 +82,7 @@ pub fn distinct(ts: Vec<Tensor>) -> Vec<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn clip_value_clamps() {

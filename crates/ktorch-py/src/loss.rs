@@ -11,7 +11,10 @@ use crate::data::tensors_arg;
 use crate::errors::{terr, IntoPy};
 use crate::handles::{obj, Obj, PyLoss};
 
-fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<(Vec<Value>, Vec<(String, Value)>)> {
+/// Positional settings and keyword options.
+type Settings = (Vec<Value>, Vec<(String, Value)>);
+
+fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
     let vals: Vec<Value> = args.iter().map(|x| to_value(func, x)).collect::<PyResult<_>>()?;
     let (pos, mut opts) = split_options(vals);
     opts.extend(kwargs(func, kw)?);

@@ -26,7 +26,10 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
     })
 }
 
-fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<(Vec<Value>, Vec<(String, Value)>)> {
+/// Positional settings and keyword options.
+type Settings = (Vec<Value>, Vec<(String, Value)>);
+
+fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
     let vals: Vec<Value> = args.iter().map(|x| to_value(func, x)).collect::<PyResult<_>>()?;
     let (pos, mut opts) = split_options(vals);
     opts.extend(kwargs(func, kw)?);

@@ -31,14 +31,6 @@ impl Stage {
         Stage { opts: Options::new(train), data: None, gen: None }
     }
 
-    fn func(&self) -> &'static str {
-        if self.opts.train {
-            "train"
-        } else {
-            "test"
-        }
-    }
-
     /// True once data is defined.
     pub fn has_data(&self) -> bool {
         self.data.is_some()
@@ -73,10 +65,6 @@ impl Stage {
     pub fn set_targets(&mut self, func: &str, y: Option<Vec<Tensor>>) -> Result<i64> {
         let x = self.inputs_full().ok_or_else(|| err(func, "no inputs defined"))?;
         self.set_data(func, x, y)
-    }
-
-    fn data(&self, func: &str) -> Result<&Data> {
-        self.data.as_ref().ok_or_else(|| err(func, format!("no {} data defined", if self.opts.train { "training" } else { "test" })))
     }
 
     fn data_mut(&mut self, func: &str) -> Result<&mut Data> {

@@ -201,7 +201,7 @@ impl Options {
                     Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
                     v => {
                         let x = v.as_float(k, "value")?;
-                        if !(x >= 0.0) {
+                        if x.is_nan() || x < 0.0 {
                             return Err(err(k, format!("must be non-negative, given {x}")));
                         }
                         Some(x)

@@ -39,10 +39,10 @@ fn step_outputs(model: &Model, func: &str, x: &[Tensor], y: &[Tensor], opts: &Op
         if let Some((maxnorm, p)) = opts.clipnorm {
             if opts.clipgroup && !groups.is_empty() {
                 for g in &groups {
-                    clip_norm(func, g, maxnorm, p)?;
+                    let _ = clip_norm(func, g, maxnorm, p)?;
                 }
             } else {
-                clip_norm(func, &params, maxnorm, p)?;
+                let _ = clip_norm(func, &params, maxnorm, p)?;
             }
         }
         if first.is_none() {
@@ -103,7 +103,7 @@ impl Model {
             let stage = if train { &self.train } else { &self.test };
             let mut x = stage.inputs().unwrap_or_default();
             let y = stage.targets().unwrap_or_default();
-            x.extend(hidden.drain(..));
+            x.append(&mut hidden);
             let (loss, out) = if train {
                 let (l, o) = step_outputs(self, func, &x, &y, opts)?;
                 (Some(l), o)
