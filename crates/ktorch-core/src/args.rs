@@ -98,7 +98,7 @@ impl Args {
     /// A non-negative number.
     pub fn nonneg(&self, name: &str, default: f64) -> Result<f64> {
         let f = self.float(name, default)?;
-        if !(f >= 0.0) {
+        if f.is_nan() || f < 0.0 {
             return Err(err(&self.func, format!("{name} must be non-negative, given {f}")));
         }
         Ok(f)
