@@ -1,0 +1,108 @@
+//! Shared pieces of the optimizers: per-parameter state, PyTorch's `alpha` forms, checks.
+
+use tch::Tensor;
+
+use crate::error::{err, Result};
+
+/// Per-parameter state: a step count and named buffers (as PyTorch names them).
+#[derive(Debug, Default)]
+pub(super) struct ParamState {
+    pub(super) step: i64,
+    buffers: Vec<(&'static str, Tensor)>,
+}
+
+impl ParamState {
+    /// The buffer `name`, created on first use as a tensor like `p` filled with `fill`.
+    /// The handle shares storage with the stored buffer, so in-place updates stick.
+    pub(super) fn buffer(&mut self, name: &'static str, p: &Tensor, fill: f64) -> Result<Tensor> {
+        if let Some((_, t)) = self.buffers.iter().find(|(k, _)| *k == name) {
+            return Ok(t.shallow_clone());
+        }
+        let t = if fill == 0.0 {
+            p.f_zeros_like()?
+        } else {
+            p.f_full_like(fill)?
+        };
+        self.buffers.push((name, t.shallow_clone()));
+        Ok(t)
+    }
+
+    /// The buffer `name` if it exists.
+    pub(super) fn get(&self, name: &str) -> Option<Tensor> {
+        self.buffers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, t)| t.shallow_clone())
+    }
+
+    /// Stores (or replaces) buffer `name`.
+    pub(super) fn set(&mut self, name: &'static str, t: Tensor) {
+        match self.buffers.iter_mut().find(|(k, _)| *k == name) {
+            Some(b) => b.1 = t,
+            None => self.buffers.push((name, t)),
+        }
+    }
+}
+
+/// A 0-dim tensor holding `x` with the dtype and device of `like`.
+pub(super) fn scalar_like(x: f64, like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::f_full(
+        [0i64; 0].as_slice(),
+        x,
+        (like.kind(), like.device()),
+    )?)
+}
+
+/// `p.add_(x, alpha=alpha)`: tch drops `alpha`, and `addcmul_` with a 0-dim
+/// `alpha` runs the same fused kernel, so the result is bit for bit PyTorch's.
+pub(super) fn add_scaled_(p: &mut Tensor, x: &Tensor, alpha: f64) -> Result<()> {
+    if alpha == 1.0 {
+        let _ = p.f_add_(x)?;
+    } else {
+        let _ = p.f_addcmul_(x, &scalar_like(alpha, p)?)?;
+    }
+    Ok(())
+}
+
+/// `p.add(x, alpha=alpha)`, out of place.
+pub(super) fn add_scaled(p: &Tensor, x: &Tensor, alpha: f64) -> Result<Tensor> {
+    Ok(if alpha == 1.0 {
+        p.f_add(x)?
+    } else {
+        p.f_addcmul(x, &scalar_like(alpha, p)?)?
+    })
+}
+
+/// Checks a setting that must be `>= 0` (NaN fails too).
+pub(super) fn nonneg(func: &str, name: &str, x: f64) -> Result<f64> {
+    if x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(err(func, format!("{name} must be non-negative, given {x}")))
+    }
+}
+
+/// Checks a setting that must lie in `[0, 1)`, like PyTorch's betas.
+pub(super) fn unit(func: &str, name: &str, x: f64) -> Result<f64> {
+    if (0.0..1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(err(
+            func,
+            format!("{name} must be in the range [0,1), given {x}"),
+        ))
+    }
+}
+
+/// A detached copy of `t` (`t.detach().clone()`).
+pub(super) fn copy_of(t: &Tensor) -> Result<Tensor> {
+    let mut c = t.f_empty_like()?;
+    c.f_copy_(t)?;
+    Ok(c)
+}
+
+/// The gradient of `p`, or `None` where it is undefined (the parameter is skipped).
+pub(super) fn grad_of(p: &Tensor) -> Result<Option<Tensor>> {
+    let g = p.f_grad()?;
+    Ok(if g.defined() { Some(g) } else { None })
+}

@@ -1,0 +1,135 @@
+//! Stochastic gradient descent with momentum, dampening, weight decay and nesterov.
+
+use tch::Tensor;
+
+use super::ops::{add_scaled, add_scaled_, copy_of, grad_of, nonneg, ParamState};
+use crate::args::Args;
+use crate::error::{err, Result};
+use crate::value::Value;
+
+/// Setting names in positional order.
+pub(super) const NAMES: &[&str] = &["lr", "momentum", "dampening", "decay", "nesterov"];
+
+/// sgd settings: lr=.01, momentum=0, dampening=0, decay=0, nesterov=false.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Sgd {
+    pub(super) lr: f64,
+    momentum: f64,
+    dampening: f64,
+    decay: f64,
+    nesterov: bool,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            decay: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+impl Sgd {
+    /// `self` overridden by the given settings, checked as torch.optim.SGD does.
+    pub(super) fn parse(&self, a: &Args) -> Result<Sgd> {
+        let f = a.func();
+        let s = Sgd {
+            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
+            momentum: nonneg(f, "momentum", a.float("momentum", self.momentum)?)?,
+            dampening: a.float("dampening", self.dampening)?,
+            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
+            nesterov: a.bool("nesterov", self.nesterov)?,
+        };
+        if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) {
+            return Err(err(
+                f,
+                "nesterov momentum requires a momentum and zero dampening",
+            ));
+        }
+        Ok(s)
+    }
+
+    pub(super) fn values(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("lr", self.lr.into()),
+            ("momentum", self.momentum.into()),
+            ("dampening", self.dampening.into()),
+            ("decay", self.decay.into()),
+            ("nesterov", self.nesterov.into()),
+        ]
+    }
+
+    /// torch.optim.sgd `_single_tensor_sgd`.
+    pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
+        for (p, st) in params.iter().zip(state.iter_mut()) {
+            let Some(mut grad) = grad_of(p)? else {
+                continue;
+            };
+            if self.decay != 0.0 {
+                grad = add_scaled(&grad, p, self.decay)?;
+            }
+            if self.momentum != 0.0 {
+                let buf = match st.get("momentum_buffer") {
+                    None => {
+                        let b = copy_of(&grad)?;
+                        st.set("momentum_buffer", b.shallow_clone());
+                        b
+                    }
+                    Some(mut b) => {
+                        let _ = b.f_mul_scalar_(self.momentum)?;
+                        add_scaled_(&mut b, &grad, 1.0 - self.dampening)?;
+                        b
+                    }
+                };
+                grad = if self.nesterov {
+                    add_scaled(&grad, &buf, self.momentum)?
+                } else {
+                    buf
+                };
+            }
+            add_scaled_(&mut p.shallow_clone(), &grad, -self.lr)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{check, kws};
+    use crate::value::Value;
+
+    #[test]
+    fn plain() {
+        check("sgd", &[0.1.into()], &[], 5, |_, p, g, _| p - 0.1 * g);
+    }
+
+    #[test]
+    fn momentum_dampening_decay() {
+        let (lr, m, damp, wd) = (0.05, 0.9, 0.1, 0.01);
+        let pos: Vec<Value> = vec![lr.into(), m.into(), damp.into(), wd.into()];
+        check("sgd", &pos, &[], 6, |t, p, g, st| {
+            let g = g + wd * p;
+            let b = if t == 1 {
+                g.copy()
+            } else {
+                m * &st[0] + (1.0 - damp) * &g
+            };
+            *st = vec![b.copy()];
+            p - lr * b
+        });
+    }
+
+    #[test]
+    fn nesterov() {
+        let (lr, m) = (0.05, 0.8);
+        let kw = kws(&[("momentum", m.into()), ("nesterov", true.into())]);
+        check("sgd", &[lr.into()], &kw, 6, |t, p, g, st| {
+            let b = if t == 1 { g.copy() } else { m * &st[0] + g };
+            *st = vec![b.copy()];
+            p - lr * (g + m * b)
+        });
+    }
+}
