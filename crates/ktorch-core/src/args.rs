@@ -14,11 +14,20 @@ pub struct Args {
 
 impl Args {
     /// Matches positional and keyword values to the declared `names`.
-    pub fn parse(func: &str, names: &[&'static str], pos: &[Value], kw: &[(String, Value)]) -> Result<Args> {
+    pub fn parse(
+        func: &str,
+        names: &[&'static str],
+        pos: &[Value],
+        kw: &[(String, Value)],
+    ) -> Result<Args> {
         if pos.len() > names.len() {
             return Err(err(
                 func,
-                format!("expecting at most {} positional setting(s), given {}", names.len(), pos.len()),
+                format!(
+                    "expecting at most {} positional setting(s), given {}",
+                    names.len(),
+                    pos.len()
+                ),
             ));
         }
         let mut vals: Vec<Option<Value>> = vec![None; names.len()];
@@ -29,14 +38,27 @@ impl Args {
         }
         for (k, v) in kw {
             let i = names.iter().position(|n| n == k).ok_or_else(|| {
-                err(func, format!("unrecognized option: {k}, expecting one of: {}", names.join(", ")))
+                err(
+                    func,
+                    format!(
+                        "unrecognized option: {k}, expecting one of: {}",
+                        names.join(", ")
+                    ),
+                )
             })?;
             if i < pos.len() && !pos[i].is_null() {
-                return Err(err(func, format!("option {k} given by position and by name")));
+                return Err(err(
+                    func,
+                    format!("option {k} given by position and by name"),
+                ));
             }
             vals[i] = if v.is_null() { None } else { Some(v.clone()) };
         }
-        Ok(Args { func: func.to_string(), names: names.to_vec(), vals })
+        Ok(Args {
+            func: func.to_string(),
+            names: names.to_vec(),
+            vals,
+        })
     }
 
     /// The function name used in messages.
@@ -45,7 +67,10 @@ impl Args {
     }
 
     fn idx(&self, name: &str) -> usize {
-        self.names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("undeclared setting {name}"))
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("undeclared setting {name}"))
     }
 
     /// The value given for `name`, if any.
@@ -59,7 +84,8 @@ impl Args {
     }
 
     fn required(&self, name: &str) -> Result<&Value> {
-        self.get(name).ok_or_else(|| err(&self.func, format!("{name} not defined")))
+        self.get(name)
+            .ok_or_else(|| err(&self.func, format!("{name} not defined")))
     }
 
     /// A required integer.
@@ -71,26 +97,34 @@ impl Args {
     pub fn req_pos(&self, name: &str) -> Result<i64> {
         let n = self.req_int(name)?;
         if n <= 0 {
-            return Err(err(&self.func, format!("{name} must be positive, given {n}")));
+            return Err(err(
+                &self.func,
+                format!("{name} must be positive, given {n}"),
+            ));
         }
         Ok(n)
     }
 
     /// An integer with a default.
     pub fn int(&self, name: &str, default: i64) -> Result<i64> {
-        self.get(name).map_or(Ok(default), |v| v.as_int(&self.func, name))
+        self.get(name)
+            .map_or(Ok(default), |v| v.as_int(&self.func, name))
     }
 
     /// A number with a default.
     pub fn float(&self, name: &str, default: f64) -> Result<f64> {
-        self.get(name).map_or(Ok(default), |v| v.as_float(&self.func, name))
+        self.get(name)
+            .map_or(Ok(default), |v| v.as_float(&self.func, name))
     }
 
     /// A number that must lie in `[lo, hi]`.
     pub fn float_in(&self, name: &str, default: f64, lo: f64, hi: f64) -> Result<f64> {
         let f = self.float(name, default)?;
         if !(lo..=hi).contains(&f) {
-            return Err(err(&self.func, format!("{name} must be in the range {lo}-{hi}, given {f}")));
+            return Err(err(
+                &self.func,
+                format!("{name} must be in the range {lo}-{hi}, given {f}"),
+            ));
         }
         Ok(f)
     }
@@ -99,26 +133,38 @@ impl Args {
     pub fn nonneg(&self, name: &str, default: f64) -> Result<f64> {
         let f = self.float(name, default)?;
         if f.is_nan() || f < 0.0 {
-            return Err(err(&self.func, format!("{name} must be non-negative, given {f}")));
+            return Err(err(
+                &self.func,
+                format!("{name} must be non-negative, given {f}"),
+            ));
         }
         Ok(f)
     }
 
     /// A flag with a default.
     pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
-        self.get(name).map_or(Ok(default), |v| v.as_bool(&self.func, name))
+        self.get(name)
+            .map_or(Ok(default), |v| v.as_bool(&self.func, name))
     }
 
     /// An optional symbol.
     pub fn str(&self, name: &str) -> Result<Option<String>> {
-        self.get(name).map(|v| v.as_str(&self.func, name).map(str::to_string)).transpose()
+        self.get(name)
+            .map(|v| v.as_str(&self.func, name).map(str::to_string))
+            .transpose()
     }
 
     /// A symbol from a fixed set, with a default.
     pub fn choice(&self, name: &str, default: &str, allowed: &[&str]) -> Result<String> {
         let s = self.str(name)?.unwrap_or_else(|| default.to_string());
         if !allowed.contains(&s.as_str()) {
-            return Err(err(&self.func, format!("{name}: unrecognized value `{s}`, expecting one of: {}", allowed.join(", "))));
+            return Err(err(
+                &self.func,
+                format!(
+                    "{name}: unrecognized value `{s}`, expecting one of: {}",
+                    allowed.join(", ")
+                ),
+            ));
         }
         Ok(s)
     }
@@ -135,7 +181,10 @@ impl Args {
                 match xs.len() {
                     1 => Ok(vec![xs[0]; n]),
                     k if k == n => Ok(xs),
-                    k => Err(err(&self.func, format!("{name} expects 1 or {n} values, given {k}"))),
+                    k => Err(err(
+                        &self.func,
+                        format!("{name} expects 1 or {n} values, given {k}"),
+                    )),
                 }
             }
         }
@@ -143,7 +192,9 @@ impl Args {
 
     /// A list of integers of any length.
     pub fn int_list(&self, name: &str) -> Result<Option<Vec<i64>>> {
-        self.get(name).map(|v| v.as_ints(&self.func, name)).transpose()
+        self.get(name)
+            .map(|v| v.as_ints(&self.func, name))
+            .transpose()
     }
 
     /// An optional tensor (numbers and lists become double tensors).
@@ -153,7 +204,9 @@ impl Args {
             Some(Value::Tensor(t)) => Ok(Some(t.shallow_clone())),
             Some(v) => {
                 let xs = v.as_floats(&self.func, name)?;
-                Ok(Some(tch::Tensor::from_slice(&xs).f_to_kind(tch::Kind::Float)?))
+                Ok(Some(
+                    tch::Tensor::from_slice(&xs).f_to_kind(tch::Kind::Float)?,
+                ))
             }
         }
     }
@@ -178,20 +231,35 @@ mod tests {
 
     #[test]
     fn positional_and_keyword() {
-        let a = Args::parse("linear", &["in", "out", "bias"], &[Value::Int(2), Value::Int(3)], &[("bias".into(), Value::Bool(false))]).expect("parse");
+        let a = Args::parse(
+            "linear",
+            &["in", "out", "bias"],
+            &[Value::Int(2), Value::Int(3)],
+            &[("bias".into(), Value::Bool(false))],
+        )
+        .expect("parse");
         assert_eq!(a.req_int("in").expect("in"), 2);
         assert!(!a.bool("bias", true).expect("bias"));
     }
 
     #[test]
     fn unknown_option_named() {
-        let e = Args::parse("linear", &["in"], &[], &[("foo".into(), Value::Int(1))]).expect_err("unknown");
-        assert!(e.to_string().starts_with("linear: unrecognized option: foo"));
+        let e = Args::parse("linear", &["in"], &[], &[("foo".into(), Value::Int(1))])
+            .expect_err("unknown");
+        assert!(e
+            .to_string()
+            .starts_with("linear: unrecognized option: foo"));
     }
 
     #[test]
     fn too_many_positional() {
-        let e = Args::parse("relu", &["inplace"], &[Value::Bool(true), Value::Int(1)], &[]).expect_err("many");
+        let e = Args::parse(
+            "relu",
+            &["inplace"],
+            &[Value::Bool(true), Value::Int(1)],
+            &[],
+        )
+        .expect_err("many");
         assert!(e.to_string().contains("at most 1"));
     }
 }

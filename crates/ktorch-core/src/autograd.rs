@@ -21,10 +21,30 @@ pub enum Mode {
 
 /// The mode table shown by `help("backward")`: mode, retain, create, description.
 pub const MODES: &[(&str, bool, bool, &str)] = &[
-    ("free", false, false, "free graph, no higher order derivatives"),
-    ("retain", true, false, "retain graph, no higher order derivatives"),
-    ("create", true, true, "retain graph, create graph for higher order derivatives"),
-    ("createfree", false, true, "free graph & create graph for higher order derivatives"),
+    (
+        "free",
+        false,
+        false,
+        "free graph, no higher order derivatives",
+    ),
+    (
+        "retain",
+        true,
+        false,
+        "retain graph, no higher order derivatives",
+    ),
+    (
+        "create",
+        true,
+        true,
+        "retain graph, create graph for higher order derivatives",
+    ),
+    (
+        "createfree",
+        false,
+        true,
+        "free graph & create graph for higher order derivatives",
+    ),
 ];
 
 impl Mode {
@@ -35,7 +55,14 @@ impl Mode {
             "retain" => Mode::Retain,
             "create" => Mode::Create,
             "createfree" => Mode::CreateFree,
-            s => return Err(err(func, format!("unrecognized mode: {s}, expecting one of free, retain, create, createfree"))),
+            s => {
+                return Err(err(
+                    func,
+                    format!(
+                        "unrecognized mode: {s}, expecting one of free, retain, create, createfree"
+                    ),
+                ))
+            }
         })
     }
 
@@ -56,7 +83,10 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
     }
     if let Some(g) = grads {
         if g.len() != ys.len() {
-            return Err(err(func, format!("{} tensor(s) given with {} gradient(s)", ys.len(), g.len())));
+            return Err(err(
+                func,
+                format!("{} tensor(s) given with {} gradient(s)", ys.len(), g.len()),
+            ));
         }
     }
     // One root: the sum of each output weighted by its gradient gives the
@@ -64,20 +94,39 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
     let mut root: Option<Tensor> = None;
     for (i, y) in ys.iter().enumerate() {
         if !y.requires_grad() {
-            return Err(err(func, "element 0 of tensors does not require grad and does not have a grad_fn"));
+            return Err(err(
+                func,
+                "element 0 of tensors does not require grad and does not have a grad_fn",
+            ));
         }
         let term = match grads {
             Some(g) => {
                 let gi = &g[i];
                 if gi.size() != y.size() && gi.numel() != 1 {
-                    return Err(err(func, format!("gradient size {:?} does not match tensor size {:?}", gi.size(), y.size())));
+                    return Err(err(
+                        func,
+                        format!(
+                            "gradient size {:?} does not match tensor size {:?}",
+                            gi.size(),
+                            y.size()
+                        ),
+                    ));
                 }
-                let gi = gi.f_to_kind(y.kind())?.f_to_device(y.device())?.f_detach()?;
+                let gi = gi
+                    .f_to_kind(y.kind())?
+                    .f_to_device(y.device())?
+                    .f_detach()?;
                 y.f_mul(&gi)?.f_sum(y.kind())?
             }
             None => {
                 if y.numel() != 1 {
-                    return Err(err(func, format!("gradient needed for non-scalar tensor of size {:?}", y.size())));
+                    return Err(err(
+                        func,
+                        format!(
+                            "gradient needed for non-scalar tensor of size {:?}",
+                            y.size()
+                        ),
+                    ));
                 }
                 y.f_sum(y.kind())?
             }
@@ -96,7 +145,11 @@ fn run_backward(t: &Tensor, keep: bool, create: bool) -> Result<()> {
     // SAFETY: `t` is a valid tensor for the duration of the call; the C
     // wrapper catches C++ exceptions and stores the message, read back below.
     unsafe {
-        torch_sys::at_backward(t.as_ptr() as *mut torch_sys::C_tensor, i32::from(keep), i32::from(create));
+        torch_sys::at_backward(
+            t.as_ptr() as *mut torch_sys::C_tensor,
+            i32::from(keep),
+            i32::from(create),
+        );
         let e = torch_sys::get_and_reset_last_err();
         if !e.is_null() {
             let msg = std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned();

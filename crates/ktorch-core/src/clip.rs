@@ -7,7 +7,10 @@ use crate::error::{err, Result};
 /// Clamps every defined gradient to `[-value, value]`.
 pub fn clip_value(func: &str, ts: &[Tensor], value: f64) -> Result<()> {
     if value.is_nan() || value < 0.0 {
-        return Err(err(func, format!("clip value must be non-negative, given {value}")));
+        return Err(err(
+            func,
+            format!("clip value must be non-negative, given {value}"),
+        ));
     }
     let _g = tch::no_grad_guard();
     for t in ts {
@@ -22,7 +25,13 @@ pub fn clip_value(func: &str, ts: &[Tensor], value: f64) -> Result<()> {
 /// The total norm of the defined gradients (a 0-dim tensor; None with no gradients).
 pub fn grad_norm(ts: &[Tensor], p: f64) -> Result<Option<Tensor>> {
     let _g = tch::no_grad_guard();
-    let grads: Vec<Tensor> = ts.iter().map(|t| t.f_grad()).collect::<std::result::Result<Vec<_>, _>>()?.into_iter().filter(Tensor::defined).collect();
+    let grads: Vec<Tensor> = ts
+        .iter()
+        .map(|t| t.f_grad())
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(Tensor::defined)
+        .collect();
     if grads.is_empty() {
         return Ok(None);
     }
@@ -43,7 +52,11 @@ pub fn clip_norm(func: &str, ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tens
         None => return Ok(Tensor::from(0.0f32)),
     };
     let _g = tch::no_grad_guard();
-    let coef = total.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(maxnorm)?.f_clamp_max(1.0)?;
+    let coef = total
+        .f_add_scalar(1e-6)?
+        .f_reciprocal()?
+        .f_mul_scalar(maxnorm)?
+        .f_clamp_max(1.0)?;
     for t in ts {
         let mut g = t.f_grad()?;
         if g.defined() {
@@ -57,7 +70,10 @@ pub fn clip_norm(func: &str, ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tens
 /// Validates a maximum norm and norm type.
 pub fn check_norm(func: &str, maxnorm: f64, p: f64) -> Result<()> {
     if maxnorm.is_nan() || maxnorm < 0.0 {
-        return Err(err(func, format!("maximum norm must be non-negative, given {maxnorm}")));
+        return Err(err(
+            func,
+            format!("maximum norm must be non-negative, given {maxnorm}"),
+        ));
     }
     if p.is_nan() || p <= 0.0 {
         return Err(err(func, format!("norm type must be positive, given {p}")));
@@ -97,10 +113,16 @@ mod tests {
     #[test]
     fn clip_norm_returns_previous() {
         let x = Tensor::from_slice(&[3.0f32, 4.0]).set_requires_grad(true);
-        (&x * &x).sum(Kind::Float).f_div_scalar(2.0).expect("div").backward();
+        (&x * &x)
+            .sum(Kind::Float)
+            .f_div_scalar(2.0)
+            .expect("div")
+            .backward();
         let n = clip_norm("clip", &[x.shallow_clone()], 1.0, 2.0).expect("clip");
         assert!((n.double_value(&[]) - 5.0).abs() < 1e-6);
-        let n2 = grad_norm(&[x.shallow_clone()], 2.0).expect("norm").expect("some");
+        let n2 = grad_norm(&[x.shallow_clone()], 2.0)
+            .expect("norm")
+            .expect("some");
         assert!((n2.double_value(&[]) - 1.0).abs() < 1e-5);
     }
 }

@@ -82,12 +82,16 @@ mod tests {
 
     #[test]
     fn torch_message_drops_backtrace() {
-        let m = clean_torch_message("bad shape\nException raised from foo at x.cpp:1\nframe #0: ...");
+        let m =
+            clean_torch_message("bad shape\nException raised from foo at x.cpp:1\nframe #0: ...");
         assert_eq!(m, "bad shape");
     }
 
     #[test]
     fn arg_error_names_function() {
-        assert_eq!(err("train", "tensor size mismatch, 100 vs 10").to_string(), "train: tensor size mismatch, 100 vs 10");
+        assert_eq!(
+            err("train", "tensor size mismatch, 100 vs 10").to_string(),
+            "train: tensor size mismatch, 100 vs 10"
+        );
     }
 }

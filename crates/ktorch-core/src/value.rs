@@ -36,7 +36,10 @@ impl std::fmt::Debug for Value {
             Value::Str(s) => write!(f, "`{s}"),
             Value::List(v) => f.debug_list().entries(v).finish(),
             Value::Tuple(v) => f.debug_tuple("").field(v).finish(),
-            Value::Dict(d) => f.debug_map().entries(d.iter().map(|(k, v)| (k, v))).finish(),
+            Value::Dict(d) => f
+                .debug_map()
+                .entries(d.iter().map(|(k, v)| (k, v)))
+                .finish(),
             Value::Tensor(t) => write!(f, "tensor{:?}", t.size()),
             Value::Callable(_) => f.write_str("<callable>"),
         }
@@ -67,7 +70,9 @@ impl PartialEq for Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b || (a.is_nan() && b.is_nan()),
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+                (*a as f64) == *b
+            }
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => a == b,
             (Value::Dict(a), Value::Dict(b)) => a == b,
@@ -129,8 +134,13 @@ impl Value {
         match self {
             Value::Int(i) => Ok(*i),
             Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Ok(*f as i64),
-            Value::Tensor(t) if t.numel() == 1 && !t.is_floating_point() => Ok(t.f_int64_value(&[])?),
-            v => Err(err(func, format!("{what} expects an integer, given {}", v.type_name()))),
+            Value::Tensor(t) if t.numel() == 1 && !t.is_floating_point() => {
+                Ok(t.f_int64_value(&[])?)
+            }
+            v => Err(err(
+                func,
+                format!("{what} expects an integer, given {}", v.type_name()),
+            )),
         }
     }
 
@@ -140,7 +150,10 @@ impl Value {
             Value::Int(i) => Ok(*i as f64),
             Value::Float(f) => Ok(*f),
             Value::Tensor(t) if t.numel() == 1 && t.dim() == 0 => Ok(t.f_double_value(&[])?),
-            v => Err(err(func, format!("{what} expects a number, given {}", v.type_name()))),
+            v => Err(err(
+                func,
+                format!("{what} expects a number, given {}", v.type_name()),
+            )),
         }
     }
 
@@ -148,7 +161,10 @@ impl Value {
     pub fn as_bool(&self, func: &str, what: &str) -> Result<bool> {
         match self {
             Value::Bool(b) => Ok(*b),
-            v => Err(err(func, format!("{what} expects a boolean, given {}", v.type_name()))),
+            v => Err(err(
+                func,
+                format!("{what} expects a boolean, given {}", v.type_name()),
+            )),
         }
     }
 
@@ -156,7 +172,10 @@ impl Value {
     pub fn as_str(&self, func: &str, what: &str) -> Result<&str> {
         match self {
             Value::Str(s) => Ok(s),
-            v => Err(err(func, format!("{what} expects a symbol, given {}", v.type_name()))),
+            v => Err(err(
+                func,
+                format!("{what} expects a symbol, given {}", v.type_name()),
+            )),
         }
     }
 
@@ -164,7 +183,9 @@ impl Value {
     pub fn as_ints(&self, func: &str, what: &str) -> Result<Vec<i64>> {
         match self {
             Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_int(func, what)).collect(),
-            Value::Tensor(t) if t.dim() == 1 && !t.is_floating_point() => Ok(Vec::<i64>::try_from(t)?),
+            Value::Tensor(t) if t.dim() == 1 && !t.is_floating_point() => {
+                Ok(Vec::<i64>::try_from(t)?)
+            }
             v => Ok(vec![v.as_int(func, what)?]),
         }
     }
@@ -173,7 +194,9 @@ impl Value {
     pub fn as_floats(&self, func: &str, what: &str) -> Result<Vec<f64>> {
         match self {
             Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_float(func, what)).collect(),
-            Value::Tensor(t) if t.dim() == 1 => Ok(Vec::<f64>::try_from(&t.f_to_kind(tch::Kind::Double)?)?),
+            Value::Tensor(t) if t.dim() == 1 => {
+                Ok(Vec::<f64>::try_from(&t.f_to_kind(tch::Kind::Double)?)?)
+            }
             v => Ok(vec![v.as_float(func, what)?]),
         }
     }
@@ -181,7 +204,10 @@ impl Value {
     /// The value as a list of symbols (a single symbol is a list of one).
     pub fn as_strs(&self, func: &str, what: &str) -> Result<Vec<String>> {
         match self {
-            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_str(func, what).map(str::to_string)).collect(),
+            Value::List(v) | Value::Tuple(v) => v
+                .iter()
+                .map(|x| x.as_str(func, what).map(str::to_string))
+                .collect(),
             v => Ok(vec![v.as_str(func, what)?.to_string()]),
         }
     }

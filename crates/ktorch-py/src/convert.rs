@@ -19,11 +19,15 @@ static NUMPY: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 static TORCH: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 
 fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    Ok(NUMPY.get_or_try_init(py, || py.import("numpy").map(|m| m.into_any().unbind()))?.bind(py))
+    Ok(NUMPY
+        .get_or_try_init(py, || py.import("numpy").map(|m| m.into_any().unbind()))?
+        .bind(py))
 }
 
 fn torch(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    Ok(TORCH.get_or_try_init(py, || py.import("torch").map(|m| m.into_any().unbind()))?.bind(py))
+    Ok(TORCH
+        .get_or_try_init(py, || py.import("torch").map(|m| m.into_any().unbind()))?
+        .bind(py))
 }
 
 /// True for a torch.Tensor.
@@ -57,24 +61,49 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
         return Ok(t.get().shallow_clone());
     }
     if is_handle(x) {
-        return Err(terr(func, format!("expecting array data or a Tensor, given a {}", x.get_type().name()?)));
+        return Err(terr(
+            func,
+            format!(
+                "expecting array data or a Tensor, given a {}",
+                x.get_type().name()?
+            ),
+        ));
     }
     if is_torch(x)? {
         let t: PyTensor = x.extract()?;
         return Ok(t.0);
     }
     if x.is_none() || x.is_instance_of::<PyString>() || x.is_instance_of::<PyDict>() {
-        return Err(terr(func, format!("expecting array data, given {}", x.get_type().name()?)));
+        return Err(terr(
+            func,
+            format!("expecting array data, given {}", x.get_type().name()?),
+        ));
     }
     let py = x.py();
     let np = numpy(py)?;
-    let a = np.call_method1("asarray", (x,)).map_err(|e| terr(func, format!("cannot make a tensor from {}: {e}", x.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let a = np.call_method1("asarray", (x,)).map_err(|e| {
+        terr(
+            func,
+            format!(
+                "cannot make a tensor from {}: {e}",
+                x.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
     let kind: String = a.getattr("dtype")?.getattr("kind")?.extract()?;
     if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c") {
         let dt = a.getattr("dtype")?.str()?.to_string();
-        return Err(terr(func, format!("cannot make a tensor from array of dtype {dt}")));
+        return Err(terr(
+            func,
+            format!("cannot make a tensor from array of dtype {dt}"),
+        ));
     }
-    let tt = torch(py)?.call_method1("tensor", (a,)).map_err(|e| terr(func, format!("cannot make a tensor: {e}")))?;
+    let tt = torch(py)?
+        .call_method1("tensor", (a,))
+        .map_err(|e| terr(func, format!("cannot make a tensor: {e}")))?;
     let t: PyTensor = tt.extract()?;
     Ok(t.0)
 }
@@ -89,11 +118,24 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
     if !t.defined() {
         return Ok(py.None());
     }
-    let mut c = t.f_detach().map_err(ktorch_core::Error::from).py()?.f_to_device(tch::Device::Cpu).map_err(ktorch_core::Error::from).py()?;
+    let mut c = t
+        .f_detach()
+        .map_err(ktorch_core::Error::from)
+        .py()?
+        .f_to_device(tch::Device::Cpu)
+        .map_err(ktorch_core::Error::from)
+        .py()?;
     if c.kind() == tch::Kind::BFloat16 {
-        c = c.f_to_kind(tch::Kind::Float).map_err(ktorch_core::Error::from).py()?;
+        c = c
+            .f_to_kind(tch::Kind::Float)
+            .map_err(ktorch_core::Error::from)
+            .py()?;
     }
-    let c = if c.data_ptr() == t.data_ptr() { c.f_detach_copy().map_err(ktorch_core::Error::from).py()? } else { c };
+    let c = if c.data_ptr() == t.data_ptr() {
+        c.f_detach_copy().map_err(ktorch_core::Error::from).py()?
+    } else {
+        c
+    };
     let obj = to_torch(py, &c)?;
     let a = obj.call_method0("numpy")?;
     if t.dim() == 0 {
@@ -143,7 +185,10 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Bool(x.extract()?));
     }
     if x.is_instance_of::<PyInt>() {
-        return Ok(Value::Int(x.extract().map_err(|_| terr(func, "integer out of range"))?));
+        return Ok(Value::Int(
+            x.extract()
+                .map_err(|_| terr(func, "integer out of range"))?,
+        ));
     }
     if x.is_instance_of::<PyFloat>() {
         return Ok(Value::Float(x.extract()?));
@@ -152,15 +197,25 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Str(s.to_str()?.to_string()));
     }
     if let Ok(l) = x.downcast::<PyList>() {
-        return Ok(Value::List(l.iter().map(|v| to_value(func, &v)).collect::<PyResult<_>>()?));
+        return Ok(Value::List(
+            l.iter()
+                .map(|v| to_value(func, &v))
+                .collect::<PyResult<_>>()?,
+        ));
     }
     if let Ok(t) = x.downcast::<PyTuple>() {
-        return Ok(Value::Tuple(t.iter().map(|v| to_value(func, &v)).collect::<PyResult<_>>()?));
+        return Ok(Value::Tuple(
+            t.iter()
+                .map(|v| to_value(func, &v))
+                .collect::<PyResult<_>>()?,
+        ));
     }
     if let Ok(d) = x.downcast::<PyDict>() {
         let mut out = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
-            let k: String = k.extract().map_err(|_| terr(func, "dictionary keys must be strings"))?;
+            let k: String = k
+                .extract()
+                .map_err(|_| terr(func, "dictionary keys must be strings"))?;
             out.push((k, to_value(func, &v)?));
         }
         return Ok(Value::Dict(out));
@@ -178,7 +233,10 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
     if x.is_callable() && !is_handle(x) {
         return Ok(Value::Callable(callback(x.clone().unbind())));
     }
-    Err(PyTypeError::new_err(format!("{func}: unsupported argument of type {}", x.get_type().name()?)))
+    Err(PyTypeError::new_err(format!(
+        "{func}: unsupported argument of type {}",
+        x.get_type().name()?
+    )))
 }
 
 /// Keyword arguments as (name, value) pairs.
@@ -194,27 +252,38 @@ pub fn kwargs(func: &str, kw: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(Strin
 
 /// A core callback that calls the Python function `f(module, *inputs)`.
 fn callback(f: Py<PyAny>) -> ktorch_core::nn::CallbackFn {
-    Arc::new(move |m: &Module, xs: &[TchTensor]| -> ktorch_core::Result<Vec<TchTensor>> {
-        Python::with_gil(|py| {
-            let r = (|| -> PyResult<Vec<TchTensor>> {
-                let mh = Py::new(py, crate::handles::PyModule::new(shared(m.clone())))?;
-                let mut args: Vec<PyObject> = vec![mh.into_any()];
-                for x in xs {
-                    args.push(wrap(py, x.shallow_clone())?.into_any());
-                }
-                let out = f.call1(py, PyTuple::new(py, args)?)?;
-                let out = out.bind(py);
-                if let Ok(t) = out.downcast::<PyTuple>() {
-                    t.iter().map(|v| to_tch("callback", &v)).collect()
-                } else if let Ok(v) = out.downcast::<Vector>() {
-                    let s = v.get().get("callback")?;
-                    let g = lock("callback", &s).py()?;
-                    Ok(g.shallow())
-                } else {
-                    Ok(vec![to_tch("callback", out)?])
-                }
-            })();
-            r.map_err(|e| ktorch_core::Error::Callback(format!("callback: {}: {}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(), e.value(py))))
-        })
-    })
+    Arc::new(
+        move |m: &Module, xs: &[TchTensor]| -> ktorch_core::Result<Vec<TchTensor>> {
+            Python::with_gil(|py| {
+                let r = (|| -> PyResult<Vec<TchTensor>> {
+                    let mh = Py::new(py, crate::handles::PyModule::new(shared(m.clone())))?;
+                    let mut args: Vec<PyObject> = vec![mh.into_any()];
+                    for x in xs {
+                        args.push(wrap(py, x.shallow_clone())?.into_any());
+                    }
+                    let out = f.call1(py, PyTuple::new(py, args)?)?;
+                    let out = out.bind(py);
+                    if let Ok(t) = out.downcast::<PyTuple>() {
+                        t.iter().map(|v| to_tch("callback", &v)).collect()
+                    } else if let Ok(v) = out.downcast::<Vector>() {
+                        let s = v.get().get("callback")?;
+                        let g = lock("callback", &s).py()?;
+                        Ok(g.shallow())
+                    } else {
+                        Ok(vec![to_tch("callback", out)?])
+                    }
+                })();
+                r.map_err(|e| {
+                    ktorch_core::Error::Callback(format!(
+                        "callback: {}: {}",
+                        e.get_type(py)
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                        e.value(py)
+                    ))
+                })
+            })
+        },
+    )
 }

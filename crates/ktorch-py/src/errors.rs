@@ -5,7 +5,12 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
 use pyo3::PyErr;
 
-create_exception!(ktorch, KtorchError, PyRuntimeError, "An error raised by ktorch or libtorch.");
+create_exception!(
+    ktorch,
+    KtorchError,
+    PyRuntimeError,
+    "An error raised by ktorch or libtorch."
+);
 
 /// Converts a core error into the Python exception users see.
 pub fn to_py(e: Error) -> PyErr {
@@ -52,9 +57,15 @@ mod tests {
     fn core_errors_map_to_ktorch_error() {
         pyo3::prepare_freethreaded_python();
         Python::with_gil(|py| {
-            let e = to_py(ktorch_core::error::err("train", "tensor size mismatch, 100 vs 10"));
+            let e = to_py(ktorch_core::error::err(
+                "train",
+                "tensor size mismatch, 100 vs 10",
+            ));
             assert!(e.is_instance_of::<KtorchError>(py));
-            assert_eq!(e.value(py).to_string(), "train: tensor size mismatch, 100 vs 10");
+            assert_eq!(
+                e.value(py).to_string(),
+                "train: tensor size mismatch, 100 vs 10"
+            );
             let e = to_py(Error::Interrupted("run".into()));
             assert!(e.is_instance_of::<PyKeyboardInterrupt>(py));
         });

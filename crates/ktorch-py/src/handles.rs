@@ -19,13 +19,19 @@ macro_rules! handle {
         impl $name {
             /// A handle to `x`.
             pub fn new(x: Shared<$t>) -> Self {
-                $name { inner: Mutex::new(Some(x)) }
+                $name {
+                    inner: Mutex::new(Some(x)),
+                }
             }
 
             /// The object, or an error naming `func` if the handle was freed.
             pub fn get(&self, func: &str) -> PyResult<Shared<$t>> {
-                let g = self.inner.lock().map_err(|_| kerr(func, "handle lock poisoned"))?;
-                g.clone().ok_or_else(|| kerr(func, concat!($py, " has been freed")))
+                let g = self
+                    .inner
+                    .lock()
+                    .map_err(|_| kerr(func, "handle lock poisoned"))?;
+                g.clone()
+                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))
             }
 
             /// Drops the handle's reference; false if it was already freed.
@@ -45,8 +51,12 @@ macro_rules! handle {
 
             /// Takes the object out, leaving the handle freed.
             pub fn take(&self, func: &str) -> PyResult<Shared<$t>> {
-                let mut g = self.inner.lock().map_err(|_| kerr(func, "handle lock poisoned"))?;
-                g.take().ok_or_else(|| kerr(func, concat!($py, " has been freed")))
+                let mut g = self
+                    .inner
+                    .lock()
+                    .map_err(|_| kerr(func, "handle lock poisoned"))?;
+                g.take()
+                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))
             }
 
             /// A new handle to the same object.

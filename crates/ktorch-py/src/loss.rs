@@ -14,8 +14,15 @@ use crate::handles::{obj, Obj, PyLoss};
 /// Positional settings and keyword options.
 type Settings = (Vec<Value>, Vec<(String, Value)>);
 
-fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
-    let vals: Vec<Value> = args.iter().map(|x| to_value(func, x)).collect::<PyResult<_>>()?;
+fn settings(
+    func: &str,
+    args: &[Bound<'_, PyAny>],
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Settings> {
+    let vals: Vec<Value> = args
+        .iter()
+        .map(|x| to_value(func, x))
+        .collect::<PyResult<_>>()?;
     let (pos, mut opts) = split_options(vals);
     opts.extend(kwargs(func, kw)?);
     Ok((pos, opts))
@@ -24,9 +31,18 @@ fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>
 /// loss(name, *settings, **options) -> Loss; loss(l, yhat, y) / loss(model, yhat, y) -> Tensor.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
-pub fn loss(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyDict>>) -> PyResult<PyObject> {
+pub fn loss(
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PyObject> {
     let f = "loss";
-    let first = args.get_item(0).map_err(|_| terr(f, "expecting a loss name, or a Loss or Model with output and target"))?;
+    let first = args.get_item(0).map_err(|_| {
+        terr(
+            f,
+            "expecting a loss name, or a Loss or Model with output and target",
+        )
+    })?;
     if let Ok(name) = first.downcast::<PyString>() {
         let rest: Vec<_> = args.iter().skip(1).collect();
         let (pos, opts) = settings(f, &rest, kw)?;
@@ -34,7 +50,13 @@ pub fn loss(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyD
         return Ok(Py::new(py, PyLoss::new(shared(l)))?.into_any());
     }
     if args.len() != 3 {
-        return Err(terr(f, format!("expecting (loss or model, output, target), given {} argument(s)", args.len())));
+        return Err(terr(
+            f,
+            format!(
+                "expecting (loss or model, output, target), given {} argument(s)",
+                args.len()
+            ),
+        ));
     }
     let x = tensors_arg(f, &args.get_item(1)?)?;
     let y = tensors_arg(f, &args.get_item(2)?)?;
@@ -47,7 +69,15 @@ pub fn loss(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyD
             let m = lock(f, &m)?;
             m.loss(f, &x, &y)
         }),
-        _ => return Err(terr(f, format!("expecting a loss name, Loss or Model, given {}", first.get_type().name()?))),
+        _ => {
+            return Err(terr(
+                f,
+                format!(
+                    "expecting a loss name, Loss or Model, given {}",
+                    first.get_type().name()?
+                ),
+            ))
+        }
     }
     .py()?;
     Ok(wrap(py, r)?.into_any())
@@ -56,7 +86,14 @@ pub fn loss(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyD
 /// The functional form of a loss: `_lossfn(name, x, y, *settings)` -> Tensor.
 #[pyfunction]
 #[pyo3(signature = (name, x, y, *args, **kw))]
-pub fn _lossfn(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyDict>>) -> PyResult<Py<crate::handles::Tensor>> {
+pub fn _lossfn(
+    py: Python<'_>,
+    name: &str,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<crate::handles::Tensor>> {
     let rest: Vec<_> = args.iter().collect();
     let (pos, opts) = settings(name, &rest, kw)?;
     let l = Loss::new(name, &pos, &opts).py()?;

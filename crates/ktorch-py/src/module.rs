@@ -29,7 +29,13 @@ fn module_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<ktorch_core::Shared<M
     match obj(func, x)? {
         Some(Obj::Module(m)) => Ok(m),
         Some(Obj::Model(m)) => Ok(lock(func, &m).py()?.module().clone()),
-        _ => Err(terr(func, format!("expecting a Module or Model, given {}", x.get_type().name()?))),
+        _ => Err(terr(
+            func,
+            format!(
+                "expecting a Module or Model, given {}",
+                x.get_type().name()?
+            ),
+        )),
     }
 }
 
@@ -45,10 +51,19 @@ pub fn parmnames(m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 /// parm(m, name) -> Tensor sharing the parameter; parm(m, name, value) copies value in.
 #[pyfunction]
 #[pyo3(signature = (m, name, value=None))]
-pub fn parm(py: Python<'_>, m: &Bound<'_, PyAny>, name: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+pub fn parm(
+    py: Python<'_>,
+    m: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyAny>,
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
     let f = "parm";
     let s = module_of(f, m)?;
-    let name = name.downcast::<PyString>().map_err(|_| terr(f, "expecting a parameter name"))?.to_str()?.to_string();
+    let name = name
+        .downcast::<PyString>()
+        .map_err(|_| terr(f, "expecting a parameter name"))?
+        .to_str()?
+        .to_string();
     match value {
         None => {
             let t = lock(f, &s).py()?.param(f, &name).py()?;

@@ -19,7 +19,14 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
             let ps = lock(func, m.module()).py()?.parameters();
             Some(ps)
         }
-        Some(Obj::Tensors(t)) => Some(lock(func, &t).py()?.full().iter().map(tch::Tensor::shallow_clone).collect()),
+        Some(Obj::Tensors(t)) => Some(
+            lock(func, &t)
+                .py()?
+                .full()
+                .iter()
+                .map(tch::Tensor::shallow_clone)
+                .collect(),
+        ),
         Some(Obj::Opt(o)) => Some(lock(func, &o).py()?.params()),
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters to optimize")),
         None => None,
@@ -29,8 +36,15 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
 /// Positional settings and keyword options.
 type Settings = (Vec<Value>, Vec<(String, Value)>);
 
-fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
-    let vals: Vec<Value> = args.iter().map(|x| to_value(func, x)).collect::<PyResult<_>>()?;
+fn settings(
+    func: &str,
+    args: &[Bound<'_, PyAny>],
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Settings> {
+    let vals: Vec<Value> = args
+        .iter()
+        .map(|x| to_value(func, x))
+        .collect::<PyResult<_>>()?;
     let (pos, mut opts) = split_options(vals);
     opts.extend(kwargs(func, kw)?);
     Ok((pos, opts))
@@ -40,9 +54,15 @@ fn settings(func: &str, args: &[Bound<'_, PyAny>], kw: Option<&Bound<'_, PyDict>
 /// opt(o, group, parameters, *settings) adds or edits a parameter group.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
-pub fn opt(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyDict>>) -> PyResult<PyObject> {
+pub fn opt(
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PyObject> {
     let f = "opt";
-    let first = args.get_item(0).map_err(|_| terr(f, "expecting an optimizer name or an Optimizer"))?;
+    let first = args
+        .get_item(0)
+        .map_err(|_| terr(f, "expecting an optimizer name or an Optimizer"))?;
     if let Ok(name) = first.downcast::<PyString>() {
         let (params, rest) = match args.get_item(1) {
             Ok(x) => match params_of(f, &x)? {
@@ -56,13 +76,30 @@ pub fn opt(py: Python<'_>, args: &Bound<'_, PyTuple>, kw: Option<&Bound<'_, PyDi
         return Ok(Py::new(py, PyOptimizer::new(shared(o)))?.into_any());
     }
     let Some(Obj::Opt(o)) = obj(f, &first)? else {
-        return Err(terr(f, format!("expecting an optimizer name or an Optimizer, given {}", first.get_type().name()?)));
+        return Err(terr(
+            f,
+            format!(
+                "expecting an optimizer name or an Optimizer, given {}",
+                first.get_type().name()?
+            ),
+        ));
     };
     if args.len() < 3 {
-        return Err(terr(f, "expecting (optimizer, group, parameters, *settings)"));
+        return Err(terr(
+            f,
+            "expecting (optimizer, group, parameters, *settings)",
+        ));
     }
-    let g: i64 = args.get_item(1)?.extract().map_err(|_| terr(f, "group expects an integer"))?;
-    let p = params_of(f, &args.get_item(2)?)?.ok_or_else(|| terr(f, "parameters expects a Module, Model, Tensor, Vector or Dict"))?;
+    let g: i64 = args
+        .get_item(1)?
+        .extract()
+        .map_err(|_| terr(f, "group expects an integer"))?;
+    let p = params_of(f, &args.get_item(2)?)?.ok_or_else(|| {
+        terr(
+            f,
+            "parameters expects a Module, Model, Tensor, Vector or Dict",
+        )
+    })?;
     let rest: Vec<_> = args.iter().skip(3).collect();
     let (pos, opts) = settings(f, &rest, kw)?;
     lock(f, &o).py()?.add(g, p, &pos, &opts).py()?;
@@ -77,7 +114,15 @@ pub fn lr(x: &Bound<'_, PyAny>, r: Option<&Bound<'_, PyAny>>) -> PyResult<Option
     let o = match obj(f, x)? {
         Some(Obj::Opt(o)) => o,
         Some(Obj::Model(m)) => lock(f, &m).py()?.optimizer().clone(),
-        _ => return Err(terr(f, format!("expecting an Optimizer or Model, given {}", x.get_type().name()?))),
+        _ => {
+            return Err(terr(
+                f,
+                format!(
+                    "expecting an Optimizer or Model, given {}",
+                    x.get_type().name()?
+                ),
+            ))
+        }
     };
     match r {
         None => Ok(Some(lock(f, &o).py()?.lr())),

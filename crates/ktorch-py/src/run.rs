@@ -14,7 +14,12 @@ use crate::handles::{obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 
 /// model(module, loss, optimizer) -> Model.
 #[pyfunction]
-pub fn model(py: Python<'_>, q: &Bound<'_, PyModule>, l: &Bound<'_, PyLoss>, o: &Bound<'_, PyOptimizer>) -> PyResult<Py<PyModel>> {
+pub fn model(
+    py: Python<'_>,
+    q: &Bound<'_, PyModule>,
+    l: &Bound<'_, PyLoss>,
+    o: &Bound<'_, PyOptimizer>,
+) -> PyResult<Py<PyModel>> {
     let f = "model";
     let m = Model::new(q.get().get(f)?, l.get().get(f)?, o.get().get(f)?);
     Py::new(py, PyModel::new(shared(m)))
@@ -23,7 +28,12 @@ pub fn model(py: Python<'_>, q: &Bound<'_, PyModule>, l: &Bound<'_, PyLoss>, o: 
 /// Parameter tensors of any object, grouped by optimizer group where it has groups.
 fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>> {
     Ok(match obj(func, x)? {
-        Some(Obj::Tensors(s)) => vec![lock(func, &s).py()?.full().iter().map(tch::Tensor::shallow_clone).collect()],
+        Some(Obj::Tensors(s)) => vec![lock(func, &s)
+            .py()?
+            .full()
+            .iter()
+            .map(tch::Tensor::shallow_clone)
+            .collect()],
         Some(Obj::Module(m)) => vec![lock(func, &m).py()?.parameters()],
         Some(Obj::Opt(o)) => {
             let o = lock(func, &o).py()?;
@@ -40,7 +50,15 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
             }
         }
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters")),
-        None => return Err(terr(func, format!("expecting a Tensor, Vector, Dict, Module, Optimizer or Model, given {}", x.get_type().name()?))),
+        None => {
+            return Err(terr(
+                func,
+                format!(
+                    "expecting a Tensor, Vector, Dict, Module, Optimizer or Model, given {}",
+                    x.get_type().name()?
+                ),
+            ))
+        }
     })
 }
 
@@ -48,7 +66,9 @@ fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
     if let Some(Obj::Model(m)) = obj(func, x)? {
         return lock(func, &m).py()?.parameters(func).py();
     }
-    Ok(distinct(groups_of(func, x)?.into_iter().flatten().collect()))
+    Ok(distinct(
+        groups_of(func, x)?.into_iter().flatten().collect(),
+    ))
 }
 
 /// zerograd(x): sets gradients to zero.
@@ -70,7 +90,14 @@ fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<
         if out.len() == 1 {
             return to_numpy(py, &out[0]);
         }
-        return Ok(PyList::new(py, out.iter().map(|t| to_numpy(py, t)).collect::<PyResult<Vec<_>>>()?)?.into_any().unbind());
+        return Ok(PyList::new(
+            py,
+            out.iter()
+                .map(|t| to_numpy(py, t))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any()
+        .unbind());
     }
     if out.len() == 1 {
         return Ok(wrap(py, out.remove(0))?.into_any());
@@ -78,8 +105,16 @@ fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<
     Ok(wrap_vector(py, out)?.into_any())
 }
 
-fn forward_fn(py: Python<'_>, f: &str, mode: Fwd, arrays: bool, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
-    let first = args.get_item(0).map_err(|_| terr(f, "expecting a Module or Model"))?;
+fn forward_fn(
+    py: Python<'_>,
+    f: &str,
+    mode: Fwd,
+    arrays: bool,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
+    let first = args
+        .get_item(0)
+        .map_err(|_| terr(f, "expecting a Module or Model"))?;
     let mut xs = Vec::new();
     for a in args.iter().skip(1) {
         xs.extend(tensors_arg(f, &a)?);
@@ -94,7 +129,15 @@ fn forward_fn(py: Python<'_>, f: &str, mode: Fwd, arrays: bool, args: &Bound<'_,
             let m = lock(f, &m)?;
             m.forward(f, if given { Some(&xs) } else { None }, mode)
         }),
-        _ => return Err(terr(f, format!("expecting a Module or Model, given {}", first.get_type().name()?))),
+        _ => {
+            return Err(terr(
+                f,
+                format!(
+                    "expecting a Module or Model, given {}",
+                    first.get_type().name()?
+                ),
+            ))
+        }
     }
     .py()?;
     outputs(py, out, arrays)
@@ -133,15 +176,28 @@ pub fn evaluate(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject>
 #[pyo3(signature = (*args))]
 pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f64>> {
     let f = "backward";
-    let first = args.get_item(0).map_err(|_| terr(f, "expecting a Tensor, Vector, Dict or Model"))?;
+    let first = args
+        .get_item(0)
+        .map_err(|_| terr(f, "expecting a Tensor, Vector, Dict or Model"))?;
     match obj(f, &first)? {
         Some(Obj::Model(m)) => {
-            let (x, y) = match args.len() {
-                1 => (None, None),
-                3 => (Some(tensors_arg(f, &args.get_item(1)?)?), Some(tensors_arg(f, &args.get_item(2)?)?)),
-                n => return Err(terr(f, format!("expecting (model) or (model, inputs, targets), given {n} argument(s)"))),
-            };
-            let r = py.allow_threads(move || lock(f, &m)?.backward(f, x, y)).py()?;
+            let (x, y) =
+                match args.len() {
+                    1 => (None, None),
+                    3 => (
+                        Some(tensors_arg(f, &args.get_item(1)?)?),
+                        Some(tensors_arg(f, &args.get_item(2)?)?),
+                    ),
+                    n => return Err(terr(
+                        f,
+                        format!(
+                            "expecting (model) or (model, inputs, targets), given {n} argument(s)"
+                        ),
+                    )),
+                };
+            let r = py
+                .allow_threads(move || lock(f, &m)?.backward(f, x, y))
+                .py()?;
             Ok(Some(r))
         }
         Some(Obj::Tensors(s)) => {
@@ -164,10 +220,17 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                 }
             }
             let ys = lock(f, &s).py()?.shallow();
-            py.allow_threads(move || core_backward(f, &ys, grads.as_deref(), mode)).py()?;
+            py.allow_threads(move || core_backward(f, &ys, grads.as_deref(), mode))
+                .py()?;
             Ok(None)
         }
-        _ => Err(terr(f, format!("expecting a Tensor, Vector, Dict or Model, given {}", first.get_type().name()?))),
+        _ => Err(terr(
+            f,
+            format!(
+                "expecting a Tensor, Vector, Dict or Model, given {}",
+                first.get_type().name()?
+            ),
+        )),
     }
 }
 
@@ -175,14 +238,20 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
     let ps = all_params("clipv", x)?;
-    py.allow_threads(move || clip_value("clipv", &ps, value)).py()?;
+    py.allow_threads(move || clip_value("clipv", &ps, value))
+        .py()?;
     Ok(f64::NAN)
 }
 
 /// clip(x, maxnorm[, normtype][, group]) -> previous norm (a list with the group flag).
 #[pyfunction]
 #[pyo3(signature = (x, maxnorm, *args))]
-pub fn clip(py: Python<'_>, x: &Bound<'_, PyAny>, maxnorm: f64, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+pub fn clip(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    maxnorm: f64,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
     let f = "clip";
     let mut p = 2.0;
     let mut group = false;
@@ -190,9 +259,14 @@ pub fn clip(py: Python<'_>, x: &Bound<'_, PyAny>, maxnorm: f64, args: &Bound<'_,
         if a.is_instance_of::<PyBool>() {
             group = a.extract()?;
         } else if i == 0 {
-            p = a.extract().map_err(|_| terr(f, "norm type expects a number"))?;
+            p = a
+                .extract()
+                .map_err(|_| terr(f, "norm type expects a number"))?;
         } else {
-            return Err(terr(f, "expecting (tensors, maxnorm[, normtype][, groupflag])"));
+            return Err(terr(
+                f,
+                "expecting (tensors, maxnorm[, normtype][, groupflag])",
+            ));
         }
     }
     ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
@@ -200,13 +274,19 @@ pub fn clip(py: Python<'_>, x: &Bound<'_, PyAny>, maxnorm: f64, args: &Bound<'_,
         let gs = groups_of(f, x)?;
         let norms = py
             .allow_threads(move || -> ktorch_core::Result<Vec<f64>> {
-                gs.iter().map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?))).collect()
+                gs.iter()
+                    .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
+                    .collect()
             })
             .py()?;
         return Ok(norms.into_pyobject(py)?.into_any().unbind());
     }
     let ps = all_params(f, x)?;
-    let n = py.allow_threads(move || -> ktorch_core::Result<f64> { Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?) }).py()?;
+    let n = py
+        .allow_threads(move || -> ktorch_core::Result<f64> {
+            Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?)
+        })
+        .py()?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
@@ -217,14 +297,25 @@ pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     match obj(f, x)? {
         Some(Obj::Opt(o)) => py.allow_threads(|| lock(f, &o)?.step()).py(),
         Some(Obj::Model(m)) => py.allow_threads(|| lock(f, &m)?.step(f)).py(),
-        _ => Err(terr(f, format!("expecting an Optimizer or Model, given {}", x.get_type().name()?))),
+        _ => Err(terr(
+            f,
+            format!(
+                "expecting an Optimizer or Model, given {}",
+                x.get_type().name()?
+            ),
+        )),
     }
 }
 
 /// backstep(m[, x, y]): forward, loss, backward, clip, step; returns the loss.
 #[pyfunction]
 #[pyo3(signature = (m, x=None, y=None))]
-pub fn backstep(py: Python<'_>, m: &Bound<'_, PyAny>, x: Option<&Bound<'_, PyAny>>, y: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+pub fn backstep(
+    py: Python<'_>,
+    m: &Bound<'_, PyAny>,
+    x: Option<&Bound<'_, PyAny>>,
+    y: Option<&Bound<'_, PyAny>>,
+) -> PyResult<f64> {
     let f = "backstep";
     let s = model_of(f, m)?;
     let (x, y) = match (x, y) {
@@ -232,10 +323,16 @@ pub fn backstep(py: Python<'_>, m: &Bound<'_, PyAny>, x: Option<&Bound<'_, PyAny
         (Some(x), Some(y)) => (Some(tensors_arg(f, x)?), Some(tensors_arg(f, y)?)),
         _ => return Err(terr(f, "expecting (model) or (model, inputs, targets)")),
     };
-    py.allow_threads(move || lock(f, &s)?.backstep(f, x, y)).py()
+    py.allow_threads(move || lock(f, &s)?.backstep(f, x, y))
+        .py()
 }
 
-fn metrics_to_py(py: Python<'_>, ms: Vec<(Metric, Option<tch::Tensor>)>, tensor: bool, dictionary: bool) -> PyResult<PyObject> {
+fn metrics_to_py(
+    py: Python<'_>,
+    ms: Vec<(Metric, Option<tch::Tensor>)>,
+    tensor: bool,
+    dictionary: bool,
+) -> PyResult<PyObject> {
     let conv = |t: Option<tch::Tensor>| -> PyResult<PyObject> {
         match t {
             None => Ok(py.None()),
@@ -250,14 +347,23 @@ fn metrics_to_py(py: Python<'_>, ms: Vec<(Metric, Option<tch::Tensor>)>, tensor:
         }
         return Ok(d.into_any().unbind());
     }
-    let mut vals = ms.into_iter().map(|(_, t)| conv(t)).collect::<PyResult<Vec<_>>>()?;
+    let mut vals = ms
+        .into_iter()
+        .map(|(_, t)| conv(t))
+        .collect::<PyResult<Vec<_>>>()?;
     if vals.len() == 1 {
         return Ok(vals.remove(0));
     }
     Ok(PyList::new(py, vals)?.into_any().unbind())
 }
 
-fn run_fn(py: Python<'_>, f: &str, train: bool, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+fn run_fn(
+    py: Python<'_>,
+    f: &str,
+    train: bool,
+    m: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
@@ -269,7 +375,11 @@ fn run_fn(py: Python<'_>, f: &str, train: bool, m: &Bound<'_, PyAny>, args: &Bou
     let (r, tensor, dictionary) = py
         .allow_threads(|| -> ktorch_core::Result<_> {
             let mut g = lock(f, &s)?;
-            let o = if train { g.train.opts.clone() } else { g.test.opts.clone() };
+            let o = if train {
+                g.train.opts.clone()
+            } else {
+                g.test.opts.clone()
+            };
             let r = if train { g.run(f)? } else { g.testrun(f)? };
             Ok((r, o.tensor, o.dictionary))
         })
@@ -287,6 +397,10 @@ pub fn run(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> P
 /// testrun(m[, x, y]): one evaluation pass over the test data; returns the metrics.
 #[pyfunction]
 #[pyo3(signature = (m, *args))]
-pub fn testrun(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+pub fn testrun(
+    py: Python<'_>,
+    m: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
     run_fn(py, "testrun", false, m, args)
 }

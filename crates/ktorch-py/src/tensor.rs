@@ -13,7 +13,22 @@ use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Ten
 
 fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
     xs.iter()
-        .map(|x| x.downcast::<PyString>().map(|s| s.to_string()).map_err(|_| terr(func, format!("expecting option names as strings, given {}", x.get_type().name().map(|n| n.to_string()).unwrap_or_default()))))
+        .map(|x| {
+            x.downcast::<PyString>()
+                .map(|s| s.to_string())
+                .map_err(|_| {
+                    terr(
+                        func,
+                        format!(
+                            "expecting option names as strings, given {}",
+                            x.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ),
+                    )
+                })
+        })
         .collect()
 }
 
@@ -23,33 +38,61 @@ fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
 pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     let f = "tensor";
     if args.is_empty() {
-        return Ok(wrap(py, tch::Tensor::f_zeros([0], (Kind::Float, tch::Device::Cpu)).py()?)?.into_any());
+        return Ok(wrap(
+            py,
+            tch::Tensor::f_zeros([0], (Kind::Float, tch::Device::Cpu)).py()?,
+        )?
+        .into_any());
     }
     let first = args.get_item(0)?;
-    if first.is_instance_of::<Tensor>() || first.is_instance_of::<Vector>() || first.is_instance_of::<Dict>() {
+    if first.is_instance_of::<Tensor>()
+        || first.is_instance_of::<Vector>()
+        || first.is_instance_of::<Dict>()
+    {
         if args.len() > 1 {
-            return Err(terr(f, "expecting a single Tensor, Vector or Dict to return values"));
+            return Err(terr(
+                f,
+                "expecting a single Tensor, Vector or Dict to return values",
+            ));
         }
-        let Some(Obj::Tensors(s)) = obj(f, &first)? else { unreachable!() };
+        let Some(Obj::Tensors(s)) = obj(f, &first)? else {
+            unreachable!()
+        };
         let g = lock(f, &s).py()?;
         return tensors_to_py(py, &g);
     }
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
     if let Ok(mode) = first.downcast::<PyString>() {
         let mode = mode.to_str()?;
-        let split = rest.iter().position(|x| x.is_instance_of::<PyString>()).unwrap_or(rest.len());
-        let vals: Vec<Value> = rest[..split].iter().map(|x| to_value(f, x)).collect::<PyResult<_>>()?;
+        let split = rest
+            .iter()
+            .position(|x| x.is_instance_of::<PyString>())
+            .unwrap_or(rest.len());
+        let vals: Vec<Value> = rest[..split]
+            .iter()
+            .map(|x| to_value(f, x))
+            .collect::<PyResult<_>>()?;
         let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
         let t = py.allow_threads(move || create(f, mode, &vals, &o)).py()?;
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
-        return Err(terr(f, format!("expecting array data, a creation mode or a handle, given {}", first.get_type().name()?)));
+        return Err(terr(
+            f,
+            format!(
+                "expecting array data, a creation mode or a handle, given {}",
+                first.get_type().name()?
+            ),
+        ));
     }
     let o = TensorOptions::parse(f, &strings(f, &rest)?).py()?;
     let t = to_tch(f, &first)?;
     // a handle or torch.Tensor given as data is copied, so the new handle owns its values
-    let t = if first.is_instance_of::<Tensor>() || crate::convert::is_torch(&first)? { t.f_detach_copy().py()? } else { t };
+    let t = if first.is_instance_of::<Tensor>() || crate::convert::is_torch(&first)? {
+        t.f_detach_copy().py()?
+    } else {
+        t
+    };
     let t = o.apply(f, t).py()?;
     Ok(wrap(py, t)?.into_any())
 }
@@ -66,13 +109,18 @@ pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     if args.len() == 1 {
         let a = args.get_item(0)?;
         if a.is_instance_of::<Vector>() {
-            let Some(Obj::Tensors(s)) = obj(f, &a)? else { unreachable!() };
+            let Some(Obj::Tensors(s)) = obj(f, &a)? else {
+                unreachable!()
+            };
             let g = lock(f, &s).py()?;
             return tensors_to_py(py, &g);
         }
         if let Ok(l) = a.downcast::<PyList>() {
             if l.iter().all(|x| x.is_instance_of::<Tensor>()) && !l.is_empty() {
-                let ts = l.iter().map(|x| to_tch(f, &x)).collect::<PyResult<Vec<_>>>()?;
+                let ts = l
+                    .iter()
+                    .map(|x| to_tch(f, &x))
+                    .collect::<PyResult<Vec<_>>>()?;
                 return Ok(Py::new(py, Vector::new(shared(Tensors::vector(ts))))?.into_any());
             }
         }
@@ -87,18 +135,39 @@ pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
 pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     let f = "dict";
     if args.len() != 1 {
-        return Err(terr(f, format!("expecting one argument, a dict or a Dict, given {}", args.len())));
+        return Err(terr(
+            f,
+            format!(
+                "expecting one argument, a dict or a Dict, given {}",
+                args.len()
+            ),
+        ));
     }
     let a = args.get_item(0)?;
     if a.is_instance_of::<Dict>() {
-        let Some(Obj::Tensors(s)) = obj(f, &a)? else { unreachable!() };
+        let Some(Obj::Tensors(s)) = obj(f, &a)? else {
+            unreachable!()
+        };
         let g = lock(f, &s).py()?;
-            return tensors_to_py(py, &g);
+        return tensors_to_py(py, &g);
     }
-    let d = a.downcast::<PyDict>().map_err(|_| terr(f, format!("expecting a dict of names to data, given {}", a.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let d = a.downcast::<PyDict>().map_err(|_| {
+        terr(
+            f,
+            format!(
+                "expecting a dict of names to data, given {}",
+                a.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
     let mut pairs = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
-        let k: String = k.extract().map_err(|_| terr(f, "dictionary keys must be strings"))?;
+        let k: String = k
+            .extract()
+            .map_err(|_| terr(f, "dictionary keys must be strings"))?;
         pairs.push((k, to_tch(f, &v)?));
     }
     Ok(Py::new(py, Dict::new(shared(Tensors::dict(f, pairs).py()?)))?.into_any())
@@ -161,7 +230,19 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
     macro_rules! mv {
         ($t:ty) => {
             if let Ok(a) = h.downcast::<$t>() {
-                let b = new.downcast::<$t>().map_err(|_| terr(f, format!("expecting a second {} to move, given {}", stringify!($t), new.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+                let b = new.downcast::<$t>().map_err(|_| {
+                    terr(
+                        f,
+                        format!(
+                            "expecting a second {} to move, given {}",
+                            stringify!($t),
+                            new.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ),
+                    )
+                })?;
                 if a.is(b) {
                     return Ok(());
                 }
@@ -179,7 +260,10 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
     mv!(PyLoss);
     mv!(PyOptimizer);
     mv!(PyModel);
-    Err(terr(f, format!("expecting a ktorch handle, given {}", h.get_type().name()?)))
+    Err(terr(
+        f,
+        format!("expecting a ktorch handle, given {}", h.get_type().name()?),
+    ))
 }
 
 /// objclass(h): tensor, vector, dictionary, module, loss, optimizer or model.
@@ -192,7 +276,12 @@ pub fn objclass(x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
         Some(Obj::Loss(_)) => "loss",
         Some(Obj::Opt(_)) => "optimizer",
         Some(Obj::Model(_)) => "model",
-        None => return Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))),
+        None => {
+            return Err(terr(
+                f,
+                format!("expecting a ktorch handle, given {}", x.get_type().name()?),
+            ))
+        }
     })
 }
 
@@ -205,7 +294,14 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             let g = lock(f, &s).py()?;
             match g.class() {
                 Class::Tensor => Ok(g.get().size().into_pyobject(py)?.into_any().unbind()),
-                Class::Vector => Ok(g.items().iter().map(|t| t.size()).collect::<Vec<_>>().into_pyobject(py)?.into_any().unbind()),
+                Class::Vector => Ok(g
+                    .items()
+                    .iter()
+                    .map(|t| t.size())
+                    .collect::<Vec<_>>()
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()),
                 Class::Dict => {
                     let d = PyDict::new(py);
                     for (k, t) in g.names().iter().zip(g.items()) {
@@ -222,7 +318,13 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             }
             Ok(d.into_any().unbind())
         }
-        _ => Err(terr(f, format!("expecting a Tensor, Vector, Dict or Module, given {}", x.get_type().name()?))),
+        _ => Err(terr(
+            f,
+            format!(
+                "expecting a Tensor, Vector, Dict or Module, given {}",
+                x.get_type().name()?
+            ),
+        )),
     }
 }
 
@@ -231,12 +333,26 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     d.set_item("device", ktorch_core::tensor::device_name(t.device()))?;
     d.set_item("dtype", kind_name(t.kind()))?;
     d.set_item("layout", if t.is_sparse() { "sparse" } else { "strided" })?;
-    d.set_item("gradient", if t.requires_grad() { "grad" } else { "nograd" })?;
+    d.set_item(
+        "gradient",
+        if t.requires_grad() { "grad" } else { "nograd" },
+    )?;
     d.set_item("pin", false)?;
-    d.set_item("memory", if t.is_contiguous() { "contiguous" } else { "strided" })?;
+    d.set_item(
+        "memory",
+        if t.is_contiguous() {
+            "contiguous"
+        } else {
+            "strided"
+        },
+    )?;
     let pt = crate::convert::to_torch(py, t)?;
     let gf = pt.getattr("grad_fn")?;
-    let gf = if gf.is_none() { String::new() } else { gf.get_type().name()?.to_string() };
+    let gf = if gf.is_none() {
+        String::new()
+    } else {
+        gf.get_type().name()?.to_string()
+    };
     d.set_item("leaf", pt.getattr("is_leaf")?)?;
     d.set_item("gradfn", gf)?;
     d.set_item("dim", t.dim())?;
@@ -275,7 +391,13 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             d.set_item("name", m.name())?;
             d.set_item("training", m.is_training())?;
             d.set_item("parms", m.parmnames())?;
-            d.set_item("buffers", m.named_buffers().into_iter().map(|(k, _)| k).collect::<Vec<_>>())?;
+            d.set_item(
+                "buffers",
+                m.named_buffers()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>(),
+            )?;
             Ok(d.into_any().unbind())
         }
         Some(Obj::Loss(l)) => {
@@ -301,7 +423,10 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             d.set_item("test", m.test.rows())?;
             Ok(d.into_any().unbind())
         }
-        None => Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))),
+        None => Err(terr(
+            f,
+            format!("expecting a ktorch handle, given {}", x.get_type().name()?),
+        )),
     }
 }
 
@@ -310,7 +435,13 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
 pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "grad";
     let Some(Obj::Tensors(s)) = obj(f, x)? else {
-        return Err(terr(f, format!("expecting a Tensor, Vector or Dict, given {}", x.get_type().name()?)));
+        return Err(terr(
+            f,
+            format!(
+                "expecting a Tensor, Vector or Dict, given {}",
+                x.get_type().name()?
+            ),
+        ));
     };
     let g = lock(f, &s).py()?;
     let one = |t: &tch::Tensor| -> PyResult<PyObject> {
@@ -323,7 +454,12 @@ pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     };
     match g.class() {
         Class::Tensor => one(&g.full()[0]),
-        Class::Vector => Ok(PyList::new(py, g.full().iter().map(one).collect::<PyResult<Vec<_>>>()?)?.into_any().unbind()),
+        Class::Vector => Ok(PyList::new(
+            py,
+            g.full().iter().map(one).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any()
+        .unbind()),
         Class::Dict => {
             let d = PyDict::new(py);
             for (k, t) in g.names().iter().zip(g.full()) {
@@ -337,7 +473,9 @@ pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
 /// seed(n): seeds libtorch's random generators.
 #[pyfunction]
 pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
-    let n: i64 = n.extract().map_err(|_| terr("seed", "expecting an integer seed"))?;
+    let n: i64 = n
+        .extract()
+        .map_err(|_| terr("seed", "expecting an integer seed"))?;
     tch::manual_seed(n);
     Ok(())
 }
@@ -364,18 +502,43 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
             }
             Ok(l.into_any().unbind())
         }
-        Some("module") => Ok(ktorch_core::nn::module_types().into_pyobject(py)?.into_any().unbind()),
-        Some("loss") => Ok(ktorch_core::loss::LOSS_TYPES.to_vec().into_pyobject(py)?.into_any().unbind()),
-        Some("optimizer") | Some("opt") => Ok(ktorch_core::optim::OPTIMIZER_TYPES.to_vec().into_pyobject(py)?.into_any().unbind()),
-        None => Ok(vec!["backward", "module", "loss", "optimizer"].into_pyobject(py)?.into_any().unbind()),
-        Some(s) => Err(kerr(f, format!("no help for `{s}`, topics: backward, module, loss, optimizer"))),
+        Some("module") => Ok(ktorch_core::nn::module_types()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some("loss") => Ok(ktorch_core::loss::LOSS_TYPES
+            .to_vec()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some("optimizer") | Some("opt") => Ok(ktorch_core::optim::OPTIMIZER_TYPES
+            .to_vec()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        None => Ok(vec!["backward", "module", "loss", "optimizer"]
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some(s) => Err(kerr(
+            f,
+            format!("no help for `{s}`, topics: backward, module, loss, optimizer"),
+        )),
     }
 }
 
-fn binary(py: Python<'_>, func: &str, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, op: fn(&tch::Tensor, &tch::Tensor) -> Result<tch::Tensor, tch::TchError>) -> PyResult<Py<Tensor>> {
+fn binary(
+    py: Python<'_>,
+    func: &str,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    op: fn(&tch::Tensor, &tch::Tensor) -> Result<tch::Tensor, tch::TchError>,
+) -> PyResult<Py<Tensor>> {
     let x = to_tch(func, a)?;
     let y = to_tch(func, b)?;
-    let r = py.allow_threads(move || op(&x, &y).map_err(ktorch_core::Error::from)).py()?;
+    let r = py
+        .allow_threads(move || op(&x, &y).map_err(ktorch_core::Error::from))
+        .py()?;
     wrap(py, r)
 }
 

@@ -28,7 +28,11 @@ pub struct Stage {
 impl Stage {
     /// A stage with default options and no data.
     pub fn new(train: bool) -> Stage {
-        Stage { opts: Options::new(train), data: None, gen: None }
+        Stage {
+            opts: Options::new(train),
+            data: None,
+            gen: None,
+        }
     }
 
     /// True once data is defined.
@@ -47,11 +51,19 @@ impl Stage {
         all.extend(y.unwrap_or_default());
         for t in &all {
             if t.dim() == 0 {
-                return Err(err(func, "data must have at least one dimension, given a scalar"));
+                return Err(err(
+                    func,
+                    "data must have at least one dimension, given a scalar",
+                ));
             }
         }
         common_size(func, &all, 0)?;
-        self.data = Some(Data { all: Tensors::vector(all), nx, perm: None, index: None });
+        self.data = Some(Data {
+            all: Tensors::vector(all),
+            nx,
+            perm: None,
+            index: None,
+        });
         Ok(self.batches())
     }
 
@@ -63,41 +75,77 @@ impl Stage {
 
     /// Replaces the targets, keeping the inputs (which must be defined).
     pub fn set_targets(&mut self, func: &str, y: Option<Vec<Tensor>>) -> Result<i64> {
-        let x = self.inputs_full().ok_or_else(|| err(func, "no inputs defined"))?;
+        let x = self
+            .inputs_full()
+            .ok_or_else(|| err(func, "no inputs defined"))?;
         self.set_data(func, x, y)
     }
 
     fn data_mut(&mut self, func: &str) -> Result<&mut Data> {
         let train = self.opts.train;
-        self.data.as_mut().ok_or_else(|| err(func, format!("no {} data defined", if train { "training" } else { "test" })))
+        self.data.as_mut().ok_or_else(|| {
+            err(
+                func,
+                format!(
+                    "no {} data defined",
+                    if train { "training" } else { "test" }
+                ),
+            )
+        })
     }
 
     /// Current inputs (the batch when batching).
     pub fn inputs(&self) -> Option<Vec<Tensor>> {
-        self.data.as_ref().map(|d| d.all.items()[..d.nx].iter().map(Tensor::shallow_clone).collect())
+        self.data.as_ref().map(|d| {
+            d.all.items()[..d.nx]
+                .iter()
+                .map(Tensor::shallow_clone)
+                .collect()
+        })
     }
 
     /// Current targets, None when no targets were given.
     pub fn targets(&self) -> Option<Vec<Tensor>> {
-        self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| d.all.items()[d.nx..].iter().map(Tensor::shallow_clone).collect())
+        self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| {
+            d.all.items()[d.nx..]
+                .iter()
+                .map(Tensor::shallow_clone)
+                .collect()
+        })
     }
 
     fn inputs_full(&self) -> Option<Vec<Tensor>> {
-        self.data.as_ref().map(|d| d.all.full()[..d.nx].iter().map(Tensor::shallow_clone).collect())
+        self.data.as_ref().map(|d| {
+            d.all.full()[..d.nx]
+                .iter()
+                .map(Tensor::shallow_clone)
+                .collect()
+        })
     }
 
     fn targets_full(&self) -> Option<Vec<Tensor>> {
-        self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| d.all.full()[d.nx..].iter().map(Tensor::shallow_clone).collect())
+        self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| {
+            d.all.full()[d.nx..]
+                .iter()
+                .map(Tensor::shallow_clone)
+                .collect()
+        })
     }
 
     /// Full number of rows.
     pub fn rows(&self) -> i64 {
-        self.data.as_ref().and_then(|d| common_size("data", d.all.full(), 0).ok()).unwrap_or(0)
+        self.data
+            .as_ref()
+            .and_then(|d| common_size("data", d.all.full(), 0).ok())
+            .unwrap_or(0)
     }
 
     /// Rows in the current batch (all rows when not batching).
     pub fn size(&self) -> i64 {
-        self.data.as_ref().and_then(|d| d.all.items().first().map(|t| t.size()[0])).unwrap_or(0)
+        self.data
+            .as_ref()
+            .and_then(|d| d.all.items().first().map(|t| t.size()[0]))
+            .unwrap_or(0)
     }
 
     fn width(&self) -> i64 {
@@ -194,10 +242,18 @@ impl Stage {
     }
 
     fn permutation(&mut self, n: i64) -> Result<Tensor> {
-        let dev = self.data.as_ref().and_then(|d| d.all.items().first().map(Tensor::device)).unwrap_or(Device::Cpu);
+        let dev = self
+            .data
+            .as_ref()
+            .and_then(|d| d.all.items().first().map(Tensor::device))
+            .unwrap_or(Device::Cpu);
         match self.opts.shuffleseed {
             None => {
-                let gdev = if self.opts.shufflecuda && tch::Cuda::is_available() { dev } else { Device::Cpu };
+                let gdev = if self.opts.shufflecuda && tch::Cuda::is_available() {
+                    dev
+                } else {
+                    Device::Cpu
+                };
                 Ok(Tensor::f_randperm(n, (Kind::Int64, gdev))?.f_to_device(dev)?)
             }
             Some(seed) => {

@@ -25,7 +25,15 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric.
-    pub const ALL: &'static [Metric] = &[Metric::Loss, Metric::BatchLoss, Metric::Accuracy, Metric::Predict, Metric::Output, Metric::Hidden, Metric::HiddenCell];
+    pub const ALL: &'static [Metric] = &[
+        Metric::Loss,
+        Metric::BatchLoss,
+        Metric::Accuracy,
+        Metric::Predict,
+        Metric::Output,
+        Metric::Hidden,
+        Metric::HiddenCell,
+    ];
 
     /// The metric's name.
     pub fn name(self) -> &'static str {
@@ -62,11 +70,18 @@ pub(crate) struct Accum {
 impl Accum {
     /// True if the metrics need the loss.
     pub(crate) fn wants_loss(ms: &[Metric]) -> bool {
-        ms.iter().any(|m| matches!(m, Metric::Loss | Metric::BatchLoss))
+        ms.iter()
+            .any(|m| matches!(m, Metric::Loss | Metric::BatchLoss))
     }
 
     /// Adds one batch: loss, outputs, targets.
-    pub(crate) fn add(&mut self, ms: &[Metric], loss: Option<&Tensor>, outs: &[Tensor], y: Option<&Tensor>) -> Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        ms: &[Metric],
+        loss: Option<&Tensor>,
+        outs: &[Tensor],
+        y: Option<&Tensor>,
+    ) -> Result<()> {
         let _g = tch::no_grad_guard();
         for m in ms {
             match m {
@@ -81,7 +96,9 @@ impl Accum {
                 Metric::Accuracy => {
                     let y = y.ok_or_else(|| err("accuracy", "no target defined"))?;
                     let p = predict(&outs[0])?;
-                    let c = p.f_eq_tensor(&y.f_to_kind(Kind::Int64)?.f_view_as(&p)?)?.f_sum(Kind::Int64)?;
+                    let c = p
+                        .f_eq_tensor(&y.f_to_kind(Kind::Int64)?.f_view_as(&p)?)?
+                        .f_sum(Kind::Int64)?;
                     self.correct = Some(match self.correct.take() {
                         None => c,
                         Some(a) => a.f_add(&c)?,
@@ -103,7 +120,11 @@ impl Accum {
     }
 
     /// The metric values; `order` undoes a shuffle for predict/output.
-    pub(crate) fn finish(self, ms: &[Metric], order: Option<&Tensor>) -> Result<Vec<(Metric, Option<Tensor>)>> {
+    pub(crate) fn finish(
+        self,
+        ms: &[Metric],
+        order: Option<&Tensor>,
+    ) -> Result<Vec<(Metric, Option<Tensor>)>> {
         let _g = tch::no_grad_guard();
         let unshuffle = |t: Tensor| -> Result<Tensor> {
             match order {
@@ -132,7 +153,10 @@ impl Accum {
                     }
                 }
                 Metric::Accuracy => match &self.correct {
-                    Some(c) if self.count > 0 => Some(c.f_to_kind(Kind::Double)?.f_mul_scalar(100.0 / self.count as f64)?),
+                    Some(c) if self.count > 0 => Some(
+                        c.f_to_kind(Kind::Double)?
+                            .f_mul_scalar(100.0 / self.count as f64)?,
+                    ),
                     _ => None,
                 },
                 Metric::Predict => cat(&self.predict)?.map(unshuffle).transpose()?,

@@ -29,7 +29,12 @@ pub fn shared<T>(x: T) -> Shared<T> {
 
 /// Locks a shared object; a lock poisoned by an earlier failure is an error.
 pub fn lock<'a, T>(func: &str, s: &'a Shared<T>) -> Result<MutexGuard<'a, T>> {
-    s.lock().map_err(|_| err(func, "object unusable after an earlier failure in another thread"))
+    s.lock().map_err(|_| {
+        err(
+            func,
+            "object unusable after an earlier failure in another thread",
+        )
+    })
 }
 
 /// How a forward calculation runs.
@@ -80,7 +85,13 @@ pub struct Model {
 impl Model {
     /// A model over shared module, loss and optimizer.
     pub fn new(module: Shared<Module>, loss: Shared<Loss>, opt: Shared<Optimizer>) -> Model {
-        Model { module, loss, opt, train: Stage::new(true), test: Stage::new(false) }
+        Model {
+            module,
+            loss,
+            opt,
+            train: Stage::new(true),
+            test: Stage::new(false),
+        }
     }
 
     /// The model's module.
@@ -121,7 +132,11 @@ impl Model {
         let xs = match x {
             Some(x) => x,
             None => {
-                let stage = if mode == Fwd::Eval { &self.test } else { &self.train };
+                let stage = if mode == Fwd::Eval {
+                    &self.test
+                } else {
+                    &self.train
+                };
                 own = stage.inputs().unwrap_or_default();
                 &own
             }
@@ -136,10 +151,18 @@ impl Model {
         loss_of(&l, yhat, y)
     }
 
-    fn data_or(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    fn data_or(
+        &self,
+        func: &str,
+        x: Option<Vec<Tensor>>,
+        y: Option<Vec<Tensor>>,
+    ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let x = match x {
             Some(x) => x,
-            None => self.train.inputs().ok_or_else(|| err(func, "no training data defined"))?,
+            None => self
+                .train
+                .inputs()
+                .ok_or_else(|| err(func, "no training data defined"))?,
         };
         let y = match y {
             Some(y) => y,
@@ -150,19 +173,34 @@ impl Model {
 
     /// Forward, loss and backward on the given data (or the training data);
     /// returns the loss.
-    pub fn backward(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+    pub fn backward(
+        &self,
+        func: &str,
+        x: Option<Vec<Tensor>>,
+        y: Option<Vec<Tensor>>,
+    ) -> Result<f64> {
         let (x, y) = self.data_or(func, x, y)?;
         let m = lock(func, &self.module)?;
         let l = lock(func, &self.loss)?;
         let out = m.forward(&x)?;
         let loss = loss_of(&l, &out, &y)?;
-        crate::autograd::backward(func, &[loss.shallow_clone()], None, crate::autograd::Mode::Free)?;
+        crate::autograd::backward(
+            func,
+            &[loss.shallow_clone()],
+            None,
+            crate::autograd::Mode::Free,
+        )?;
         Ok(loss.f_double_value(&[])?)
     }
 
     /// Forward, loss, backward, clipping by the training options and an
     /// optimizer step (a closure, so LBFGS can re-evaluate); returns the loss.
-    pub fn backstep(&self, func: &str, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+    pub fn backstep(
+        &self,
+        func: &str,
+        x: Option<Vec<Tensor>>,
+        y: Option<Vec<Tensor>>,
+    ) -> Result<f64> {
         let (x, y) = self.data_or(func, x, y)?;
         let loss = run::step(self, func, &x, &y, &self.train.opts)?;
         Ok(loss.f_double_value(&[])?)
@@ -181,6 +219,8 @@ impl Model {
 
 /// Computes a loss from module outputs: the loss takes the first output.
 pub(crate) fn loss_of(l: &Loss, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
-    let first = yhat.first().ok_or_else(|| err(l.kind(), "no model output"))?;
+    let first = yhat
+        .first()
+        .ok_or_else(|| err(l.kind(), "no model output"))?;
     l.forward(std::slice::from_ref(first), y)
 }

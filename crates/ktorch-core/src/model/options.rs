@@ -42,9 +42,26 @@ pub struct Options {
 }
 
 /// Names of the options both stages have.
-pub const COMMON: &[&str] = &["batchsize", "droplast", "hidden", "tensor", "dictionary", "metrics"];
+pub const COMMON: &[&str] = &[
+    "batchsize",
+    "droplast",
+    "hidden",
+    "tensor",
+    "dictionary",
+    "metrics",
+];
 /// Names of the training-only options.
-pub const TRAIN_ONLY: &[&str] = &["clipgroup", "clipnorm", "clipvalue", "shuffle", "sync", "task", "tasks", "shufflecuda", "shuffleseed"];
+pub const TRAIN_ONLY: &[&str] = &[
+    "clipgroup",
+    "clipnorm",
+    "clipvalue",
+    "shuffle",
+    "sync",
+    "task",
+    "tasks",
+    "shufflecuda",
+    "shuffleseed",
+];
 
 impl Options {
     /// The defaults for training (`train == true`) or testing.
@@ -88,7 +105,10 @@ impl Options {
 
     /// Every option and its value.
     pub fn all(&self) -> Vec<(String, Value)> {
-        self.names().into_iter().map(|n| (n.to_string(), self.get_unchecked(n))).collect()
+        self.names()
+            .into_iter()
+            .map(|n| (n.to_string(), self.get_unchecked(n)))
+            .collect()
     }
 
     /// The value of one option.
@@ -104,7 +124,13 @@ impl Options {
         if TRAIN_ONLY.contains(&name) {
             return Err(err(name, "not set for evaluation"));
         }
-        Err(err(self.func(), format!("unrecognized option: {name}, expecting one of: {}", self.names().join(", "))))
+        Err(err(
+            self.func(),
+            format!(
+                "unrecognized option: {name}, expecting one of: {}",
+                self.names().join(", ")
+            ),
+        ))
     }
 
     fn get_unchecked(&self, name: &str) -> Value {
@@ -114,9 +140,16 @@ impl Options {
             "hidden" => Value::Bool(self.hidden),
             "tensor" => Value::Bool(self.tensor),
             "dictionary" => Value::Bool(self.dictionary),
-            "metrics" => Value::List(self.metrics.iter().map(|m| Value::Str(m.name().into())).collect()),
+            "metrics" => Value::List(
+                self.metrics
+                    .iter()
+                    .map(|m| Value::Str(m.name().into()))
+                    .collect(),
+            ),
             "clipgroup" => Value::Bool(self.clipgroup),
-            "clipnorm" => self.clipnorm.map_or(Value::Null, |(a, b)| Value::List(vec![Value::Float(a), Value::Float(b)])),
+            "clipnorm" => self.clipnorm.map_or(Value::Null, |(a, b)| {
+                Value::List(vec![Value::Float(a), Value::Float(b)])
+            }),
             "clipvalue" => self.clipvalue.map_or(Value::Null, Value::Float),
             "shuffle" => Value::Bool(self.shuffle),
             "sync" => Value::Bool(self.sync),
@@ -135,7 +168,15 @@ impl Options {
             o.set_one(k, v)?;
         }
         if o.task >= o.tasks {
-            return Err(err(self.func(), format!("task {} implies at least {} tasks, but only {} defined", o.task, o.task + 1, o.tasks)));
+            return Err(err(
+                self.func(),
+                format!(
+                    "task {} implies at least {} tasks, but only {} defined",
+                    o.task,
+                    o.task + 1,
+                    o.tasks
+                ),
+            ));
         }
         *self = o;
         Ok(())
@@ -166,7 +207,17 @@ impl Options {
                 let mut ms = Vec::with_capacity(names.len());
                 for n in names {
                     let m = Metric::from_name(&n).ok_or_else(|| {
-                        err(k, format!("unrecognized metric: {n}, expecting one of: {}", Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")))
+                        err(
+                            k,
+                            format!(
+                                "unrecognized metric: {n}, expecting one of: {}",
+                                Metric::ALL
+                                    .iter()
+                                    .map(|m| m.name())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
                     })?;
                     if ms.contains(&m) {
                         return Err(err(k, format!("metric {n} given twice")));
@@ -185,7 +236,13 @@ impl Options {
                         let (m, p) = match xs.as_slice() {
                             [m] => (*m, 2.0),
                             [m, p] => (*m, *p),
-                            _ => return Err(err(k, format!("expecting max norm or (max norm, norm type), given {} values", xs.len()))),
+                            _ => return Err(err(
+                                k,
+                                format!(
+                                    "expecting max norm or (max norm, norm type), given {} values",
+                                    xs.len()
+                                ),
+                            )),
                         };
                         crate::clip::check_norm(k, m, p)?;
                         Some((m, p))
@@ -247,7 +304,10 @@ mod tests {
     #[test]
     fn failed_set_keeps_everything() {
         let mut o = Options::new(true);
-        let e = o.set(&[("batchsize".into(), Value::Int(5)), ("metrics".into(), Value::Str("bogus".into()))]);
+        let e = o.set(&[
+            ("batchsize".into(), Value::Int(5)),
+            ("metrics".into(), Value::Str("bogus".into())),
+        ]);
         assert!(e.is_err());
         assert_eq!(o.batchsize, 32);
     }
@@ -257,21 +317,32 @@ mod tests {
         let mut o = Options::new(true);
         o.set(&[("clipnorm".into(), Value::Int(2))]).expect("set");
         assert_eq!(o.clipnorm, Some((2.0, 2.0)));
-        o.set(&[("clipvalue".into(), Value::Float(0.5))]).expect("set");
+        o.set(&[("clipvalue".into(), Value::Float(0.5))])
+            .expect("set");
         assert_eq!(o.clipnorm, None);
     }
 
     #[test]
     fn train_only_refused_on_test() {
         let mut o = Options::new(false);
-        let e = o.set(&[("clipnorm".into(), Value::Int(2))]).expect_err("test");
+        let e = o
+            .set(&[("clipnorm".into(), Value::Int(2))])
+            .expect_err("test");
         assert_eq!(e.to_string(), "clipnorm: not set for evaluation");
     }
 
     #[test]
     fn task_below_tasks() {
         let mut o = Options::new(true);
-        let e = o.set(&[("tasks".into(), Value::Int(2)), ("task".into(), Value::Int(2))]).expect_err("task");
-        assert_eq!(e.to_string(), "train: task 2 implies at least 3 tasks, but only 2 defined");
+        let e = o
+            .set(&[
+                ("tasks".into(), Value::Int(2)),
+                ("task".into(), Value::Int(2)),
+            ])
+            .expect_err("task");
+        assert_eq!(
+            e.to_string(),
+            "train: task 2 implies at least 3 tasks, but only 2 defined"
+        );
     }
 }

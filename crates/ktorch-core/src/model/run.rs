@@ -15,11 +15,23 @@ pub type Metrics = Vec<(Metric, Option<Tensor>)>;
 /// One training step on `x`, `y`: gradients to none, forward, loss, backward,
 /// clipping as `opts` say, optimizer step (re-evaluating for LBFGS).
 /// Returns the loss of the first evaluation.
-pub(crate) fn step(model: &Model, func: &str, x: &[Tensor], y: &[Tensor], opts: &Options) -> Result<Tensor> {
+pub(crate) fn step(
+    model: &Model,
+    func: &str,
+    x: &[Tensor],
+    y: &[Tensor],
+    opts: &Options,
+) -> Result<Tensor> {
     Ok(step_outputs(model, func, x, y, opts)?.0)
 }
 
-fn step_outputs(model: &Model, func: &str, x: &[Tensor], y: &[Tensor], opts: &Options) -> Result<(Tensor, Vec<Tensor>)> {
+fn step_outputs(
+    model: &Model,
+    func: &str,
+    x: &[Tensor],
+    y: &[Tensor],
+    opts: &Options,
+) -> Result<(Tensor, Vec<Tensor>)> {
     let m = lock(func, &model.module)?;
     let l = lock(func, &model.loss)?;
     let mut o = lock(func, &model.opt)?;
@@ -109,11 +121,18 @@ impl Model {
                 (Some(l), o)
             } else {
                 let out = lock(func, &self.module)?.forward(&x)?;
-                let l = if want_loss && !y.is_empty() { Some(self.loss(func, &out, &y)?) } else { None };
+                let l = if want_loss && !y.is_empty() {
+                    Some(self.loss(func, &out, &y)?)
+                } else {
+                    None
+                };
                 (l, out)
             };
             if opts.hidden {
-                hidden = out[1..].iter().map(Tensor::f_detach).collect::<std::result::Result<Vec<_>, _>>()?;
+                hidden = out[1..]
+                    .iter()
+                    .map(Tensor::f_detach)
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
             }
             acc.add(&opts.metrics, loss.as_ref(), &out, y.first())?;
             if opts.sync {

@@ -9,7 +9,12 @@ use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["sequential", "identity", "residual", "callback"];
 
-pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) -> Result<Module> {
+pub(crate) fn build(
+    kind: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+    kids: Vec<(String, Module)>,
+) -> Result<Module> {
     let mut m = match kind {
         "sequential" => {
             Args::parse(kind, &[], pos, kw)?;
@@ -22,7 +27,10 @@ pub(crate) fn build(kind: &str, pos: &[Value], kw: &[(String, Value)], kids: Vec
         "residual" => {
             Args::parse(kind, &[], pos, kw)?;
             if kids.is_empty() || kids.len() > 2 {
-                return Err(err(kind, format!("expects 1 or 2 child modules, given {}", kids.len())));
+                return Err(err(
+                    kind,
+                    format!("expects 1 or 2 child modules, given {}", kids.len()),
+                ));
             }
             Module::new(kind, Residual)
         }
@@ -112,7 +120,12 @@ fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) 
     let a = Args::parse("callback", &["fn", "parms", "buffers"], pos, kw)?;
     let f = match a.get("fn") {
         Some(Value::Callable(f)) => f.clone(),
-        Some(v) => return Err(err("callback", format!("fn expects a callable, given {}", v.type_name()))),
+        Some(v) => {
+            return Err(err(
+                "callback",
+                format!("fn expects a callable, given {}", v.type_name()),
+            ))
+        }
         None => return Err(err("callback", "fn not defined")),
     };
     let mut m = Module::new("callback", Callback(f));
@@ -122,10 +135,22 @@ fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) 
             Some(Value::Dict(d)) => {
                 for (k, v) in d {
                     let t = value_tensor("callback", k, v)?;
-                    m = if which { m.with_param(k, t)? } else { m.with_buffer(k, t) };
+                    m = if which {
+                        m.with_param(k, t)?
+                    } else {
+                        m.with_buffer(k, t)
+                    };
                 }
             }
-            Some(v) => return Err(err("callback", format!("{key} expects a dict of names to values, given {}", v.type_name()))),
+            Some(v) => {
+                return Err(err(
+                    "callback",
+                    format!(
+                        "{key} expects a dict of names to values, given {}",
+                        v.type_name()
+                    ),
+                ))
+            }
         }
     }
     for (k, c) in kids {
@@ -141,6 +166,12 @@ fn value_tensor(func: &str, name: &str, v: &Value) -> Result<Tensor> {
         Value::Int(i) => Ok(Tensor::from(*i as f64)),
         Value::Float(f) => Ok(Tensor::from(*f)),
         Value::List(_) | Value::Tuple(_) => Ok(Tensor::from_slice(&v.as_floats(func, name)?)),
-        v => Err(err(func, format!("{name} expects numbers or a tensor, given {}", v.type_name()))),
+        v => Err(err(
+            func,
+            format!(
+                "{name} expects numbers or a tensor, given {}",
+                v.type_name()
+            ),
+        )),
     }
 }

@@ -53,8 +53,16 @@ impl Clone for Module {
         Module {
             kind: self.kind.clone(),
             name: self.name.clone(),
-            params: self.params.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
-            buffers: self.buffers.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect(),
+            params: self
+                .params
+                .iter()
+                .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                .collect(),
+            buffers: self
+                .buffers
+                .iter()
+                .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                .collect(),
             children: self.children.clone(),
             training: self.training,
             layer: self.layer.clone_box(),
@@ -167,7 +175,12 @@ impl Module {
         out
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<(String, Tensor)>, pick: &dyn Fn(&Module) -> &Vec<(String, Tensor)>) {
+    fn collect(
+        &self,
+        prefix: &str,
+        out: &mut Vec<(String, Tensor)>,
+        pick: &dyn Fn(&Module) -> &Vec<(String, Tensor)>,
+    ) {
         for (k, t) in pick(self) {
             out.push((format!("{prefix}{k}"), t.shallow_clone()));
         }
@@ -178,12 +191,18 @@ impl Module {
 
     /// All parameters (shallow copies sharing storage and gradients).
     pub fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Parameter names in order.
     pub fn parmnames(&self) -> Vec<String> {
-        self.named_parameters().into_iter().map(|(k, _)| k).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// The parameter (or buffer) with the given full name.
@@ -193,14 +212,29 @@ impl Module {
             .chain(self.named_buffers())
             .find(|(k, _)| k == name)
             .map(|(_, t)| t)
-            .ok_or_else(|| err(func, format!("parameter `{name}` not found, expecting one of: {}", self.parmnames().join(", "))))
+            .ok_or_else(|| {
+                err(
+                    func,
+                    format!(
+                        "parameter `{name}` not found, expecting one of: {}",
+                        self.parmnames().join(", ")
+                    ),
+                )
+            })
     }
 
     /// Copies `value` into the named parameter; shape must match, the dtype is converted.
     pub fn set_param(&self, func: &str, name: &str, value: &Tensor) -> Result<()> {
         let mut p = self.param(func, name)?;
         if p.size() != value.size() {
-            return Err(err(func, format!("parameter `{name}` has size {:?}, given {:?}", p.size(), value.size())));
+            return Err(err(
+                func,
+                format!(
+                    "parameter `{name}` has size {:?}, given {:?}",
+                    p.size(),
+                    value.size()
+                ),
+            ));
         }
         let _g = tch::no_grad_guard();
         let v = value.f_to_kind(p.kind())?.f_to_device(p.device())?;
@@ -229,9 +263,20 @@ pub(crate) fn want_inputs(kind: &str, xs: &[Tensor], lo: usize, hi: usize) -> Re
         return Err(err(kind, "forward(tensor) not implemented given empty"));
     }
     if xs.len() < lo || xs.len() > hi {
-        let expect = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
-        let given = if xs.is_empty() { "empty".to_string() } else { format!("{} tensor(s)", xs.len()) };
-        return Err(err(kind, format!("forward expects {expect} input tensor(s), given {given}")));
+        let expect = if lo == hi {
+            format!("{lo}")
+        } else {
+            format!("{lo}-{hi}")
+        };
+        let given = if xs.is_empty() {
+            "empty".to_string()
+        } else {
+            format!("{} tensor(s)", xs.len())
+        };
+        return Err(err(
+            kind,
+            format!("forward expects {expect} input tensor(s), given {given}"),
+        ));
     }
     Ok(())
 }
@@ -253,7 +298,11 @@ pub(crate) fn normal(size: &[i64]) -> Result<Tensor> {
 
 /// A float tensor filled with `v` (weights of ones, biases of zeros).
 pub(crate) fn filled(size: &[i64], v: f64) -> Result<Tensor> {
-    Ok(Tensor::f_full(size, v, (tch::Kind::Float, tch::Device::Cpu))?)
+    Ok(Tensor::f_full(
+        size,
+        v,
+        (tch::Kind::Float, tch::Device::Cpu),
+    )?)
 }
 
 /// The error for a type name a family does not build.
@@ -273,8 +322,17 @@ pub(crate) fn dims(kind: &str) -> usize {
 
 /// True when setting `name` is given explicitly as null (where null means
 /// something other than the default, e.g. batchnorm's momentum).
-pub(crate) fn null_given(names: &[&str], name: &str, pos: &[Value], kw: &[(String, Value)]) -> bool {
-    let by_pos = names.iter().position(|n| *n == name).and_then(|i| pos.get(i)).is_some_and(Value::is_null);
+pub(crate) fn null_given(
+    names: &[&str],
+    name: &str,
+    pos: &[Value],
+    kw: &[(String, Value)],
+) -> bool {
+    let by_pos = names
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| pos.get(i))
+        .is_some_and(Value::is_null);
     by_pos || kw.iter().any(|(k, v)| k == name && v.is_null())
 }
 

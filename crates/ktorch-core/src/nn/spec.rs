@@ -3,11 +3,14 @@
 
 use crate::args::split_options;
 use crate::error::{err, Result};
-use crate::nn::{activation, container, conv, dropout, linear, norm, pool, recurrent, shape, Module};
+use crate::nn::{
+    activation, container, conv, dropout, linear, norm, pool, recurrent, shape, Module,
+};
 use crate::value::Value;
 
 /// A builder: module type, positional settings, keyword settings, built children.
-pub(crate) type Builder = fn(&str, &[Value], &[(String, Value)], Vec<(String, Module)>) -> Result<Module>;
+pub(crate) type Builder =
+    fn(&str, &[Value], &[(String, Value)], Vec<(String, Module)>) -> Result<Module>;
 
 /// Each family's type names and builder.
 pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
@@ -89,7 +92,10 @@ impl Spec {
             .map(|(_, b)| *b)
             .ok_or_else(|| err("module", format!("unrecognized module type: {}", self.kind)))?;
         if !kids.is_empty() && !container::TYPES.contains(&self.kind.as_str()) {
-            return Err(err(&self.kind, "not a container, cannot hold child modules"));
+            return Err(err(
+                &self.kind,
+                "not a container, cannot hold child modules",
+            ));
         }
         let mut m = builder(&self.kind, &self.args, &self.kw, kids)?;
         m.set_name(self.name.clone());

@@ -60,7 +60,9 @@ pub fn device_from_name(func: &str, name: &str) -> Result<Option<Device>> {
         "cpu" => Device::Cpu,
         "cuda" => Device::Cuda(0),
         s if s.starts_with("cuda:") => {
-            let i: usize = s[5..].parse().map_err(|_| err(func, format!("unrecognized device: {s}")))?;
+            let i: usize = s[5..]
+                .parse()
+                .map_err(|_| err(func, format!("unrecognized device: {s}")))?;
             Device::Cuda(i)
         }
         _ => return Ok(None),
@@ -93,7 +95,10 @@ impl TensorOptions {
                 if let Device::Cuda(i) = d {
                     let count = tch::Cuda::device_count();
                     if i as i64 >= count {
-                        return Err(err(func, format!("device {n} not available ({count} CUDA device(s))")));
+                        return Err(err(
+                            func,
+                            format!("device {n} not available ({count} CUDA device(s))"),
+                        ));
                     }
                 }
                 o.device = Some(d);
@@ -118,8 +123,16 @@ impl TensorOptions {
             }
         }
         if self.grad {
-            if !t.is_floating_point() && !matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble) {
-                return Err(err(func, format!("gradients need a floating point tensor, given {}", kind_name(t.kind()))));
+            if !t.is_floating_point()
+                && !matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble)
+            {
+                return Err(err(
+                    func,
+                    format!(
+                        "gradients need a floating point tensor, given {}",
+                        kind_name(t.kind())
+                    ),
+                ));
             }
             t = t.f_detach()?.f_set_requires_grad(true)?;
         }
@@ -127,12 +140,18 @@ impl TensorOptions {
     }
 
     fn opts(&self, default: Kind) -> (Kind, Device) {
-        (self.kind.unwrap_or(default), self.device.unwrap_or(Device::Cpu))
+        (
+            self.kind.unwrap_or(default),
+            self.device.unwrap_or(Device::Cpu),
+        )
     }
 }
 
 /// The creation modes.
-pub const MODES: &[&str] = &["randn", "rand", "randint", "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "logspace", "randperm"];
+pub const MODES: &[&str] = &[
+    "randn", "rand", "randint", "zeros", "ones", "full", "empty", "eye", "arange", "linspace",
+    "logspace", "randperm",
+];
 
 fn size_of(func: &str, v: Option<&Value>) -> Result<Vec<i64>> {
     let v = v.ok_or_else(|| err(func, "size not given"))?;
@@ -145,7 +164,10 @@ fn size_of(func: &str, v: Option<&Value>) -> Result<Vec<i64>> {
 
 fn want(func: &str, mode: &str, args: &[Value], lo: usize, hi: usize) -> Result<()> {
     if args.len() < lo || args.len() > hi {
-        return Err(err(func, format!("{mode} expects {lo}-{hi} argument(s), given {}", args.len())));
+        return Err(err(
+            func,
+            format!("{mode} expects {lo}-{hi} argument(s), given {}", args.len()),
+        ));
     }
     Ok(())
 }
@@ -170,7 +192,13 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
         "full" => {
             want(func, mode, args, 2, 2)?;
             let s = size_of(func, args.first())?;
-            let k = if int_or_float(&args[1]) { Kind::Int64 } else if matches!(args[1], Value::Bool(_)) { Kind::Bool } else { Kind::Float };
+            let k = if int_or_float(&args[1]) {
+                Kind::Int64
+            } else if matches!(args[1], Value::Bool(_)) {
+                Kind::Bool
+            } else {
+                Kind::Float
+            };
             match &args[1] {
                 Value::Bool(b) => Tensor::f_full(&s, i64::from(*b), o.opts(k))?,
                 Value::Int(i) => Tensor::f_full(&s, *i, o.opts(k))?,
@@ -180,12 +208,23 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
         "randint" => {
             want(func, mode, args, 2, 3)?;
             let (lo, hi, s) = if args.len() == 2 {
-                (0, args[0].as_int(func, "high")?, size_of(func, args.get(1))?)
+                (
+                    0,
+                    args[0].as_int(func, "high")?,
+                    size_of(func, args.get(1))?,
+                )
             } else {
-                (args[0].as_int(func, "low")?, args[1].as_int(func, "high")?, size_of(func, args.get(2))?)
+                (
+                    args[0].as_int(func, "low")?,
+                    args[1].as_int(func, "high")?,
+                    size_of(func, args.get(2))?,
+                )
             };
             if hi <= lo {
-                return Err(err(func, format!("randint: high {hi} must be greater than low {lo}")));
+                return Err(err(
+                    func,
+                    format!("randint: high {hi} must be greater than low {lo}"),
+                ));
             }
             Tensor::f_randint_low(lo, hi, &s, o.opts(Kind::Int64))?
         }
@@ -200,7 +239,11 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
         "eye" => {
             want(func, mode, args, 1, 2)?;
             let n = args[0].as_int(func, "n")?;
-            let m = if args.len() > 1 { args[1].as_int(func, "m")? } else { n };
+            let m = if args.len() > 1 {
+                args[1].as_int(func, "m")?
+            } else {
+                n
+            };
             if n < 0 || m < 0 {
                 return Err(err(func, "eye: negative size"));
             }
@@ -216,7 +259,10 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
                 _ => (f(0, "start")?, f(1, "end")?, f(2, "step")?),
             };
             if st == 0.0 || !((e - s) / st).is_finite() {
-                return Err(err(func, "arange: step must be non-zero and the range finite"));
+                return Err(err(
+                    func,
+                    "arange: step must be non-zero and the range finite",
+                ));
             }
             if ints {
                 Tensor::f_arange_start_step(s as i64, e as i64, st as i64, o.opts(k))?
@@ -229,7 +275,10 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
             let (s, e) = (f(0, "start")?, f(1, "end")?);
             let n = args[2].as_int(func, "steps")?;
             if n < 0 {
-                return Err(err(func, format!("{mode}: number of steps must be non-negative, given {n}")));
+                return Err(err(
+                    func,
+                    format!("{mode}: number of steps must be non-negative, given {n}"),
+                ));
             }
             if mode == "linspace" {
                 want(func, mode, args, 3, 3)?;

@@ -6,7 +6,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{err, Result};
 
-pub use create::{create, device_from_name, device_name, kind_from_name, kind_name, TensorOptions, MODES};
+pub use create::{
+    create, device_from_name, device_name, kind_from_name, kind_name, TensorOptions, MODES,
+};
 
 /// Which api object a [`Tensors`] value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +55,22 @@ pub struct Tensors {
 impl Tensors {
     /// A single tensor.
     pub fn tensor(t: Tensor) -> Tensors {
-        Tensors { class: Class::Tensor, names: vec![], items: vec![t], batch: None }
+        Tensors {
+            class: Class::Tensor,
+            names: vec![],
+            items: vec![t],
+            batch: None,
+        }
     }
 
     /// A vector of tensors.
     pub fn vector(items: Vec<Tensor>) -> Tensors {
-        Tensors { class: Class::Vector, names: vec![], items, batch: None }
+        Tensors {
+            class: Class::Vector,
+            names: vec![],
+            items,
+            batch: None,
+        }
     }
 
     /// A dictionary of tensors; names must be unique.
@@ -72,7 +84,12 @@ impl Tensors {
             names.push(k);
             items.push(t);
         }
-        Ok(Tensors { class: Class::Dict, names, items, batch: None })
+        Ok(Tensors {
+            class: Class::Dict,
+            names,
+            items,
+            batch: None,
+        })
     }
 
     /// The object's class.
@@ -120,13 +137,22 @@ impl Tensors {
 
     /// The member at `i` (vector) or under `key` (dictionary).
     pub fn index_of(&self, func: &str, key: &str) -> Result<usize> {
-        self.names.iter().position(|n| n == key).ok_or_else(|| err(func, format!("dictionary has no key `{key}`")))
+        self.names
+            .iter()
+            .position(|n| n == key)
+            .ok_or_else(|| err(func, format!("dictionary has no key `{key}`")))
     }
 
     /// Checks an index into a vector.
     pub fn check_index(&self, func: &str, i: i64) -> Result<usize> {
         if i < 0 || i as usize >= self.items.len() {
-            return Err(err(func, format!("vector index {i} invalid for vector of {} tensor(s)", self.items.len())));
+            return Err(err(
+                func,
+                format!(
+                    "vector index {i} invalid for vector of {} tensor(s)",
+                    self.items.len()
+                ),
+            ));
         }
         Ok(i as usize)
     }
@@ -174,7 +200,10 @@ impl Tensors {
         check_batch_size(func, w, n)?;
         let count = (n + w - 1) / w;
         if i < 0 || i >= count {
-            return Err(err(func, format!("batch[{i}] invalid, valid range is from 0-{}", count - 1)));
+            return Err(err(
+                func,
+                format!("batch[{i}] invalid, valid range is from 0-{}", count - 1),
+            ));
         }
         self.select(func, w, dim, i)
     }
@@ -206,7 +235,12 @@ impl Tensors {
             }
         }
         self.items = items;
-        self.batch = Some(Batching { full, dim, size: w, index: i });
+        self.batch = Some(Batching {
+            full,
+            dim,
+            size: w,
+            index: i,
+        });
         Ok(())
     }
 
@@ -216,12 +250,20 @@ impl Tensors {
         if let Some(b) = self.batch.take() {
             self.items = b.full;
         }
-        self.items.first().and_then(|t| t.size().get(dim as usize).copied()).unwrap_or(0)
+        self.items
+            .first()
+            .and_then(|t| t.size().get(dim as usize).copied())
+            .unwrap_or(0)
     }
 
     /// Restores full size, then reorders every member along `dim` with one
     /// random permutation, which is returned.
-    pub fn shuffle(&mut self, func: &str, dim: i64, gen: Option<&mut dyn FnMut(i64, Device) -> Result<Tensor>>) -> Result<Tensor> {
+    pub fn shuffle(
+        &mut self,
+        func: &str,
+        dim: i64,
+        gen: Option<&mut dyn FnMut(i64, Device) -> Result<Tensor>>,
+    ) -> Result<Tensor> {
         self.restore();
         let n = self.common_size(func, dim)?;
         let dev = self.items.first().map_or(Device::Cpu, Tensor::device);
@@ -260,12 +302,17 @@ pub fn common_size(func: &str, ts: &[Tensor], dim: i64) -> Result<i64> {
     for t in ts {
         let d = t.dim() as i64;
         if dim < 0 || dim >= d.max(0) {
-            return Err(err(func, format!("dimension {dim} invalid for tensor with {d} dimension(s)")));
+            return Err(err(
+                func,
+                format!("dimension {dim} invalid for tensor with {d} dimension(s)"),
+            ));
         }
         let s = t.size()[dim as usize];
         match n {
             None => n = Some(s),
-            Some(m) if m != s => return Err(err(func, format!("tensor size mismatch, {m} vs {s}"))),
+            Some(m) if m != s => {
+                return Err(err(func, format!("tensor size mismatch, {m} vs {s}")))
+            }
             _ => {}
         }
     }
@@ -317,7 +364,10 @@ mod tests {
         let e = x.batch("batch", 9, 0).expect_err("too big");
         assert_eq!(e.to_string(), "batch: size 9 not in the range 1-8");
         let e = x.batch_at("batch", 3, 0, 4).expect_err("index");
-        assert_eq!(e.to_string(), "batch: batch[4] invalid, valid range is from 0-2");
+        assert_eq!(
+            e.to_string(),
+            "batch: batch[4] invalid, valid range is from 0-2"
+        );
     }
 
     #[test]

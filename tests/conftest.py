@@ -1,0 +1,66 @@
+"""Shared helpers for the ktorch tests: seeding, small models, torch mirrors."""
+
+import numpy as np
+import pytest
+import torch
+
+import ktorch as kt
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    kt.seed(123)
+    torch.manual_seed(123)
+    yield
+
+
+def identity_model():
+    """The spec's dummy model: model(module`identity; loss`mse; opt`sgd)."""
+    return kt.model(kt.module("identity"), kt.loss("mse"), kt.opt("sgd"))
+
+
+def t(x):
+    """A ktorch handle's values (or an array) as a torch tensor."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.array(x))
+    return torch.from_numpy(np.array(kt.tensor(x)))
+
+
+def parm(q, name):
+    """A module parameter copied out of ktorch into torch."""
+    return torch.from_numpy(np.array(kt.tensor(kt.parm(q, name))))
+
+
+def spirals(n, k, seed):
+    """k noisy spirals of n points each, as the spec builds them (float32 inputs, long classes)."""
+    rng = np.random.default_rng(seed)
+    r = np.arange(n) / (n - 1)
+    xs = []
+    for c in range(k):
+        a = 4 * r + 4 * c + 0.2 * rng.standard_normal(n)
+        xs.append(np.stack([r * np.sin(a), r * np.cos(a)], 1))
+    return np.concatenate(xs).astype(np.float32), np.repeat(np.arange(k), n)
+
+
+def torch_seq(q, names=("0", "2"), k=3):
+    """torch copy of seq(`sequential; (`linear;2;100); `relu; (`linear;100;k)) with q's weights."""
+    a, b = names
+    w1, b1, w2, b2 = (parm(q, f"{a}.weight"), parm(q, f"{a}.bias"), parm(q, f"{b}.weight"), parm(q, f"{b}.bias"))
+    net = torch.nn.Sequential(torch.nn.Linear(w1.shape[1], w1.shape[0]), torch.nn.ReLU(),
+                              torch.nn.Linear(w2.shape[1], w2.shape[0]))
+    with torch.no_grad():
+        net[0].weight.copy_(w1)
+        net[0].bias.copy_(b1)
+        net[2].weight.copy_(w2)
+        net[2].bias.copy_(b2)
+    return net
+
+
+def torch_linear(q, prefix=""):
+    """torch.nn.Linear with the weights of a ktorch linear module."""
+    w, b = parm(q, prefix + "weight"), parm(q, prefix + "bias")
+    lin = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(b)
+    return lin
