@@ -155,7 +155,7 @@ ACTS = [
     ("celu", ("celu", 0.7), lambda: nn.CELU(0.7)),
     ("elu", ("elu", 1.3), lambda: nn.ELU(1.3)),
     ("gelu", "gelu", lambda: nn.GELU()),
-    ("gelu-tanh", ("gelu", "tanh"), lambda: nn.GELU("tanh")),
+    ("gelu-tanh", ("gelu", {"approximate": "tanh"}), lambda: nn.GELU("tanh")),
     ("glu", "glu", lambda: nn.GLU()),
     ("hardshrink", ("hardshrink", 0.3), lambda: nn.Hardshrink(0.3)),
     ("hardtanh", ("hardtanh", -0.5, 0.7), lambda: nn.Hardtanh(-0.5, 0.7)),
