@@ -47,27 +47,3 @@ impl<T> IntoPy<T> for Result<T, tch::TchError> {
         self.map_err(|e| to_py(Error::from(e)))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pyo3::Python;
-
-    #[test]
-    fn core_errors_map_to_ktorch_error() {
-        pyo3::prepare_freethreaded_python();
-        Python::with_gil(|py| {
-            let e = to_py(ktorch_core::error::err(
-                "train",
-                "tensor size mismatch, 100 vs 10",
-            ));
-            assert!(e.is_instance_of::<KtorchError>(py));
-            assert_eq!(
-                e.value(py).to_string(),
-                "train: tensor size mismatch, 100 vs 10"
-            );
-            let e = to_py(Error::Interrupted("run".into()));
-            assert!(e.is_instance_of::<PyKeyboardInterrupt>(py));
-        });
-    }
-}
