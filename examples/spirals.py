@@ -25,7 +25,7 @@ def accuracy(q, x, y):
 kt.seed(42)
 x, y = spirals(n, k, 0)
 q = kt.module(kt.seq("sequential", ("linear", 2, 100), "relu", ("linear", 100, k)))
-l = kt.loss("ce")
+lossfn = kt.loss("ce")
 o = kt.opt("sgd", q, 0.2, 0.99)
 
 print("explicit steps: zerograd, forward, loss, backward, step")
@@ -33,7 +33,7 @@ X, Y = kt.tensor(x), kt.tensor(y)
 for i in range(1, 201):
     kt.zerograd(o)
     yhat = kt.forward(q, X)
-    z = kt.loss(l, yhat, Y)
+    z = kt.loss(lossfn, yhat, Y)
     kt.backward(z)
     kt.step(o)
     if i % 20 == 0:

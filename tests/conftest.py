@@ -45,7 +45,8 @@ def spirals(n, k, seed):
 def torch_seq(q, names=("0", "2"), k=3):
     """torch copy of seq(`sequential; (`linear;2;100); `relu; (`linear;100;k)) with q's weights."""
     a, b = names
-    w1, b1, w2, b2 = (parm(q, f"{a}.weight"), parm(q, f"{a}.bias"), parm(q, f"{b}.weight"), parm(q, f"{b}.bias"))
+    w1, b1 = parm(q, f"{a}.weight"), parm(q, f"{a}.bias")
+    w2, b2 = parm(q, f"{b}.weight"), parm(q, f"{b}.bias")
     net = torch.nn.Sequential(torch.nn.Linear(w1.shape[1], w1.shape[0]), torch.nn.ReLU(),
                               torch.nn.Linear(w2.shape[1], w2.shape[0]))
     with torch.no_grad():

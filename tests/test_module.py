@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import parm, torch_linear
 
 import ktorch as kt
-from conftest import parm, torch_linear
 
 
 def _two_modules():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import spirals, torch_linear, torch_seq
 
 import ktorch as kt
-from conftest import spirals, torch_linear, torch_seq
 
 
 def test_sgd_step_tensor_to_target():
@@ -131,10 +131,10 @@ def test_model_g_matches_torch():
 
 
 def test_opt_group_out_of_range():
-    a = kt.module([("linear", 2, 2)])
+    mods = [kt.module([("linear", 2, 2)]) for _ in range(4)]
     o = kt.opt("sgd")
-    kt.opt(o, 0, a)
-    kt.opt(o, 1, a)
-    kt.opt(o, 2, a)
-    with pytest.raises(kt.KtorchError, match=r"opt: group 4 invalid, cannot be greater than number of groups\(3\)"):
-        kt.opt(o, 4, a)
+    for g in range(3):
+        kt.opt(o, g, mods[g])
+    msg = r"opt: group 4 invalid, cannot be greater than number of groups\(3\)"
+    with pytest.raises(kt.KtorchError, match=msg):
+        kt.opt(o, 4, mods[3])

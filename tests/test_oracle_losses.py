@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 import ktorch as kt
 
+torch.set_num_threads(1)
+
 RTOL, ATOL = 1e-5, 1e-6
 REDUCTIONS = ["none", "mean", "sum"]
 

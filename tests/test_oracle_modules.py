@@ -12,6 +12,8 @@ import torch.nn as nn
 
 import ktorch as kt
 
+torch.set_num_threads(1)
+
 RTOL, ATOL = 1e-5, 1e-6
 
 
@@ -58,7 +60,7 @@ def check(spec, tm, *xs, train=False):
         ref = tm(*[torch.from_numpy(x) for x in xs])
     ref = [t.numpy() for t in as_list(ref)]
     assert len(got) == len(ref)
-    for g, e in zip(got, ref):
+    for g, e in zip(got, ref, strict=False):
         assert g.shape == e.shape
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
     return q
@@ -227,7 +229,7 @@ def test_lstm_with_hidden_cell():
     with torch.no_grad():
         y, (h1, c1) = tm(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(c)))
     assert len(got) == 3
-    for g, e in zip(got, [y, h1, c1]):
+    for g, e in zip(got, [y, h1, c1], strict=False):
         np.testing.assert_allclose(g, e.numpy(), rtol=RTOL, atol=ATOL)
 
 

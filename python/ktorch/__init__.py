@@ -7,7 +7,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 
 from ktorch import _ktorch
 from ktorch._ktorch import *  # noqa: F403
-from ktorch._ktorch import KtorchError
+from ktorch._ktorch import KtorchError as KtorchError
 
 __all__ = [n for n in dir(_ktorch) if not n.startswith("_")] + ["seq"]
 

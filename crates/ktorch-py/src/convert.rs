@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ktorch_core::model::{lock, shared};
+use ktorch_core::model::shared;
 use ktorch_core::tensor::{Class, Tensors};
 use ktorch_core::{Module, Value};
 use pyo3::exceptions::PyTypeError;
@@ -12,7 +12,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3_tch::PyTensor;
 use tch::Tensor as TchTensor;
 
-use crate::errors::{terr, IntoPy};
+use crate::errors::{plock, terr, IntoPy};
 use crate::handles::{is_handle, Tensor, Vector};
 
 static NUMPY: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
@@ -57,7 +57,7 @@ pub fn is_data(x: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     if let Ok(h) = x.downcast::<Tensor>() {
         let s = h.get().get(func)?;
-        let t = lock(func, &s).py()?;
+        let t = plock(func, &s)?;
         return Ok(t.get().shallow_clone());
     }
     if is_handle(x) {
@@ -267,7 +267,7 @@ fn callback(f: Py<PyAny>) -> ktorch_core::nn::CallbackFn {
                         t.iter().map(|v| to_tch("callback", &v)).collect()
                     } else if let Ok(v) = out.downcast::<Vector>() {
                         let s = v.get().get("callback")?;
-                        let g = lock("callback", &s).py()?;
+                        let g = plock("callback", &s)?;
                         Ok(g.shallow())
                     } else {
                         Ok(vec![to_tch("callback", out)?])

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::convert::{is_data, kwargs, to_numpy, to_tch, to_value, wrap, wrap_vector};
-use crate::errors::{kerr, terr, IntoPy};
+use crate::errors::{enter, kerr, plock, terr, IntoPy};
 use crate::handles::{obj, Dict, Obj, PyModel, Vector};
 
 /// Tensors from an argument: a Tensor, Vector or Dict handle, array data, or a
@@ -16,7 +16,7 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor
         let Some(Obj::Tensors(s)) = obj(func, x)? else {
             unreachable!()
         };
-        return Ok(lock(func, &s).py()?.shallow());
+        return Ok(plock(func, &s)?.shallow());
     }
     if let Ok(t) = x.downcast::<PyTuple>() {
         if t.len() == 2 {
@@ -25,7 +25,7 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor
                 let Some(Obj::Tensors(s)) = obj(func, &a)? else {
                     unreachable!()
                 };
-                let g = lock(func, &s).py()?;
+                let g = plock(func, &s)?;
                 let sel = t.get_item(1)?;
                 let keys: Vec<Bound<'_, PyAny>> = if let Ok(l) = sel.downcast::<PyList>() {
                     l.iter().collect()
@@ -132,10 +132,10 @@ fn stage_fn(
             return Err(terr(f, "options given both by position and by keyword"));
         }
         let pairs = kwargs(f, Some(kw))?;
-        lock(f, &m).py()?.stage(train).opts.set(&pairs).py()?;
+        plock(f, &m)?.stage(train).opts.set(&pairs).py()?;
         return Ok(py.None());
     }
-    let mut g = lock(f, &m).py()?;
+    let mut g = plock(f, &m)?;
     let st = g.stage(train);
     match rest.as_slice() {
         [] => value_to_py(py, &Value::Dict(st.opts.all())),
@@ -213,11 +213,10 @@ pub(crate) fn set_data_pub(
         }
     };
     let m = m.clone();
-    let n = py
-        .allow_threads(move || -> ktorch_core::Result<i64> {
-            lock(f, &m)?.stage(train).set_data(f, x, y)
-        })
-        .py()?;
+    let n = enter(py, move || -> ktorch_core::Result<i64> {
+        lock(f, &m)?.stage(train).set_data(f, x, y)
+    })
+    .py()?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
@@ -270,7 +269,7 @@ fn data_fn(
         let rest: Vec<_> = args.iter().collect();
         return set_data_pub(py, f, &s, train, &rest);
     }
-    let mut g = lock(f, &s).py()?;
+    let mut g = plock(f, &s)?;
     let st = g.stage(train);
     Ok(
         PyList::new(py, [arrays(py, st.inputs())?, arrays(py, st.targets())?])?
@@ -310,10 +309,10 @@ fn input_fn(
         for a in args.iter() {
             x.extend(tensors_arg(f, &a)?);
         }
-        let n = lock(f, &s).py()?.stage(train).set_inputs(f, x).py()?;
+        let n = plock(f, &s)?.stage(train).set_inputs(f, x).py()?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
-    let mut g = lock(f, &s).py()?;
+    let mut g = plock(f, &s)?;
     match g.stage(train).inputs() {
         None => Ok(py.None()),
         Some(mut v) if v.len() == 1 => Ok(wrap(py, v.remove(0))?.into_any()),
@@ -341,7 +340,7 @@ fn target_fn(
             .py()?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
-    let mut g = lock(f, &s).py()?;
+    let mut g = plock(f, &s)?;
     arrays(py, g.stage(train).targets())
 }
 
@@ -424,7 +423,7 @@ pub fn batch(
                     "batch(model) takes no size: set the batchsize option",
                 ));
             }
-            Ok(Some(lock(f, &m).py()?.train.batch(f).py()?))
+            Ok(Some(plock(f, &m)?.train.batch(f).py()?))
         }
         Some(Obj::Tensors(s)) => {
             let size = size.ok_or_else(|| terr(f, "expecting a batch size"))?;
@@ -434,7 +433,7 @@ pub fn batch(
                 }
                 v => (v.as_int(f, "size").py()?, 0),
             };
-            let mut g = lock(f, &s).py()?;
+            let mut g = plock(f, &s)?;
             match index {
                 None => Ok(Some(g.batch(f, w, dim).py()?)),
                 Some(i) => {
@@ -468,8 +467,8 @@ pub fn testbatch(m: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub fn restore(x: &Bound<'_, PyAny>) -> PyResult<i64> {
     let f = "restore";
     match obj(f, x)? {
-        Some(Obj::Model(m)) => Ok(lock(f, &m).py()?.train.restore()),
-        Some(Obj::Tensors(s)) => Ok(lock(f, &s).py()?.restore()),
+        Some(Obj::Model(m)) => Ok(plock(f, &m)?.train.restore()),
+        Some(Obj::Tensors(s)) => Ok(plock(f, &s)?.restore()),
         _ => Err(terr(
             f,
             format!(
@@ -519,11 +518,11 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
             if dim != 0 {
                 return Err(kerr(f, "models shuffle along the first dimension only"));
             }
-            py.allow_threads(|| lock(f, &m)?.train.shuffle(f)).py()
+            enter(py, move || lock(f, &m)?.train.shuffle(f)).py()
         }
-        Some(Obj::Tensors(s)) => py
-            .allow_threads(|| lock(f, &s)?.shuffle(f, dim, None).map(|_| ()))
-            .py(),
+        Some(Obj::Tensors(s)) => {
+            enter(py, move || lock(f, &s)?.shuffle(f, dim, None).map(|_| ())).py()
+        }
         _ => Err(terr(
             f,
             format!(
@@ -538,6 +537,8 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
     let s = model_of("unshuffle", m)?;
-    py.allow_threads(|| lock("unshuffle", &s)?.train.unshuffle("unshuffle"))
-        .py()
+    enter(py, move || {
+        lock("unshuffle", &s)?.train.unshuffle("unshuffle")
+    })
+    .py()
 }

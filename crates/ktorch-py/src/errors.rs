@@ -47,3 +47,41 @@ impl<T> IntoPy<T> for Result<T, tch::TchError> {
         self.map_err(|e| to_py(Error::from(e)))
     }
 }
+
+/// Runs libtorch work with the GIL released; a panic that escapes the core
+/// becomes an error rather than crossing into Python.
+pub fn enter<T: Send>(
+    py: pyo3::Python<'_>,
+    f: impl FnOnce() -> ktorch_core::Result<T> + Send,
+) -> ktorch_core::Result<T> {
+    py.allow_threads(
+        || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(Error::Arg(format!("internal error: {msg}")))
+            }
+        },
+    )
+}
+
+/// Locks a shared object while holding the GIL: waits with the GIL released,
+/// so a thread inside the object that needs the GIL (a callback, an interrupt
+/// check) can finish.
+pub fn plock<'a, T>(
+    func: &str,
+    s: &'a ktorch_core::Shared<T>,
+) -> pyo3::PyResult<ktorch_core::model::Guard<'a, T>> {
+    loop {
+        if let Some(g) = ktorch_core::model::try_lock(func, s).py()? {
+            return Ok(g);
+        }
+        pyo3::Python::with_gil(|py| {
+            py.allow_threads(|| std::thread::sleep(std::time::Duration::from_micros(50)))
+        });
+    }
+}

@@ -1,5 +1,6 @@
 //! Handle classes: each owns a shared core object until Python drops it or `free` is called.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use ktorch_core::model::Shared;
@@ -7,6 +8,14 @@ use ktorch_core::{Loss, Model, Module, Optimizer, Tensors};
 use pyo3::prelude::*;
 
 use crate::errors::kerr;
+
+/// Handles holding an object right now, across every class.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+/// The number of live handles (holding an object, not yet freed or dropped).
+pub fn live() -> i64 {
+    LIVE.load(Ordering::SeqCst)
+}
 
 macro_rules! handle {
     ($name:ident, $t:ty, $py:literal) => {
@@ -36,16 +45,22 @@ macro_rules! handle {
 
             /// Drops the handle's reference; false if it was already freed.
             pub fn free(&self) -> bool {
-                match self.inner.lock() {
+                let freed = match self.inner.lock() {
                     Ok(mut g) => g.take().is_some(),
                     Err(_) => false,
+                };
+                if freed {
+                    LIVE.fetch_sub(1, Ordering::SeqCst);
                 }
+                freed
             }
 
             /// Points the handle at another object.
             pub fn replace(&self, x: Shared<$t>) {
                 if let Ok(mut g) = self.inner.lock() {
-                    *g = Some(x);
+                    if g.replace(x).is_none() {
+                        LIVE.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             }
 
@@ -67,6 +82,16 @@ macro_rules! handle {
             /// True while the handle holds an object.
             pub fn alive(&self) -> bool {
                 self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                if let Ok(g) = self.inner.get_mut() {
+                    if g.take().is_some() {
+                        LIVE.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
             }
         }
 

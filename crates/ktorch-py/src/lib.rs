@@ -38,6 +38,7 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tensor::add, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::mean, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::std, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::objects, m)?)?;
     m.add_function(wrap_pyfunction!(module::module, m)?)?;
     m.add_function(wrap_pyfunction!(module::parmnames, m)?)?;
     m.add_function(wrap_pyfunction!(module::parm, m)?)?;

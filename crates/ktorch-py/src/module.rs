@@ -1,12 +1,12 @@
 //! Modules: module(spec), parmnames, parm.
 
-use ktorch_core::model::{lock, shared};
+use ktorch_core::model::shared;
 use ktorch_core::Module;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::convert::{to_tch, to_value, wrap};
-use crate::errors::{terr, IntoPy};
+use crate::errors::{enter, plock, terr, IntoPy};
 use crate::handles::{obj, Obj, PyModule};
 
 /// module(spec) -> Module; module(model) -> the model's Module.
@@ -15,20 +15,20 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
     let f = "module";
     if let Some(o) = obj(f, spec)? {
         return match o {
-            Obj::Model(m) => Py::new(py, PyModule::new(lock(f, &m).py()?.module().clone())),
+            Obj::Model(m) => Py::new(py, PyModule::new(plock(f, &m)?.module().clone())),
             Obj::Module(m) => Py::new(py, PyModule::new(m)),
             _ => Err(terr(f, "expecting a module spec or a Model")),
         };
     }
     let v = to_value(f, spec)?;
-    let m = py.allow_threads(move || Module::from_value(&v)).py()?;
+    let m = enter(py, move || Module::from_value(&v)).py()?;
     Py::new(py, PyModule::new(shared(m)))
 }
 
 fn module_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<ktorch_core::Shared<Module>> {
     match obj(func, x)? {
         Some(Obj::Module(m)) => Ok(m),
-        Some(Obj::Model(m)) => Ok(lock(func, &m).py()?.module().clone()),
+        Some(Obj::Model(m)) => Ok(plock(func, &m)?.module().clone()),
         _ => Err(terr(
             func,
             format!(
@@ -44,7 +44,7 @@ fn module_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<ktorch_core::Shared<M
 pub fn parmnames(m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let f = "parmnames";
     let s = module_of(f, m)?;
-    let g = lock(f, &s).py()?;
+    let g = plock(f, &s)?;
     Ok(g.parmnames())
 }
 
@@ -66,12 +66,12 @@ pub fn parm(
         .to_string();
     match value {
         None => {
-            let t = lock(f, &s).py()?.param(f, &name).py()?;
+            let t = plock(f, &s)?.param(f, &name).py()?;
             Ok(wrap(py, t)?.into_any())
         }
         Some(v) => {
             let t = to_tch(f, v)?;
-            let g = lock(f, &s).py()?;
+            let g = plock(f, &s)?;
             g.set_param(f, &name, &t).py()?;
             Ok(py.None())
         }

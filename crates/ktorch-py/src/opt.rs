@@ -7,16 +7,16 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::convert::{kwargs, to_value};
-use crate::errors::{terr, IntoPy};
+use crate::errors::{plock, terr, IntoPy};
 use crate::handles::{obj, Obj, PyOptimizer};
 
 /// The parameters held by a handle: a module's or model's parameters, or a tensor collection's members.
 fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tensor>>> {
     Ok(match obj(func, x)? {
-        Some(Obj::Module(m)) => Some(lock(func, &m).py()?.parameters()),
+        Some(Obj::Module(m)) => Some(plock(func, &m)?.parameters()),
         Some(Obj::Model(m)) => {
-            let m = lock(func, &m).py()?;
-            let ps = lock(func, m.module()).py()?.parameters();
+            let m = plock(func, &m)?;
+            let ps = plock(func, m.module())?.parameters();
             Some(ps)
         }
         Some(Obj::Tensors(t)) => Some(
@@ -27,7 +27,7 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
                 .map(tch::Tensor::shallow_clone)
                 .collect(),
         ),
-        Some(Obj::Opt(o)) => Some(lock(func, &o).py()?.params()),
+        Some(Obj::Opt(o)) => Some(plock(func, &o)?.params()),
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters to optimize")),
         None => None,
     })
@@ -102,7 +102,7 @@ pub fn opt(
     })?;
     let rest: Vec<_> = args.iter().skip(3).collect();
     let (pos, opts) = settings(f, &rest, kw)?;
-    lock(f, &o).py()?.add(g, p, &pos, &opts).py()?;
+    plock(f, &o)?.add(g, p, &pos, &opts).py()?;
     Ok(py.None())
 }
 
@@ -113,7 +113,7 @@ pub fn lr(x: &Bound<'_, PyAny>, r: Option<&Bound<'_, PyAny>>) -> PyResult<Option
     let f = "lr";
     let o = match obj(f, x)? {
         Some(Obj::Opt(o)) => o,
-        Some(Obj::Model(m)) => lock(f, &m).py()?.optimizer().clone(),
+        Some(Obj::Model(m)) => plock(f, &m)?.optimizer().clone(),
         _ => {
             return Err(terr(
                 f,
@@ -125,10 +125,10 @@ pub fn lr(x: &Bound<'_, PyAny>, r: Option<&Bound<'_, PyAny>>) -> PyResult<Option
         }
     };
     match r {
-        None => Ok(Some(lock(f, &o).py()?.lr())),
+        None => Ok(Some(plock(f, &o)?.lr())),
         Some(r) => {
             let v = to_value(f, r)?.as_floats(f, "rate").py()?;
-            lock(f, &o).py()?.set_lr(&v).py()?;
+            plock(f, &o)?.set_lr(&v).py()?;
             Ok(None)
         }
     }

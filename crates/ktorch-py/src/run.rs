@@ -9,18 +9,36 @@ use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{to_numpy, wrap, wrap_vector};
 use crate::data::{model_of, set_data_pub, tensors_arg};
-use crate::errors::{terr, IntoPy};
+use crate::errors::{enter, plock, terr, IntoPy};
 use crate::handles::{obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 
 /// model(module, loss, optimizer) -> Model.
 #[pyfunction]
 pub fn model(
     py: Python<'_>,
-    q: &Bound<'_, PyModule>,
-    l: &Bound<'_, PyLoss>,
-    o: &Bound<'_, PyOptimizer>,
+    q: &Bound<'_, PyAny>,
+    l: &Bound<'_, PyAny>,
+    o: &Bound<'_, PyAny>,
 ) -> PyResult<Py<PyModel>> {
     let f = "model";
+    let name = |x: &Bound<'_, PyAny>| {
+        x.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
+    let q = q
+        .downcast::<PyModule>()
+        .map_err(|_| terr(f, format!("module expects a Module, given {}", name(q))))?;
+    let l = l
+        .downcast::<PyLoss>()
+        .map_err(|_| terr(f, format!("loss expects a Loss, given {}", name(l))))?;
+    let o = o.downcast::<PyOptimizer>().map_err(|_| {
+        terr(
+            f,
+            format!("optimizer expects an Optimizer, given {}", name(o)),
+        )
+    })?;
     let m = Model::new(q.get().get(f)?, l.get().get(f)?, o.get().get(f)?);
     Py::new(py, PyModel::new(shared(m)))
 }
@@ -34,17 +52,17 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
             .iter()
             .map(tch::Tensor::shallow_clone)
             .collect()],
-        Some(Obj::Module(m)) => vec![lock(func, &m).py()?.parameters()],
+        Some(Obj::Module(m)) => vec![plock(func, &m)?.parameters()],
         Some(Obj::Opt(o)) => {
-            let o = lock(func, &o).py()?;
+            let o = plock(func, &o)?;
             (0..o.groups()).map(|g| o.group_params(g)).collect()
         }
         Some(Obj::Model(m)) => {
-            let m = lock(func, &m).py()?;
-            let o = lock(func, m.optimizer()).py()?;
+            let m = plock(func, &m)?;
+            let o = plock(func, m.optimizer())?;
             let gs: Vec<Vec<tch::Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
             if gs.is_empty() {
-                vec![lock(func, m.module()).py()?.parameters()]
+                vec![plock(func, m.module())?.parameters()]
             } else {
                 gs
             }
@@ -64,7 +82,7 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
 
 fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
     if let Some(Obj::Model(m)) = obj(func, x)? {
-        return lock(func, &m).py()?.parameters(func).py();
+        return plock(func, &m)?.parameters(func).py();
     }
     Ok(distinct(
         groups_of(func, x)?.into_iter().flatten().collect(),
@@ -75,14 +93,14 @@ fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
 #[pyfunction]
 pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let ps = all_params("zerograd", x)?;
-    py.allow_threads(move || reset_grads(&ps, false)).py()
+    enter(py, move || reset_grads(&ps, false)).py()
 }
 
 /// nograd(x): sets gradients to undefined (None).
 #[pyfunction]
 pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let ps = all_params("nograd", x)?;
-    py.allow_threads(move || reset_grads(&ps, true)).py()
+    enter(py, move || reset_grads(&ps, true)).py()
 }
 
 fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<PyObject> {
@@ -121,11 +139,11 @@ fn forward_fn(
     }
     let given = args.len() > 1;
     let out = match obj(f, &first)? {
-        Some(Obj::Module(m)) => py.allow_threads(move || -> ktorch_core::Result<_> {
+        Some(Obj::Module(m)) => enter(py, move || -> ktorch_core::Result<_> {
             let mut m = lock(f, &m)?;
             module_forward(&mut m, &xs, mode)
         }),
-        Some(Obj::Model(m)) => py.allow_threads(move || -> ktorch_core::Result<_> {
+        Some(Obj::Model(m)) => enter(py, move || -> ktorch_core::Result<_> {
             let m = lock(f, &m)?;
             m.forward(f, if given { Some(&xs) } else { None }, mode)
         }),
@@ -181,23 +199,22 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
         .map_err(|_| terr(f, "expecting a Tensor, Vector, Dict or Model"))?;
     match obj(f, &first)? {
         Some(Obj::Model(m)) => {
-            let (x, y) =
-                match args.len() {
-                    1 => (None, None),
-                    3 => (
-                        Some(tensors_arg(f, &args.get_item(1)?)?),
-                        Some(tensors_arg(f, &args.get_item(2)?)?),
-                    ),
-                    n => return Err(terr(
+            let (x, y) = match args.len() {
+                1 => (None, None),
+                3 => (
+                    Some(tensors_arg(f, &args.get_item(1)?)?),
+                    Some(tensors_arg(f, &args.get_item(2)?)?),
+                ),
+                n => {
+                    return Err(terr(
                         f,
                         format!(
                             "expecting (model) or (model, inputs, targets), given {n} argument(s)"
                         ),
-                    )),
-                };
-            let r = py
-                .allow_threads(move || lock(f, &m)?.backward(f, x, y))
-                .py()?;
+                    ))
+                }
+            };
+            let r = enter(py, move || lock(f, &m)?.backward(f, x, y)).py()?;
             Ok(Some(r))
         }
         Some(Obj::Tensors(s)) => {
@@ -219,9 +236,8 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     return Err(terr(f, "expecting (tensors[, gradient][, mode])"));
                 }
             }
-            let ys = lock(f, &s).py()?.shallow();
-            py.allow_threads(move || core_backward(f, &ys, grads.as_deref(), mode))
-                .py()?;
+            let ys = plock(f, &s)?.shallow();
+            enter(py, move || core_backward(f, &ys, grads.as_deref(), mode)).py()?;
             Ok(None)
         }
         _ => Err(terr(
@@ -238,8 +254,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
     let ps = all_params("clipv", x)?;
-    py.allow_threads(move || clip_value("clipv", &ps, value))
-        .py()?;
+    enter(py, move || clip_value("clipv", &ps, value)).py()?;
     Ok(f64::NAN)
 }
 
@@ -272,21 +287,19 @@ pub fn clip(
     ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
     if group {
         let gs = groups_of(f, x)?;
-        let norms = py
-            .allow_threads(move || -> ktorch_core::Result<Vec<f64>> {
-                gs.iter()
-                    .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
-                    .collect()
-            })
-            .py()?;
+        let norms = enter(py, move || -> ktorch_core::Result<Vec<f64>> {
+            gs.iter()
+                .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
+                .collect()
+        })
+        .py()?;
         return Ok(norms.into_pyobject(py)?.into_any().unbind());
     }
     let ps = all_params(f, x)?;
-    let n = py
-        .allow_threads(move || -> ktorch_core::Result<f64> {
-            Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?)
-        })
-        .py()?;
+    let n = enter(py, move || -> ktorch_core::Result<f64> {
+        Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?)
+    })
+    .py()?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
@@ -295,8 +308,8 @@ pub fn clip(
 pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "step";
     match obj(f, x)? {
-        Some(Obj::Opt(o)) => py.allow_threads(|| lock(f, &o)?.step()).py(),
-        Some(Obj::Model(m)) => py.allow_threads(|| lock(f, &m)?.step(f)).py(),
+        Some(Obj::Opt(o)) => enter(py, move || lock(f, &o)?.step()).py(),
+        Some(Obj::Model(m)) => enter(py, move || lock(f, &m)?.step(f)).py(),
         _ => Err(terr(
             f,
             format!(
@@ -323,8 +336,7 @@ pub fn backstep(
         (Some(x), Some(y)) => (Some(tensors_arg(f, x)?), Some(tensors_arg(f, y)?)),
         _ => return Err(terr(f, "expecting (model) or (model, inputs, targets)")),
     };
-    py.allow_threads(move || lock(f, &s)?.backstep(f, x, y))
-        .py()
+    enter(py, move || lock(f, &s)?.backstep(f, x, y)).py()
 }
 
 fn metrics_to_py(
@@ -372,19 +384,44 @@ fn run_fn(
         }
         set_data_pub(py, f, &s, train, &rest)?;
     }
-    let (r, tensor, dictionary) = py
-        .allow_threads(|| -> ktorch_core::Result<_> {
-            let mut g = lock(f, &s)?;
-            let o = if train {
-                g.train.opts.clone()
-            } else {
-                g.test.opts.clone()
-            };
-            let r = if train { g.run(f)? } else { g.testrun(f)? };
-            Ok((r, o.tensor, o.dictionary))
-        })
-        .py()?;
+    let main = is_main_thread(py)?;
+    let (r, tensor, dictionary) = enter(py, move || -> ktorch_core::Result<_> {
+        let mut stop = interrupt_check(main);
+        let mut g = lock(f, &s)?;
+        let o = if train {
+            g.train.opts.clone()
+        } else {
+            g.test.opts.clone()
+        };
+        let r = if train {
+            g.run_with(f, &mut stop)?
+        } else {
+            g.testrun_with(f, &mut stop)?
+        };
+        Ok((r, o.tensor, o.dictionary))
+    })
+    .py()?;
     metrics_to_py(py, r, tensor, dictionary)
+}
+
+fn is_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    let main = threading.call_method0("main_thread")?.getattr("ident")?;
+    let me = threading.call_method0("get_ident")?;
+    main.eq(me)
+}
+
+/// A check run between batches: on the main thread, at most every 20 ms, it
+/// runs Python's signal handlers; Ctrl-C then stops the loop (KeyboardInterrupt).
+fn interrupt_check(main: bool) -> impl FnMut() -> bool {
+    let mut last = std::time::Instant::now();
+    move || {
+        if !main || last.elapsed() < std::time::Duration::from_millis(20) {
+            return false;
+        }
+        last = std::time::Instant::now();
+        Python::with_gil(|py| py.check_signals().is_err())
+    }
 }
 
 /// run(m[, x, y]): one training pass over the data; returns the metrics.

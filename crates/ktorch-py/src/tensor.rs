@@ -1,6 +1,6 @@
 //! Tensors, vectors and dictionaries: creation, values, info, gradients, tensor functions.
 
-use ktorch_core::model::{lock, shared};
+use ktorch_core::model::shared;
 use ktorch_core::tensor::{create, kind_name, Class, TensorOptions, Tensors};
 use ktorch_core::Value;
 use pyo3::prelude::*;
@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use tch::Kind;
 
 use crate::convert::{is_data, tensors_to_py, to_numpy, to_tch, to_value, wrap};
-use crate::errors::{kerr, terr, IntoPy};
+use crate::errors::{enter, kerr, plock, terr, IntoPy};
 use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
 
 fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
@@ -58,7 +58,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let Some(Obj::Tensors(s)) = obj(f, &first)? else {
             unreachable!()
         };
-        let g = lock(f, &s).py()?;
+        let g = plock(f, &s)?;
         return tensors_to_py(py, &g);
     }
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
@@ -73,7 +73,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             .map(|x| to_value(f, x))
             .collect::<PyResult<_>>()?;
         let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
-        let t = py.allow_threads(move || create(f, mode, &vals, &o)).py()?;
+        let t = enter(py, move || create(f, mode, &vals, &o)).py()?;
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
@@ -112,7 +112,7 @@ pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             let Some(Obj::Tensors(s)) = obj(f, &a)? else {
                 unreachable!()
             };
-            let g = lock(f, &s).py()?;
+            let g = plock(f, &s)?;
             return tensors_to_py(py, &g);
         }
         if let Ok(l) = a.downcast::<PyList>() {
@@ -148,7 +148,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let Some(Obj::Tensors(s)) = obj(f, &a)? else {
             unreachable!()
         };
-        let g = lock(f, &s).py()?;
+        let g = plock(f, &s)?;
         return tensors_to_py(py, &g);
     }
     let d = a.downcast::<PyDict>().map_err(|_| {
@@ -271,7 +271,7 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
 pub fn objclass(x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
     let f = "objclass";
     Ok(match obj(f, x)? {
-        Some(Obj::Tensors(s)) => lock(f, &s).py()?.class().name(),
+        Some(Obj::Tensors(s)) => plock(f, &s)?.class().name(),
         Some(Obj::Module(_)) => "module",
         Some(Obj::Loss(_)) => "loss",
         Some(Obj::Opt(_)) => "optimizer",
@@ -291,7 +291,7 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "size";
     match obj(f, x)? {
         Some(Obj::Tensors(s)) => {
-            let g = lock(f, &s).py()?;
+            let g = plock(f, &s)?;
             match g.class() {
                 Class::Tensor => Ok(g.get().size().into_pyobject(py)?.into_any().unbind()),
                 Class::Vector => Ok(g
@@ -313,7 +313,7 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         }
         Some(Obj::Module(m)) => {
             let d = PyDict::new(py);
-            for (k, t) in lock(f, &m).py()?.named_parameters() {
+            for (k, t) in plock(f, &m)?.named_parameters() {
                 d.set_item(k, t.size())?;
             }
             Ok(d.into_any().unbind())
@@ -372,7 +372,7 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
     match obj(f, x)? {
         Some(Obj::Tensors(s)) => {
-            let g = lock(f, &s).py()?;
+            let g = plock(f, &s)?;
             match g.class() {
                 Class::Tensor => Ok(tensor_info(py, g.get())?.into_any().unbind()),
                 _ => {
@@ -385,7 +385,7 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             }
         }
         Some(Obj::Module(m)) => {
-            let m = lock(f, &m).py()?;
+            let m = plock(f, &m)?;
             let d = PyDict::new(py);
             d.set_item("type", m.kind())?;
             d.set_item("name", m.name())?;
@@ -402,11 +402,11 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         }
         Some(Obj::Loss(l)) => {
             let d = PyDict::new(py);
-            d.set_item("type", lock(f, &l).py()?.kind())?;
+            d.set_item("type", plock(f, &l)?.kind())?;
             Ok(d.into_any().unbind())
         }
         Some(Obj::Opt(o)) => {
-            let o = lock(f, &o).py()?;
+            let o = plock(f, &o)?;
             let d = PyDict::new(py);
             d.set_item("type", o.kind())?;
             d.set_item("groups", o.groups())?;
@@ -414,11 +414,11 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             Ok(d.into_any().unbind())
         }
         Some(Obj::Model(m)) => {
-            let m = lock(f, &m).py()?;
+            let m = plock(f, &m)?;
             let d = PyDict::new(py);
-            d.set_item("module", lock(f, m.module()).py()?.kind())?;
-            d.set_item("loss", lock(f, m.loss_fn()).py()?.kind())?;
-            d.set_item("optimizer", lock(f, m.optimizer()).py()?.kind())?;
+            d.set_item("module", plock(f, m.module())?.kind())?;
+            d.set_item("loss", plock(f, m.loss_fn())?.kind())?;
+            d.set_item("optimizer", plock(f, m.optimizer())?.kind())?;
             d.set_item("train", m.train.rows())?;
             d.set_item("test", m.test.rows())?;
             Ok(d.into_any().unbind())
@@ -443,7 +443,7 @@ pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             ),
         ));
     };
-    let g = lock(f, &s).py()?;
+    let g = plock(f, &s)?;
     let one = |t: &tch::Tensor| -> PyResult<PyObject> {
         let gr = t.f_grad().py()?;
         if gr.defined() {
@@ -536,9 +536,7 @@ fn binary(
 ) -> PyResult<Py<Tensor>> {
     let x = to_tch(func, a)?;
     let y = to_tch(func, b)?;
-    let r = py
-        .allow_threads(move || op(&x, &y).map_err(ktorch_core::Error::from))
-        .py()?;
+    let r = enter(py, move || op(&x, &y).map_err(ktorch_core::Error::from)).py()?;
     wrap(py, r)
 }
 
@@ -567,11 +565,13 @@ fn float_of(func: &str, t: &tch::Tensor) -> PyResult<tch::Tensor> {
 #[pyo3(signature = (x, dim=None))]
 pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
     let t = float_of("mean", &to_tch("mean", x)?)?;
-    let r = py.allow_threads(move || match dim {
-        None => t.f_mean(t.kind()),
-        Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind()),
+    let r = enter(py, move || {
+        Ok(match dim {
+            None => t.f_mean(t.kind())?,
+            Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind())?,
+        })
     });
-    wrap(py, r.map_err(ktorch_core::Error::from).py()?)
+    wrap(py, r.py()?)
 }
 
 /// std(x[, dim]) -> Tensor (unbiased).
@@ -579,9 +579,17 @@ pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<
 #[pyo3(signature = (x, dim=None))]
 pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
     let t = float_of("std", &to_tch("std", x)?)?;
-    let r = py.allow_threads(move || match dim {
-        None => t.f_std(true),
-        Some(d) => t.f_std_dim(Some([d].as_slice()), true, false),
+    let r = enter(py, move || {
+        Ok(match dim {
+            None => t.f_std(true)?,
+            Some(d) => t.f_std_dim(Some([d].as_slice()), true, false)?,
+        })
     });
-    wrap(py, r.map_err(ktorch_core::Error::from).py()?)
+    wrap(py, r.py()?)
+}
+
+/// objects(): the number of live handles (for leak checks).
+#[pyfunction]
+pub fn objects() -> i64 {
+    crate::handles::live()
 }

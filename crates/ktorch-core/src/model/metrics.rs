@@ -21,6 +21,8 @@ pub enum Metric {
     Hidden,
     /// Third output (cell state) of the last batch.
     HiddenCell,
+    /// Gradient norm before clipping, one per training batch.
+    GradNorm,
 }
 
 impl Metric {
@@ -33,6 +35,7 @@ impl Metric {
         Metric::Output,
         Metric::Hidden,
         Metric::HiddenCell,
+        Metric::GradNorm,
     ];
 
     /// The metric's name.
@@ -45,6 +48,7 @@ impl Metric {
             Metric::Output => "output",
             Metric::Hidden => "hidden",
             Metric::HiddenCell => "hiddencell",
+            Metric::GradNorm => "gradnorm",
         }
     }
 
@@ -64,6 +68,7 @@ pub(crate) struct Accum {
     output: Vec<Tensor>,
     hidden: Option<Tensor>,
     cell: Option<Tensor>,
+    norms: Vec<Tensor>,
     seen: usize,
 }
 
@@ -81,6 +86,7 @@ impl Accum {
         loss: Option<&Tensor>,
         outs: &[Tensor],
         y: Option<&Tensor>,
+        norm: Option<&Tensor>,
     ) -> Result<()> {
         let _g = tch::no_grad_guard();
         for m in ms {
@@ -109,6 +115,11 @@ impl Accum {
                 Metric::Output => self.output.push(outs[0].f_detach()?),
                 Metric::Hidden => self.hidden = outs.get(1).map(Tensor::f_detach).transpose()?,
                 Metric::HiddenCell => self.cell = outs.get(2).map(Tensor::f_detach).transpose()?,
+                Metric::GradNorm => {
+                    if let Some(n) = norm {
+                        self.norms.push(n.f_detach()?.f_to_kind(Kind::Double)?);
+                    }
+                }
             }
         }
         self.seen += 1;
@@ -163,6 +174,13 @@ impl Accum {
                 Metric::Output => cat(&self.output)?.map(unshuffle).transpose()?,
                 Metric::Hidden => self.hidden.as_ref().map(Tensor::shallow_clone),
                 Metric::HiddenCell => self.cell.as_ref().map(Tensor::shallow_clone),
+                Metric::GradNorm => {
+                    if self.norms.is_empty() {
+                        None
+                    } else {
+                        Some(Tensor::f_stack(&self.norms, 0)?)
+                    }
+                }
             };
             out.push((*m, v));
         }

@@ -4,8 +4,7 @@ mod data;
 mod metrics;
 mod options;
 mod run;
-
-use std::sync::{Arc, Mutex, MutexGuard};
+mod shared;
 
 use tch::Tensor;
 
@@ -19,23 +18,8 @@ pub use data::Stage;
 pub use metrics::Metric;
 pub use options::Options;
 
-/// An object shared between holders (a module held by a model and a handle).
-pub type Shared<T> = Arc<Mutex<T>>;
-
-/// Wraps a value for sharing.
-pub fn shared<T>(x: T) -> Shared<T> {
-    Arc::new(Mutex::new(x))
-}
-
-/// Locks a shared object; a lock poisoned by an earlier failure is an error.
-pub fn lock<'a, T>(func: &str, s: &'a Shared<T>) -> Result<MutexGuard<'a, T>> {
-    s.lock().map_err(|_| {
-        err(
-            func,
-            "object unusable after an earlier failure in another thread",
-        )
-    })
-}
+pub use run::Metrics;
+pub use shared::{held_here, lock, shared, try_lock, Guard, Shared};
 
 /// How a forward calculation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

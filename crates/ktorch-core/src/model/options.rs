@@ -4,6 +4,28 @@ use crate::error::{err, Result};
 use crate::model::metrics::Metric;
 use crate::value::Value;
 
+/// What a training step does when the gradient norm is NaN or infinite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFinite {
+    /// Step anyway (the original's behaviour).
+    Proceed,
+    /// Skip the optimizer step for that batch.
+    Skip,
+    /// Stop the run with an error.
+    Raise,
+}
+
+impl NonFinite {
+    /// The setting's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NonFinite::Proceed => "proceed",
+            NonFinite::Skip => "skip",
+            NonFinite::Raise => "raise",
+        }
+    }
+}
+
 /// Options of one stage (training or testing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -39,6 +61,8 @@ pub struct Options {
     pub shufflecuda: bool,
     /// Seed of the shuffle generator shared by all tasks.
     pub shuffleseed: Option<i64>,
+    /// What to do with a NaN or infinite gradient norm.
+    pub nonfinite: NonFinite,
 }
 
 /// Names of the options both stages have.
@@ -61,6 +85,7 @@ pub const TRAIN_ONLY: &[&str] = &[
     "tasks",
     "shufflecuda",
     "shuffleseed",
+    "nonfinite",
 ];
 
 impl Options {
@@ -83,6 +108,7 @@ impl Options {
             tasks: 1,
             shufflecuda: false,
             shuffleseed: None,
+            nonfinite: NonFinite::Proceed,
         }
     }
 
@@ -157,6 +183,7 @@ impl Options {
             "tasks" => Value::Int(self.tasks),
             "shufflecuda" => Value::Bool(self.shufflecuda),
             "shuffleseed" => self.shuffleseed.map_or(Value::Null, Value::Int),
+            "nonfinite" => Value::Str(self.nonfinite.name().into()),
             _ => Value::Null,
         }
     }
@@ -236,13 +263,15 @@ impl Options {
                         let (m, p) = match xs.as_slice() {
                             [m] => (*m, 2.0),
                             [m, p] => (*m, *p),
-                            _ => return Err(err(
-                                k,
-                                format!(
+                            _ => {
+                                return Err(err(
+                                    k,
+                                    format!(
                                     "expecting max norm or (max norm, norm type), given {} values",
                                     xs.len()
                                 ),
-                            )),
+                                ))
+                            }
                         };
                         crate::clip::check_norm(k, m, p)?;
                         Some((m, p))
@@ -285,6 +314,19 @@ impl Options {
                 self.tasks = n;
             }
             "shufflecuda" => self.shufflecuda = flag(v)?,
+            "nonfinite" => {
+                self.nonfinite = match v.as_str(k, "value")? {
+                    "proceed" => NonFinite::Proceed,
+                    "skip" => NonFinite::Skip,
+                    "raise" => NonFinite::Raise,
+                    s => {
+                        return Err(err(
+                            k,
+                            format!("unrecognized setting `{s}`, expecting proceed, skip or raise"),
+                        ))
+                    }
+                }
+            }
             "shuffleseed" => {
                 self.shuffleseed = match v {
                     Value::Null => None,

@@ -3,10 +3,10 @@
 use tch::Tensor;
 
 use crate::autograd::{backward, reset_grads, Mode};
-use crate::clip::{clip_norm, clip_value, distinct};
-use crate::error::Result;
+use crate::clip::{clip_norm, clip_value, distinct, grad_norm};
+use crate::error::{err, Error, Result};
 use crate::model::metrics::{Accum, Metric};
-use crate::model::options::Options;
+use crate::model::options::{NonFinite, Options};
 use crate::model::{lock, loss_of, Model};
 
 /// Results of a run: each metric asked for, None where there is no value.
@@ -25,6 +25,13 @@ pub(crate) fn step(
     Ok(step_outputs(model, func, x, y, opts)?.0)
 }
 
+/// What one training step produced: loss, outputs, gradient norm before clipping.
+struct Stepped {
+    loss: Tensor,
+    out: Vec<Tensor>,
+    norm: Option<Tensor>,
+}
+
 fn step_outputs(
     model: &Model,
     func: &str,
@@ -32,6 +39,17 @@ fn step_outputs(
     y: &[Tensor],
     opts: &Options,
 ) -> Result<(Tensor, Vec<Tensor>)> {
+    let s = step_full(model, func, x, y, opts)?;
+    Ok((s.loss, s.out))
+}
+
+fn step_full(
+    model: &Model,
+    func: &str,
+    x: &[Tensor],
+    y: &[Tensor],
+    opts: &Options,
+) -> Result<Stepped> {
     let m = lock(func, &model.module)?;
     let l = lock(func, &model.loss)?;
     let mut o = lock(func, &model.opt)?;
@@ -40,11 +58,38 @@ fn step_outputs(
     params.extend(groups.iter().flatten().map(Tensor::shallow_clone));
     let params = distinct(params);
     let mut first: Option<Vec<Tensor>> = None;
+    let mut first_norm: Option<Tensor> = None;
+    let want_norm =
+        opts.nonfinite != NonFinite::Proceed || opts.metrics.contains(&Metric::GradNorm);
+    let norm_type = opts.clipnorm.map_or(2.0, |(_, p)| p);
     let mut closure = || -> Result<Tensor> {
         reset_grads(&params, true)?;
         let out = m.forward(x)?;
         let loss = loss_of(&l, &out, y)?;
         backward(func, &[loss.shallow_clone()], None, Mode::Free)?;
+        let norm = if want_norm {
+            grad_norm(&params, norm_type)?
+        } else {
+            None
+        };
+        if let (Some(n), NonFinite::Raise | NonFinite::Skip) = (&norm, opts.nonfinite) {
+            let v = n.f_double_value(&[])?;
+            if !v.is_finite() {
+                if opts.nonfinite == NonFinite::Raise {
+                    return Err(err(func, format!("non-finite gradient norm: {v}")));
+                }
+                // no gradients: the optimizer leaves every parameter as it is
+                reset_grads(&params, true)?;
+                if first.is_none() {
+                    first = Some(out);
+                    first_norm = norm;
+                }
+                return Ok(loss.f_detach()?);
+            }
+        }
+        if first_norm.is_none() {
+            first_norm = norm;
+        }
         if let Some(v) = opts.clipvalue {
             clip_value(func, &params, v)?;
         }
@@ -63,18 +108,33 @@ fn step_outputs(
         Ok(loss.f_detach()?)
     };
     let loss = o.step_with(&mut closure)?;
-    Ok((loss, first.unwrap_or_default()))
+    Ok(Stepped {
+        loss,
+        out: first.unwrap_or_default(),
+        norm: first_norm,
+    })
 }
 
 impl Model {
     /// A training pass over every batch of the training data; returns the metrics.
     pub fn run(&mut self, func: &str) -> Result<Metrics> {
+        self.run_with(func, &mut || false)
+    }
+
+    /// An evaluation pass over every batch of the test data, without gradients.
+    pub fn testrun(&mut self, func: &str) -> Result<Metrics> {
+        self.testrun_with(func, &mut || false)
+    }
+
+    /// [`Model::run`], calling `stop` before each batch: when it returns true the
+    /// pass ends with [`Error::Interrupted`], data restored to full size.
+    pub fn run_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         let opts = self.train.opts.clone();
         if self.train.init(func)? < 0 {
             return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
         }
         let was = self.set_training(func, true)?;
-        let r = self.pass(func, true, &opts);
+        let r = self.pass(func, true, &opts, stop);
         self.set_training(func, was)?;
         if r.is_err() {
             self.train.restore();
@@ -82,8 +142,8 @@ impl Model {
         r
     }
 
-    /// An evaluation pass over every batch of the test data, without gradients.
-    pub fn testrun(&mut self, func: &str) -> Result<Metrics> {
+    /// [`Model::testrun`], calling `stop` before each batch.
+    pub fn testrun_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         let opts = self.test.opts.clone();
         if self.test.init(func)? < 0 {
             return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
@@ -91,7 +151,7 @@ impl Model {
         let was = self.set_training(func, false)?;
         let r = {
             let _g = tch::no_grad_guard();
-            self.pass(func, false, &opts)
+            self.pass(func, false, &opts, stop)
         };
         self.set_training(func, was)?;
         if r.is_err() {
@@ -107,18 +167,29 @@ impl Model {
         Ok(was)
     }
 
-    fn pass(&mut self, func: &str, train: bool, opts: &Options) -> Result<Metrics> {
+    fn pass(
+        &mut self,
+        func: &str,
+        train: bool,
+        opts: &Options,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Metrics> {
         let mut acc = Accum::default();
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
         while self.stage(train).batch(func)? {
+            if stop() {
+                return Err(Error::Interrupted(func.to_string()));
+            }
             let stage = if train { &self.train } else { &self.test };
             let mut x = stage.inputs().unwrap_or_default();
             let y = stage.targets().unwrap_or_default();
             x.append(&mut hidden);
+            let mut norm = None;
             let (loss, out) = if train {
-                let (l, o) = step_outputs(self, func, &x, &y, opts)?;
-                (Some(l), o)
+                let st = step_full(self, func, &x, &y, opts)?;
+                norm = st.norm;
+                (Some(st.loss), st.out)
             } else {
                 let out = lock(func, &self.module)?.forward(&x)?;
                 let l = if want_loss && !y.is_empty() {
@@ -129,12 +200,13 @@ impl Model {
                 (l, out)
             };
             if opts.hidden {
-                hidden = out[1..]
+                hidden = out
                     .iter()
+                    .skip(1)
                     .map(Tensor::f_detach)
                     .collect::<std::result::Result<Vec<_>, _>>()?;
             }
-            acc.add(&opts.metrics, loss.as_ref(), &out, y.first())?;
+            acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?;
             if opts.sync {
                 if let Some(t) = out.first() {
                     if let tch::Device::Cuda(i) = t.device() {
