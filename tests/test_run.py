@@ -1,6 +1,7 @@
 """run/testrun over batches, metric values against torch, dictionary/tensor result options."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import torch_linear
@@ -114,8 +115,13 @@ def test_mnist_sized_example_smaller():
     assert np.ndim(t) == 0 and 1.5 < float(t) < 5
 
 
-def test_no_data_metrics_are_none():
+def test_run_without_data_raises():
+    # the original returned null metrics; here a run with nothing to run on is an error
     q, m, x, y = _setup()
     kt.test(m, dictionary=True)
-    r = kt.testrun(m)
-    assert r == {"loss": None}
+    with pytest.raises(kt.KtorchError, match="testrun: no test data defined"):
+        kt.testrun(m)
+    m2 = kt.model(q, kt.loss("ce"), kt.opt("sgd", q))
+    with pytest.raises(kt.KtorchError, match="run: no training data defined"):
+        kt.run(m2)
+    assert kt.batchinit(m2) == -1

@@ -28,6 +28,7 @@ macro_rules! handle {
         impl $name {
             /// A handle to `x`.
             pub fn new(x: Shared<$t>) -> Self {
+                LIVE.fetch_add(1, Ordering::SeqCst);
                 $name {
                     inner: Mutex::new(Some(x)),
                 }
@@ -70,8 +71,11 @@ macro_rules! handle {
                     .inner
                     .lock()
                     .map_err(|_| kerr(func, "handle lock poisoned"))?;
-                g.take()
-                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))
+                let x = g
+                    .take()
+                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))?;
+                LIVE.fetch_sub(1, Ordering::SeqCst);
+                Ok(x)
             }
 
             /// A new handle to the same object.

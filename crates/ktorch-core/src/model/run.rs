@@ -131,7 +131,7 @@ impl Model {
     pub fn run_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         let opts = self.train.opts.clone();
         if self.train.init(func)? < 0 {
-            return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
+            return Err(err(func, "no training data defined"));
         }
         let was = self.set_training(func, true)?;
         let r = self.pass(func, true, &opts, stop);
@@ -146,7 +146,7 @@ impl Model {
     pub fn testrun_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         let opts = self.test.opts.clone();
         if self.test.init(func)? < 0 {
-            return Ok(opts.metrics.iter().map(|m| (*m, None)).collect());
+            return Err(err(func, "no test data defined"));
         }
         let was = self.set_training(func, false)?;
         let r = {
