@@ -9,7 +9,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 
-.PHONY: help venv build demo test test-rust test-python bench lint soak
+.PHONY: help venv build demo test test-rust test-python bench lint soak fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,12 @@ test-python: build ## the Python tests
 	$(PY) -m pytest -q
 
 test: test-rust test-python ## every test: Rust core, then Python
+
+soak: build ## leak soak: 100k training steps, 10k model create/free cycles, flat RSS
+	$(PY) bench/soak.py 100000 10000
+
+fuzz: build ## Hypothesis soak: many random api call sequences
+	$(PY) bench/fuzz_soak.py 2000
 
 lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check
