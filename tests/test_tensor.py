@@ -215,3 +215,16 @@ def test_shuffle_removes_batching():
     kt.shuffle(x)
     v = kt.tensor(x)
     assert len(v) == 7 and _is_perm(v, 7)
+
+
+def test_info_offset_and_references_follow_the_tensor():
+    x = kt.tensor(np.arange(12.0).reshape(3, 4))
+    i = kt.info(x)
+    assert (i["offset"], i["ref"], i["pin"], i["size"], i["stride"]) == (0, 1, False, [3, 4], [4, 1])
+    assert kt.batch(x, 2) and kt.batch(x, 2)  # second batch: row 2 of the storage
+    assert kt.info(x)["offset"] == 8
+    kt.restore(x)
+    v = kt.vector(x)  # the vector shares the tensor
+    assert kt.info(x)["ref"] == 2
+    kt.free(v)
+    assert kt.info(x)["ref"] == 1

@@ -337,7 +337,8 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
         "gradient",
         if t.requires_grad() { "grad" } else { "nograd" },
     )?;
-    d.set_item("pin", false)?;
+    let pt = crate::convert::to_torch(py, t)?;
+    d.set_item("pin", pt.call_method0("is_pinned")?)?;
     d.set_item(
         "memory",
         if t.is_contiguous() {
@@ -346,7 +347,6 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
             "strided"
         },
     )?;
-    let pt = crate::convert::to_torch(py, t)?;
     let gf = pt.getattr("grad_fn")?;
     let gf = if gf.is_none() {
         String::new()
@@ -361,8 +361,10 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     d.set_item("numel", t.numel())?;
     d.set_item("itemsize", t.kind().elt_size_in_bytes())?;
     d.set_item("contiguous", t.is_contiguous())?;
-    d.set_item("offset", 0)?;
-    d.set_item("ref", 1)?;
+    d.set_item("offset", pt.call_method0("storage_offset")?)?;
+    // references to the tensor besides the temporary made for this call
+    let uses: i64 = pt.call_method0("_use_count")?.extract()?;
+    d.set_item("ref", uses - 1)?;
     Ok(d)
 }
 
