@@ -287,3 +287,21 @@ fn callback(f: Py<PyAny>) -> ktorch_core::nn::CallbackFn {
         },
     )
 }
+
+/// Positional settings and keyword options.
+pub type Settings = (Vec<Value>, Vec<(String, Value)>);
+
+/// Settings of a constructor: positional values (trailing dicts become options) and keywords.
+pub fn settings(
+    func: &str,
+    args: &[Bound<'_, PyAny>],
+    kw: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Settings> {
+    let vals: Vec<Value> = args
+        .iter()
+        .map(|x| to_value(func, x))
+        .collect::<PyResult<_>>()?;
+    let (pos, mut opts) = ktorch_core::args::split_options(vals);
+    opts.extend(kwargs(func, kw)?);
+    Ok((pos, opts))
+}

@@ -1,32 +1,14 @@
 //! Losses: loss(name, *settings) and loss(l or model, yhat, y).
 
-use ktorch_core::args::split_options;
 use ktorch_core::model::{lock, shared};
-use ktorch_core::{Loss, Value};
+use ktorch_core::Loss;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::convert::{kwargs, to_value, wrap};
+use crate::convert::{settings, wrap};
 use crate::data::tensors_arg;
 use crate::errors::{enter, terr, IntoPy};
 use crate::handles::{obj, Obj, PyLoss};
-
-/// Positional settings and keyword options.
-type Settings = (Vec<Value>, Vec<(String, Value)>);
-
-fn settings(
-    func: &str,
-    args: &[Bound<'_, PyAny>],
-    kw: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Settings> {
-    let vals: Vec<Value> = args
-        .iter()
-        .map(|x| to_value(func, x))
-        .collect::<PyResult<_>>()?;
-    let (pos, mut opts) = split_options(vals);
-    opts.extend(kwargs(func, kw)?);
-    Ok((pos, opts))
-}
 
 /// loss(name, *settings, **options) -> Loss; loss(l, yhat, y) / loss(model, yhat, y) -> Tensor.
 #[pyfunction]

@@ -1,12 +1,11 @@
 //! Optimizers: opt(name, parameters, *settings), parameter groups, lr.
 
-use ktorch_core::args::split_options;
 use ktorch_core::model::{lock, shared};
-use ktorch_core::{Optimizer, Value};
+use ktorch_core::Optimizer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::convert::{kwargs, to_value};
+use crate::convert::{settings, to_value};
 use crate::errors::{plock, terr, IntoPy};
 use crate::handles::{obj, Obj, PyOptimizer};
 
@@ -31,23 +30,6 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters to optimize")),
         None => None,
     })
-}
-
-/// Positional settings and keyword options.
-type Settings = (Vec<Value>, Vec<(String, Value)>);
-
-fn settings(
-    func: &str,
-    args: &[Bound<'_, PyAny>],
-    kw: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Settings> {
-    let vals: Vec<Value> = args
-        .iter()
-        .map(|x| to_value(func, x))
-        .collect::<PyResult<_>>()?;
-    let (pos, mut opts) = split_options(vals);
-    opts.extend(kwargs(func, kw)?);
-    Ok((pos, opts))
 }
 
 /// opt(name[, parameters], *settings, **options) -> Optimizer;
