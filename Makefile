@@ -36,6 +36,12 @@ test-python: build ## the Python tests
 
 test: test-rust test-python ## every test: Rust core, then Python
 
+bench: venv ## speed/memory parity benchmark: PyTorch loop vs run(m), explicit steps, Rust floor; writes bench/RESULTS.md
+	@s=$$(date +%s); maturin develop --release -q; \
+	  echo "extension build (maturin develop --release, as make bench found the tree): $$(( $$(date +%s) - s )) s" > bench/.buildtime
+	cargo build --release -p ktorch-bench
+	$(PY) bench/bench.py
+
 lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check
 	cargo clippy --release -p ktorch-core --all-targets -- -D warnings
