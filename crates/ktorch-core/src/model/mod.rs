@@ -80,6 +80,8 @@ pub struct Model {
     pub train: Stage,
     /// Test options and data.
     pub test: Stage,
+    /// The gradient release of the last parameter list trained (built once, reused).
+    release: Mutex<Option<crate::autograd::GradRelease>>,
 }
 
 impl Model {
@@ -91,6 +93,7 @@ impl Model {
             opt,
             train: Stage::new(true),
             test: Stage::new(false),
+            release: Mutex::new(None),
         }
     }
 
@@ -204,6 +207,23 @@ impl Model {
         let (x, y) = self.data_or(func, x, y)?;
         let loss = run::step(self, func, &x, &y, &self.train.opts)?;
         Ok(loss.f_double_value(&[])?)
+    }
+
+    /// A gradient release for `ps`: the cached one when it covers `ps`, else a new one.
+    /// Give it back with [`Model::keep_release`].
+    pub(crate) fn take_release(&self, ps: &[Tensor]) -> Result<crate::autograd::GradRelease> {
+        let cached = self.release.lock().ok().and_then(|mut g| g.take());
+        match cached {
+            Some(r) if r.covers(ps) => Ok(r),
+            _ => crate::autograd::GradRelease::new(ps),
+        }
+    }
+
+    /// Caches a gradient release for the next step or run.
+    pub(crate) fn keep_release(&self, r: crate::autograd::GradRelease) {
+        if let Ok(mut g) = self.release.lock() {
+            *g = Some(r);
+        }
     }
 
     /// Resets gradients of every parameter the model trains.

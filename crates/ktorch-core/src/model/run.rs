@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::autograd::{backward, reset_grads, Mode};
+use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, distinct};
 use crate::error::Result;
 use crate::model::metrics::{Accum, Metric};
@@ -22,7 +22,39 @@ pub(crate) fn step(
     y: &[Tensor],
     opts: &Options,
 ) -> Result<Tensor> {
-    Ok(step_outputs(model, func, x, y, opts)?.0)
+    let ps = Params::of(model, func)?;
+    let mut rel = model.take_release(&ps.all)?;
+    let r = step_outputs(model, func, x, y, opts, &ps, &mut rel);
+    model.keep_release(rel);
+    Ok(r?.0)
+}
+
+/// The parameters a step trains, gathered once per run rather than per batch.
+pub(crate) struct Params {
+    /// Every parameter, once each: the module's and the optimizer's.
+    all: Vec<Tensor>,
+    /// The optimizer's groups (clipping by group).
+    groups: Vec<Vec<Tensor>>,
+}
+
+impl Params {
+    fn of(model: &Model, func: &str) -> Result<Params> {
+        let m = lock(func, &model.module)?;
+        let o = lock(func, &model.opt)?;
+        let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
+        let mut all = m.parameters();
+        all.extend(groups.iter().flatten().map(Tensor::shallow_clone));
+        Ok(Params {
+            all: distinct(all),
+            groups,
+        })
+    }
+}
+
+/// What a training pass keeps from batch to batch.
+struct Trainer {
+    ps: Params,
+    rel: GradRelease,
 }
 
 fn step_outputs(
@@ -31,30 +63,29 @@ fn step_outputs(
     x: &[Tensor],
     y: &[Tensor],
     opts: &Options,
+    ps: &Params,
+    rel: &mut GradRelease,
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let m = lock(func, &model.module)?;
     let l = lock(func, &model.loss)?;
     let mut o = lock(func, &model.opt)?;
-    let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
-    let mut params = m.parameters();
-    params.extend(groups.iter().flatten().map(Tensor::shallow_clone));
-    let params = distinct(params);
+    let (params, groups) = (&ps.all, &ps.groups);
     let mut first: Option<Vec<Tensor>> = None;
     let mut closure = || -> Result<Tensor> {
-        reset_grads(&params, true)?;
+        rel.release()?;
         let out = m.forward(x)?;
         let loss = loss_of(&l, &out, y)?;
         backward(func, &[loss.shallow_clone()], None, Mode::Free)?;
         if let Some(v) = opts.clipvalue {
-            clip_value(func, &params, v)?;
+            clip_value(func, params, v)?;
         }
         if let Some((maxnorm, p)) = opts.clipnorm {
             if opts.clipgroup && !groups.is_empty() {
-                for g in &groups {
+                for g in groups {
                     let _ = clip_norm(func, g, maxnorm, p)?;
                 }
             } else {
-                let _ = clip_norm(func, &params, maxnorm, p)?;
+                let _ = clip_norm(func, params, maxnorm, p)?;
             }
         }
         if first.is_none() {
@@ -109,6 +140,30 @@ impl Model {
 
     fn pass(&mut self, func: &str, train: bool, opts: &Options) -> Result<Metrics> {
         let mut acc = Accum::default();
+        let mut tr = if train {
+            let ps = Params::of(self, func)?;
+            let rel = self.take_release(&ps.all)?;
+            Some(Trainer { ps, rel })
+        } else {
+            None
+        };
+        let r = self.batches(func, train, opts, &mut acc, tr.as_mut());
+        if let Some(t) = tr {
+            self.keep_release(t.rel);
+        }
+        r?;
+        let stage = if train { &self.train } else { &self.test };
+        acc.finish(&opts.metrics, stage.order())
+    }
+
+    fn batches(
+        &mut self,
+        func: &str,
+        train: bool,
+        opts: &Options,
+        acc: &mut Accum,
+        mut tr: Option<&mut Trainer>,
+    ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
         while self.stage(train).batch(func)? {
@@ -116,8 +171,8 @@ impl Model {
             let mut x = stage.inputs().unwrap_or_default();
             let y = stage.targets().unwrap_or_default();
             x.append(&mut hidden);
-            let (loss, out) = if train {
-                let (l, o) = step_outputs(self, func, &x, &y, opts)?;
+            let (loss, out) = if let Some(t) = tr.as_deref_mut() {
+                let (l, o) = step_outputs(self, func, &x, &y, opts, &t.ps, &mut t.rel)?;
                 (Some(l), o)
             } else {
                 let out = lock(func, &self.module)?.forward(&x)?;
@@ -143,7 +198,6 @@ impl Model {
                 }
             }
         }
-        let stage = if train { &self.train } else { &self.test };
-        acc.finish(&opts.metrics, stage.order())
+        Ok(())
     }
 }
