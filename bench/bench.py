@@ -1,8 +1,9 @@
 """Speed and memory parity: the PyTorch Python loop, ktorch run(m), ktorch explicit steps, the Rust floor.
 
 One process, one run: every workload is timed through each implementation on the
-same data from the same initial weights; per-epoch times, medians after discarded
-warm-up epochs, ratios. The epoch losses must agree (rtol 1e-5) or the benchmark
+same data from the same initial weights, their epochs interleaved so that all see
+the same machine load; per-epoch times, medians after discarded warm-up epochs,
+ratios. The epoch losses must agree (rtol 1e-5) or the benchmark
 fails. Results go to stdout and bench/RESULTS.md. Run with `make bench`.
 """
 
@@ -17,14 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import ktorch as kt
 import numpy as np
 import torch
 
-import ktorch as kt
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-THREADS = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
+# One thread by default: with the floor in a second process, epochs interleaved, idle
+# OpenMP workers of one process spin on the cores the other needs (and this 2-core
+# machine is shared); BENCH_THREADS=2 sets another count for all three alike.
+THREADS = int(os.environ.get("BENCH_THREADS", 1))
 RTOL = 1e-5
 torch.set_num_threads(THREADS)  # libtorch is shared in-process: ktorch runs with the same count
 
@@ -74,39 +77,121 @@ def lstm_data(rng):
 
 
 SEQ_MLP = kt.seq("sequential", ("linear", 2, 100), "relu", ("linear", 100, 3))
-CNN = kt.seq("sequential", ("conv2d", 1, 16, 3), "relu", ("maxpool2d", 2), "flatten", ("linear", 16 * 13 * 13, 10))
+CNN = kt.seq(
+    "sequential", ("conv2d", 1, 16, 3), "relu", ("maxpool2d", 2), "flatten", ("linear", 16 * 13 * 13, 10)
+)
 LSTM = kt.seq("sequential", ("lstm", 10, 20, {"batchfirst": True}), ("linear", 20, 5))
 
 mlp = lambda: torch.nn.Sequential(torch.nn.Linear(2, 100), torch.nn.ReLU(), torch.nn.Linear(100, 3))  # noqa: E731
 cnn = lambda: torch.nn.Sequential(  # noqa: E731
-    torch.nn.Conv2d(1, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16 * 13 * 13, 10)
+    torch.nn.Conv2d(1, 16, 3),
+    torch.nn.ReLU(),
+    torch.nn.MaxPool2d(2),
+    torch.nn.Flatten(),
+    torch.nn.Linear(16 * 13 * 13, 10),
 )
 
 
 def workloads():
-    """name, floor workload, ktorch spec, torch builder, loss, (lr, momentum), data, batch, warm-up, timed epochs, metrics."""
+    """The workloads: ktorch spec and torch builder, loss, sgd (lr, momentum), data, batch size,
+    warm-up and timed epochs, run metrics; `floor` names the Rust floor's copy of the workload."""
     rng = np.random.default_rng(0)
     mnist = (rng.standard_normal((60000, 784)).astype(np.float32), classes(rng, 60000, 10))
     sp = spirals(1000, 3, 0)
     cnn_x = rng.standard_normal((6000, 1, 28, 28)).astype(np.float32)
     return [
-        dict(name="tiny step (linear 10->3, 7 rows)", floor="tiny", spec=("linear", 10, 3), torch=lambda: torch.nn.Linear(10, 3),
-             loss="ce", opt=(0.1, 0.0), data=(rng.standard_normal((7, 10)).astype(np.float32), classes(rng, 7, 3)),
-             batch=7, warm=300, epochs=3000, metrics="loss"),
-        dict(name="spirals 2->100->3, batch 32", floor="spirals", spec=SEQ_MLP, torch=mlp, loss="ce", opt=(0.2, 0.99),
-             data=sp, batch=32, warm=2, epochs=15, metrics="loss"),
-        dict(name="spirals 2->100->3, full batch", floor="spirals", spec=SEQ_MLP, torch=mlp, loss="ce", opt=(0.2, 0.99),
-             data=sp, batch=3000, warm=10, epochs=150, metrics="loss"),
-        dict(name="MNIST-sized linear 784->10, batch 1000", floor="mnist", spec=("linear", 784, 10),
-             torch=lambda: torch.nn.Linear(784, 10), loss="ce", opt=(0.1, 0.0), data=mnist, batch=1000, warm=1, epochs=5,
-             metrics=["loss", "batchloss"]),
-        dict(name="CNN conv2d 1->16/relu/maxpool/linear, 6000x28x28, batch 64", floor="cnn", spec=CNN, torch=cnn,
-             loss="ce", opt=(0.05, 0.9), data=(cnn_x, classes(rng, 6000, 10)), batch=64, warm=1, epochs=3, metrics="loss"),
-        dict(name="LSTM(10,20)+linear, 300 seqs x 100, batch 30", floor="lstm", spec=LSTM, torch=LstmNet, loss="mse",
-             opt=(0.1, 0.9), data=lstm_data(rng), batch=30, warm=1, epochs=5, metrics="loss"),
-        dict(name="testrun accuracy, MNIST-sized, batch 5000", floor="mnist", spec=("linear", 784, 10),
-             torch=lambda: torch.nn.Linear(784, 10), loss="ce", opt=(0.1, 0.0), data=mnist, batch=5000, warm=1, epochs=6,
-             metrics=["loss", "accuracy"], test=True),
+        dict(
+            name="tiny step (linear 10->3, 7 rows)",
+            floor="tiny",
+            spec=("linear", 10, 3),
+            torch=lambda: torch.nn.Linear(10, 3),
+            loss="ce",
+            opt=(0.1, 0.0),
+            data=(rng.standard_normal((7, 10)).astype(np.float32), classes(rng, 7, 3)),
+            batch=7,
+            warm=300,
+            epochs=3000,
+            metrics="loss",
+        ),
+        dict(
+            name="spirals 2->100->3, batch 32",
+            floor="spirals",
+            spec=SEQ_MLP,
+            torch=mlp,
+            loss="ce",
+            opt=(0.2, 0.99),
+            data=sp,
+            batch=32,
+            warm=2,
+            epochs=15,
+            metrics="loss",
+        ),
+        dict(
+            name="spirals 2->100->3, full batch",
+            floor="spirals",
+            spec=SEQ_MLP,
+            torch=mlp,
+            loss="ce",
+            opt=(0.2, 0.99),
+            data=sp,
+            batch=3000,
+            warm=10,
+            epochs=150,
+            metrics="loss",
+        ),
+        dict(
+            name="MNIST-sized linear 784->10, batch 1000",
+            floor="mnist",
+            spec=("linear", 784, 10),
+            torch=lambda: torch.nn.Linear(784, 10),
+            loss="ce",
+            opt=(0.1, 0.0),
+            data=mnist,
+            batch=1000,
+            warm=1,
+            epochs=5,
+            metrics=["loss", "batchloss"],
+        ),
+        dict(
+            name="CNN conv2d 1->16/relu/maxpool/linear, 6000x28x28, batch 64",
+            floor="cnn",
+            spec=CNN,
+            torch=cnn,
+            loss="ce",
+            opt=(0.05, 0.9),
+            data=(cnn_x, classes(rng, 6000, 10)),
+            batch=64,
+            warm=1,
+            epochs=3,
+            metrics="loss",
+        ),
+        dict(
+            name="LSTM(10,20)+linear, 300 seqs x 100, batch 30",
+            floor="lstm",
+            spec=LSTM,
+            torch=LstmNet,
+            loss="mse",
+            opt=(0.1, 0.9),
+            data=lstm_data(rng),
+            batch=30,
+            warm=1,
+            epochs=5,
+            metrics="loss",
+        ),
+        dict(
+            name="testrun accuracy, MNIST-sized, batch 5000",
+            floor="mnist",
+            spec=("linear", 784, 10),
+            torch=lambda: torch.nn.Linear(784, 10),
+            loss="ce",
+            opt=(0.1, 0.0),
+            data=mnist,
+            batch=5000,
+            warm=1,
+            epochs=6,
+            metrics=["loss", "accuracy"],
+            test=True,
+        ),
     ]
 
 
@@ -135,10 +220,9 @@ def torch_loop(w, ws):
     x, y = (torch.from_numpy(a) for a in w["data"])
     lossf = torch.nn.functional.cross_entropy if w["loss"] == "ce" else torch.nn.functional.mse_loss
     n, b = len(x), w["batch"]
-    times, losses = [], []
     if w.get("test"):
         net.eval()
-        for _ in range(w["warm"] + w["epochs"]):
+        while True:
             t0 = time.perf_counter()
             with torch.no_grad():
                 ls, correct = [], None
@@ -150,11 +234,9 @@ def torch_loop(w, ws):
                     correct = c if correct is None else correct + c
                 loss = torch.stack(ls).double().mean().item()
                 acc = correct.item() * 100.0 / n
-            times.append(time.perf_counter() - t0)
-            losses.append((loss, acc))
-        return times, losses
+            yield time.perf_counter() - t0, (loss, acc)
     opt = torch.optim.SGD(net.parameters(), lr=w["opt"][0], momentum=w["opt"][1])
-    for _ in range(w["warm"] + w["epochs"]):
+    while True:
         t0 = time.perf_counter()
         ls = []
         for i in range(0, n, b):
@@ -165,9 +247,7 @@ def torch_loop(w, ws):
             opt.step()
             ls.append(loss.detach())
         loss = torch.stack(ls).double().mean().item()
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-    return times, losses
+        yield time.perf_counter() - t0, loss
 
 
 def kt_model(w, ws):
@@ -186,46 +266,41 @@ def kt_run(w, ws):
         kt.train(m, shuffle=False)
     setopt(m, x, y)
     fn = kt.testrun if test else kt.run
-    times, losses = [], []
-    for _ in range(w["warm"] + w["epochs"]):
-        t0 = time.perf_counter()
-        r = fn(m)
-        times.append(time.perf_counter() - t0)
-        if test:
-            losses.append((float(r[0]), float(r[1])))
-        elif isinstance(r, list):
-            losses.append(float(r[0]))
-        else:
-            losses.append(float(r))
-    kt.free(m, q)
-    return times, losses
+    try:
+        while True:
+            t0 = time.perf_counter()
+            r = fn(m)
+            t = time.perf_counter() - t0
+            yield t, (float(r[0]), float(r[1])) if test else float(r[0] if isinstance(r, list) else r)
+    finally:
+        kt.free(m, q)
 
 
 def kt_explicit(w, ws):
     q = kt_module(w, ws)
-    l, o = kt.loss(w["loss"]), kt.opt("sgd", q, *w["opt"])
+    lf, o = kt.loss(w["loss"]), kt.opt("sgd", q, *w["opt"])
     X, Y = (kt.tensor(a) for a in w["data"])
     n, b = len(w["data"][0]), w["batch"]
     nb = (n + b - 1) // b
-    times, losses = [], []
-    for _ in range(w["warm"] + w["epochs"]):
-        t0 = time.perf_counter()
-        zs = []
-        for i in range(nb):
-            if nb > 1:  # a batch is a narrowed view of the data, set in place
-                kt.batch(X, b, i)
-                kt.batch(Y, b, i)
-            kt.zerograd(o)
-            yhat = kt.forward(q, X)
-            z = kt.loss(l, yhat, Y)
-            kt.backward(z)
-            kt.step(o)
-            zs.append(z)
-        loss = float(np.mean(np.array([kt.tensor(z) for z in zs], dtype=np.float64)))
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-    kt.free(q, l, o, X, Y, *zs)
-    return times, losses
+    try:
+        while True:
+            t0 = time.perf_counter()
+            zs = []
+            for i in range(nb):
+                if nb > 1:  # a batch is a narrowed view of the data, set in place
+                    kt.batch(X, b, i)
+                    kt.batch(Y, b, i)
+                kt.zerograd(o)
+                yhat = kt.forward(q, X)
+                z = kt.loss(lf, yhat, Y)
+                kt.backward(z)
+                kt.step(o)
+                zs.append(z)
+            loss = float(np.mean(np.array([kt.tensor(z) for z in zs], dtype=np.float64)))
+            yield time.perf_counter() - t0, loss
+            kt.free(*zs)
+    finally:
+        kt.free(q, lf, o, X, Y)
 
 
 def floor(w, ws, tmp):
@@ -237,17 +312,27 @@ def floor(w, ws, tmp):
     for n, v in ws.items():
         np.save(d / f"p.{n}.npy", v)
     env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(os.path.dirname(torch.__file__), "lib"))
-    args = [str(floor_binary()), str(d), w["floor"], str(w["batch"]), str(w["warm"] + w["epochs"]), str(THREADS)]
+    args = [
+        str(floor_binary()),
+        str(d),
+        w["floor"],
+        str(w["batch"]),
+        str(w["warm"] + w["epochs"]),
+        str(THREADS),
+    ]
     if w.get("test"):
         args.append("test")
-    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
-    times, losses = [], []
-    for line in out.splitlines():
-        f = line.split()
-        if f and f[0] == "epoch":
-            times.append(float(f[1]))
-            losses.append((float(f[2]), float(f[3])) if w.get("test") else float(f[2]))
-    return times, losses
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as p:
+        try:
+            while True:
+                p.stdin.write("\n")
+                p.stdin.flush()
+                f = p.stdout.readline().split()
+                if not f or f[0] != "epoch":
+                    raise RuntimeError(f"ktorch-floor failed on {w['floor']}")
+                yield float(f[1]), (float(f[2]), float(f[3])) if w.get("test") else float(f[2])
+        finally:
+            p.stdin.close()
 
 
 # ---------------------------------------------------------------- memory
@@ -279,14 +364,14 @@ def memory_checks():
     kt.free(m, q)
     # explicit steps
     q = kt.module(("linear", 10, 3))
-    l, o = kt.loss("ce"), kt.opt("sgd", q, 0.1)
+    lf, o = kt.loss("ce"), kt.opt("sgd", q, 0.1)
     X, Y = kt.tensor(x), kt.tensor(y)
 
     def steps(k):
         for _ in range(k):
             kt.zerograd(o)
             yhat = kt.forward(q, X)
-            z = kt.loss(l, yhat, Y)
+            z = kt.loss(lf, yhat, Y)
             kt.backward(z)
             kt.step(o)
 
@@ -294,7 +379,7 @@ def memory_checks():
     r0 = rss_mb()
     steps(20000)
     out["explicit steps, 20000 steps"] = rss_mb() - r0
-    kt.free(q, l, o, X, Y)
+    kt.free(q, lf, o, X, Y)
     # free releases everything: a model holding 188 MB of data gives it back
     big = np.random.default_rng(2).standard_normal((60000, 784)).astype(np.float32)
     r0 = rss_mb()
@@ -339,12 +424,23 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for w in workloads():
             ws = init_weights(w)
-            res = {
+            gens = {
                 "torch": torch_loop(w, ws),
                 "run": kt_run(w, ws),
                 "explicit": None if w.get("test") else kt_explicit(w, ws),
                 "floor": floor(w, ws, tmp),
             }
+            gens = {k: g for k, g in gens.items() if g is not None}
+            res = {k: ([], []) for k in gens}
+            # epochs interleaved, so that all implementations see the same machine load
+            for _ in range(w["warm"] + w["epochs"]):
+                for k, g in gens.items():
+                    t, loss = next(g)
+                    res[k][0].append(t)
+                    res[k][1].append(loss)
+            for g in gens.values():
+                g.close()
+            res.setdefault("explicit", None)
             ref = res["torch"][1]
             for k, r in res.items():
                 if r is not None and not agree(r[1], ref):
@@ -381,13 +477,15 @@ def render(rows, mem, peak, total, failures):
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- torch {torch.__version__}, {THREADS} thread(s) everywhere (torch.set_num_threads / tch::set_num_threads)",
+        f"- torch {torch.__version__}, {THREADS} thread(s) everywhere "
+        "(torch.set_num_threads / tch::set_num_threads)",
         f"- python {platform.python_version()}; benchmark wall time {total:.0f} s",
         "",
         "Median time per epoch after discarded warm-up epochs. `torch`: the idiomatic PyTorch loop "
         "(torch.optim, slicing in-memory tensors); `run`: ktorch `run(m)`/`testrun(m)`; `explicit`: ktorch "
         "zerograd/forward/loss/backward/step called from Python; `floor`: the same loop hand-written against "
-        "ktorch-core in Rust (`ktorch-floor`). Ratios < 1 are faster. Epoch losses of all implementations agree "
+        "ktorch-core in Rust (`ktorch-floor`). Ratios < 1 are faster. "
+        "Epoch losses of all implementations agree "
         f"with the PyTorch loop to rtol {RTOL}: {'yes' if not failures else 'NO'}.",
         "",
         "| workload | torch | run | explicit | floor | run/floor | run/torch | explicit/torch |",

@@ -1,12 +1,15 @@
 //! The benchmark's Rust floor: each workload's loop hand-written against the core, timed per epoch.
 //!
 //! `ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test]` reads `DIR/x.npy`,
-//! `DIR/y.npy` and the initial weights `DIR/p.<name>.npy`, runs EPOCHS passes
-//! and prints one line per epoch: `epoch <seconds> <loss> [<accuracy>]`.
+//! `DIR/y.npy` and the initial weights `DIR/p.<name>.npy`, then runs one pass
+//! per line read from stdin (at most EPOCHS), printing one line per pass:
+//! `epoch <seconds> <loss> [<accuracy>]`; the benchmark interleaves the passes
+//! with those of the Python implementations, so all see the same machine load.
 //! Nothing but libtorch work runs between batches: narrowed views of the data,
 //! gradients released by one cached libtorch optimizer, losses kept on the
 //! device and read once per epoch.
 
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -81,6 +84,14 @@ fn workload(name: &str) -> Option<(Value, &'static str, &'static str, Vec<Value>
     })
 }
 
+/// Waits for the next epoch's go-ahead on stdin; false at end of input.
+fn next(epochs: &mut i64) -> bool {
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    *epochs -= 1;
+    *epochs >= 0 && matches!(std::io::stdin().lock().read_line(&mut line), Ok(n) if n > 0)
+}
+
 fn load(dir: &Path, name: &str) -> Result<Tensor> {
     Ok(Tensor::read_npy(dir.join(name))?)
 }
@@ -97,7 +108,7 @@ fn main() -> Result<()> {
         std::process::exit(2)
     });
     let parse = |k: usize| a[k].parse::<i64>().unwrap_or(0);
-    let (w, epochs, threads) = (parse(3), parse(4), parse(5));
+    let (w, mut epochs, threads) = (parse(3), parse(4), parse(5));
     let test = a.get(6).is_some_and(|x| x == "test");
     tch::set_num_threads(threads as i32);
 
@@ -115,7 +126,7 @@ fn main() -> Result<()> {
     if test {
         m.set_training(false);
         let _g = tch::no_grad_guard();
-        for _ in 0..epochs {
+        while next(&mut epochs) {
             let t0 = Instant::now();
             let mut losses = Vec::with_capacity(nb as usize);
             let mut correct: Option<Tensor> = None;
@@ -155,7 +166,7 @@ fn main() -> Result<()> {
     for p in &params {
         release.add_parameters(p, 0)?;
     }
-    for _ in 0..epochs {
+    while next(&mut epochs) {
         let t0 = Instant::now();
         let mut losses = Vec::with_capacity(nb as usize);
         for b in 0..nb {
