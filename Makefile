@@ -42,6 +42,12 @@ soak: build ## leak soak: 100k training steps, 10k model create/free cycles, fla
 fuzz: build ## Hypothesis soak: many random api call sequences
 	$(PY) bench/fuzz_soak.py 2000
 
+bench: venv ## speed/memory parity benchmark: PyTorch loop vs run(m), explicit steps, Rust floor; writes bench/RESULTS.md
+	@s=$$(date +%s); maturin develop --release -q; \
+	  echo "extension build (maturin develop --release, as make bench found the tree): $$(( $$(date +%s) - s )) s" > bench/.buildtime
+	cargo build --release -p ktorch-bench
+	$(PY) bench/bench.py
+
 lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check
 	cargo clippy --release -p ktorch-core --all-targets -- -D warnings

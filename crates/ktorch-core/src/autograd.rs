@@ -188,3 +188,48 @@ pub fn reset_grads(ts: &[Tensor], none: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Releases the gradients (sets them to None) of a fixed list of parameters.
+///
+/// libtorch's optimizer `zero_grad` is the C api's one way to release a
+/// gradient; building that optimizer costs more than a small training step,
+/// so a model builds one per parameter list and reuses it batch after batch.
+pub struct GradRelease {
+    keys: Vec<(usize, Vec<i64>)>,
+    opt: tch::COptimizer,
+}
+
+impl std::fmt::Debug for GradRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GradRelease({} parameters)", self.keys.len())
+    }
+}
+
+fn key(t: &Tensor) -> (usize, Vec<i64>) {
+    (t.data_ptr() as usize, t.size())
+}
+
+impl GradRelease {
+    /// A release for `ts`.
+    pub fn new(ts: &[Tensor]) -> Result<GradRelease> {
+        let mut opt = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
+        for t in ts {
+            opt.add_parameters(t, 0)?;
+        }
+        Ok(GradRelease {
+            keys: ts.iter().map(key).collect(),
+            opt,
+        })
+    }
+
+    /// True if this release covers exactly `ts`, in order. It holds its
+    /// parameters, so their storage cannot be reused by other tensors.
+    pub fn covers(&self, ts: &[Tensor]) -> bool {
+        self.keys.len() == ts.len() && self.keys.iter().zip(ts).all(|(k, t)| *k == key(t))
+    }
+
+    /// Sets every gradient to None.
+    pub fn release(&mut self) -> Result<()> {
+        Ok(self.opt.zero_grad()?)
+    }
+}

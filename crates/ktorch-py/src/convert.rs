@@ -94,6 +94,20 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
         )
     })?;
     let kind: String = a.getattr("dtype")?.getattr("kind")?.extract()?;
+    // torch takes neither negative strides nor non-native byte order: copy to a plain array
+    let a = if a.getattr("dtype")?.getattr("isnative")?.extract::<bool>()? {
+        a
+    } else {
+        a.call_method1(
+            "astype",
+            (a.getattr("dtype")?.call_method1("newbyteorder", ("=",))?,),
+        )?
+    };
+    let a = if a.getattr("ndim")?.extract::<i64>()? > 0 {
+        np.call_method1("ascontiguousarray", (a,))?
+    } else {
+        a
+    };
     if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c") {
         let dt = a.getattr("dtype")?.str()?.to_string();
         return Err(terr(
@@ -185,10 +199,9 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Bool(x.extract()?));
     }
     if x.is_instance_of::<PyInt>() {
-        return Ok(Value::Int(
-            x.extract()
-                .map_err(|_| terr(func, "integer out of range"))?,
-        ));
+        return Ok(Value::Int(x.extract().map_err(|_| {
+            crate::errors::kerr(func, "integer out of range for a 64-bit integer")
+        })?));
     }
     if x.is_instance_of::<PyFloat>() {
         return Ok(Value::Float(x.extract()?));

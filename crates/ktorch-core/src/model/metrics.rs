@@ -92,10 +92,10 @@ impl Accum {
         for m in ms {
             match m {
                 Metric::Loss | Metric::BatchLoss => {
-                    // loss and batchloss share one list
+                    // loss and batchloss share one list; converted to double once, at the end
                     if let Some(l) = loss {
                         if self.losses.len() < self.batches_seen() + 1 {
-                            self.losses.push(l.f_detach()?.f_to_kind(Kind::Double)?);
+                            self.losses.push(l.f_detach()?);
                         }
                     }
                 }
@@ -153,14 +153,18 @@ impl Accum {
                     if self.losses.is_empty() {
                         None
                     } else {
-                        Some(Tensor::f_stack(&self.losses, 0)?.f_mean(Kind::Double)?)
+                        Some(
+                            Tensor::f_stack(&self.losses, 0)?
+                                .f_to_kind(Kind::Double)?
+                                .f_mean(Kind::Double)?,
+                        )
                     }
                 }
                 Metric::BatchLoss => {
                     if self.losses.is_empty() {
                         None
                     } else {
-                        Some(Tensor::f_stack(&self.losses, 0)?)
+                        Some(Tensor::f_stack(&self.losses, 0)?.f_to_kind(Kind::Double)?)
                     }
                 }
                 Metric::Accuracy => match &self.correct {

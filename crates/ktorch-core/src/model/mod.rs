@@ -6,6 +6,8 @@ mod options;
 mod run;
 mod shared;
 
+use std::sync::Mutex;
+
 use tch::Tensor;
 
 use crate::clip;
@@ -64,6 +66,8 @@ pub struct Model {
     pub train: Stage,
     /// Test options and data.
     pub test: Stage,
+    /// The gradient release of the last parameter list trained (built once, reused).
+    release: Mutex<Option<crate::autograd::GradRelease>>,
 }
 
 impl Model {
@@ -75,6 +79,7 @@ impl Model {
             opt,
             train: Stage::new(true),
             test: Stage::new(false),
+            release: Mutex::new(None),
         }
     }
 
@@ -113,18 +118,28 @@ impl Model {
     /// `Grad`/`NoGrad`, test data for `Eval`.
     pub fn forward(&self, func: &str, x: Option<&[Tensor]>, mode: Fwd) -> Result<Vec<Tensor>> {
         let own;
+        let mut missing = None;
         let xs = match x {
             Some(x) => x,
             None => {
-                let stage = if mode == Fwd::Eval {
-                    &self.test
+                let (stage, which) = if mode == Fwd::Eval {
+                    (&self.test, "test")
                 } else {
-                    &self.train
+                    (&self.train, "training")
                 };
+                if !stage.has_data() {
+                    missing = Some(which);
+                }
                 own = stage.inputs().unwrap_or_default();
                 &own
             }
         };
+        if let Some(which) = missing {
+            // the module decides whether it runs without inputs; if not, say why there were none
+            let mut m = lock(func, &self.module)?;
+            return forward(&mut m, xs, mode)
+                .map_err(|e| err(func, format!("no {which} data defined; {e}")));
+        }
         let mut m = lock(func, &self.module)?;
         forward(&mut m, xs, mode)
     }
@@ -188,6 +203,23 @@ impl Model {
         let (x, y) = self.data_or(func, x, y)?;
         let loss = run::step(self, func, &x, &y, &self.train.opts)?;
         Ok(loss.f_double_value(&[])?)
+    }
+
+    /// A gradient release for `ps`: the cached one when it covers `ps`, else a new one.
+    /// Give it back with [`Model::keep_release`].
+    pub(crate) fn take_release(&self, ps: &[Tensor]) -> Result<crate::autograd::GradRelease> {
+        let cached = self.release.lock().ok().and_then(|mut g| g.take());
+        match cached {
+            Some(r) if r.covers(ps) => Ok(r),
+            _ => crate::autograd::GradRelease::new(ps),
+        }
+    }
+
+    /// Caches a gradient release for the next step or run.
+    pub(crate) fn keep_release(&self, r: crate::autograd::GradRelease) {
+        if let Ok(mut g) = self.release.lock() {
+            *g = Some(r);
+        }
     }
 
     /// Resets gradients of every parameter the model trains.

@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::autograd::{backward, reset_grads, Mode};
+use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, distinct, grad_norm};
 use crate::error::{err, Error, Result};
 use crate::model::metrics::{Accum, Metric};
@@ -22,7 +22,39 @@ pub(crate) fn step(
     y: &[Tensor],
     opts: &Options,
 ) -> Result<Tensor> {
-    Ok(step_outputs(model, func, x, y, opts)?.0)
+    let ps = Params::of(model, func)?;
+    let mut rel = model.take_release(&ps.all)?;
+    let r = step_full(model, func, x, y, opts, &ps, &mut rel);
+    model.keep_release(rel);
+    Ok(r?.loss)
+}
+
+/// The parameters a step trains, gathered once per run rather than per batch.
+pub(crate) struct Params {
+    /// Every parameter, once each: the module's and the optimizer's.
+    all: Vec<Tensor>,
+    /// The optimizer's groups (clipping by group).
+    groups: Vec<Vec<Tensor>>,
+}
+
+impl Params {
+    fn of(model: &Model, func: &str) -> Result<Params> {
+        let m = lock(func, &model.module)?;
+        let o = lock(func, &model.opt)?;
+        let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
+        let mut all = m.parameters();
+        all.extend(groups.iter().flatten().map(Tensor::shallow_clone));
+        Ok(Params {
+            all: distinct(all),
+            groups,
+        })
+    }
+}
+
+/// What a training pass keeps from batch to batch.
+struct Trainer {
+    ps: Params,
+    rel: GradRelease,
 }
 
 /// What one training step produced: loss, outputs, gradient norm before clipping.
@@ -32,43 +64,31 @@ struct Stepped {
     norm: Option<Tensor>,
 }
 
-fn step_outputs(
-    model: &Model,
-    func: &str,
-    x: &[Tensor],
-    y: &[Tensor],
-    opts: &Options,
-) -> Result<(Tensor, Vec<Tensor>)> {
-    let s = step_full(model, func, x, y, opts)?;
-    Ok((s.loss, s.out))
-}
-
 fn step_full(
     model: &Model,
     func: &str,
     x: &[Tensor],
     y: &[Tensor],
     opts: &Options,
+    ps: &Params,
+    rel: &mut GradRelease,
 ) -> Result<Stepped> {
     let m = lock(func, &model.module)?;
     let l = lock(func, &model.loss)?;
     let mut o = lock(func, &model.opt)?;
-    let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
-    let mut params = m.parameters();
-    params.extend(groups.iter().flatten().map(Tensor::shallow_clone));
-    let params = distinct(params);
+    let (params, groups) = (&ps.all, &ps.groups);
     let mut first: Option<Vec<Tensor>> = None;
     let mut first_norm: Option<Tensor> = None;
     let want_norm =
         opts.nonfinite != NonFinite::Proceed || opts.metrics.contains(&Metric::GradNorm);
     let norm_type = opts.clipnorm.map_or(2.0, |(_, p)| p);
     let mut closure = || -> Result<Tensor> {
-        reset_grads(&params, true)?;
+        rel.release()?;
         let out = m.forward(x)?;
         let loss = loss_of(&l, &out, y)?;
         backward(func, &[loss.shallow_clone()], None, Mode::Free)?;
         let norm = if want_norm {
-            grad_norm(&params, norm_type)?
+            grad_norm(params, norm_type)?
         } else {
             None
         };
@@ -79,7 +99,7 @@ fn step_full(
                     return Err(err(func, format!("non-finite gradient norm: {v}")));
                 }
                 // no gradients: the optimizer leaves every parameter as it is
-                reset_grads(&params, true)?;
+                rel.release()?;
                 if first.is_none() {
                     first = Some(out);
                     first_norm = norm;
@@ -91,15 +111,15 @@ fn step_full(
             first_norm = norm;
         }
         if let Some(v) = opts.clipvalue {
-            clip_value(func, &params, v)?;
+            clip_value(func, params, v)?;
         }
         if let Some((maxnorm, p)) = opts.clipnorm {
             if opts.clipgroup && !groups.is_empty() {
-                for g in &groups {
+                for g in groups {
                     let _ = clip_norm(func, g, maxnorm, p)?;
                 }
             } else {
-                let _ = clip_norm(func, &params, maxnorm, p)?;
+                let _ = clip_norm(func, params, maxnorm, p)?;
             }
         }
         if first.is_none() {
@@ -175,6 +195,31 @@ impl Model {
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<Metrics> {
         let mut acc = Accum::default();
+        let mut tr = if train {
+            let ps = Params::of(self, func)?;
+            let rel = self.take_release(&ps.all)?;
+            Some(Trainer { ps, rel })
+        } else {
+            None
+        };
+        let r = self.batches(func, train, opts, &mut acc, tr.as_mut(), stop);
+        if let Some(t) = tr {
+            self.keep_release(t.rel);
+        }
+        r?;
+        let stage = if train { &self.train } else { &self.test };
+        acc.finish(&opts.metrics, stage.order())
+    }
+
+    fn batches(
+        &mut self,
+        func: &str,
+        train: bool,
+        opts: &Options,
+        acc: &mut Accum,
+        mut tr: Option<&mut Trainer>,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
         while self.stage(train).batch(func)? {
@@ -186,8 +231,8 @@ impl Model {
             let y = stage.targets().unwrap_or_default();
             x.append(&mut hidden);
             let mut norm = None;
-            let (loss, out) = if train {
-                let st = step_full(self, func, &x, &y, opts)?;
+            let (loss, out) = if let Some(t) = tr.as_deref_mut() {
+                let st = step_full(self, func, &x, &y, opts, &t.ps, &mut t.rel)?;
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {
@@ -215,7 +260,6 @@ impl Model {
                 }
             }
         }
-        let stage = if train { &self.train } else { &self.test };
-        acc.finish(&opts.metrics, stage.order())
+        Ok(())
     }
 }

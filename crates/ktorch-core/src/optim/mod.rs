@@ -346,7 +346,11 @@ impl Optimizer {
         if lr.len() != 1 && lr.len() != n {
             return Err(err(
                 "lr",
-                format!("expecting 1 or {n} learning rate(s), given {}", lr.len()),
+                if n == 1 {
+                    format!("expecting 1 learning rate, given {}", lr.len())
+                } else {
+                    format!("expecting 1 or {n} learning rates, given {}", lr.len())
+                },
             ));
         }
         if let Some(x) = lr.iter().find(|x| x.is_nan() || **x < 0.0) {

@@ -9,6 +9,8 @@ use crate::error::{err, Result};
 pub(super) struct ParamState {
     pub(super) step: i64,
     buffers: Vec<(&'static str, Tensor)>,
+    /// 0-dim tensors of settings (`-lr`), kept so that a step allocates none.
+    scalars: Vec<(&'static str, f64, Tensor)>,
 }
 
 impl ParamState {
@@ -33,6 +35,24 @@ impl ParamState {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, t)| t.shallow_clone())
+    }
+
+    /// A 0-dim tensor holding `x` like `p` (dtype, device), made once and kept
+    /// while `x` stays the same.
+    pub(super) fn scalar(&mut self, name: &'static str, x: f64, p: &Tensor) -> Result<Tensor> {
+        let fits = |t: &Tensor| t.kind() == p.kind() && t.device() == p.device();
+        match self.scalars.iter_mut().find(|(k, _, _)| *k == name) {
+            Some((_, v, t)) if v.to_bits() == x.to_bits() && fits(t) => Ok(t.shallow_clone()),
+            Some(slot) => {
+                *slot = (name, x, scalar_like(x, p)?);
+                Ok(slot.2.shallow_clone())
+            }
+            None => {
+                let t = scalar_like(x, p)?;
+                self.scalars.push((name, x, t.shallow_clone()));
+                Ok(t)
+            }
+        }
     }
 
     /// Stores (or replaces) buffer `name`.
@@ -60,6 +80,22 @@ pub(super) fn add_scaled_(p: &mut Tensor, x: &Tensor, alpha: f64) -> Result<()> 
         let _ = p.f_add_(x)?;
     } else {
         let _ = p.f_addcmul_(x, &scalar_like(alpha, p)?)?;
+    }
+    Ok(())
+}
+
+/// `p.add_(x, alpha=alpha)` with the 0-dim `alpha` kept in `st` under `name`.
+pub(super) fn add_scaled_kept_(
+    p: &mut Tensor,
+    x: &Tensor,
+    alpha: f64,
+    st: &mut ParamState,
+    name: &'static str,
+) -> Result<()> {
+    if alpha == 1.0 {
+        let _ = p.f_add_(x)?;
+    } else {
+        let _ = p.f_addcmul_(x, &st.scalar(name, alpha, p)?)?;
     }
     Ok(())
 }

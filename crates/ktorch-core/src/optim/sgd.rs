@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use super::ops::{add_scaled, add_scaled_, copy_of, grad_of, nonneg, ParamState};
+use super::ops::{add_scaled, add_scaled_, add_scaled_kept_, copy_of, grad_of, nonneg, ParamState};
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::value::Value;
@@ -90,7 +90,7 @@ impl Sgd {
                     buf
                 };
             }
-            add_scaled_(&mut p.shallow_clone(), &grad, -self.lr)?;
+            add_scaled_kept_(&mut p.shallow_clone(), &grad, -self.lr, st, "-lr")?;
         }
         Ok(())
     }

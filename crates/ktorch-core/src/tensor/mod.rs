@@ -140,7 +140,16 @@ impl Tensors {
         self.names
             .iter()
             .position(|n| n == key)
-            .ok_or_else(|| err(func, format!("dictionary has no key `{key}`")))
+            .ok_or_else(|| match self.class {
+                Class::Dict => err(func, format!("dictionary has no key `{key}`")),
+                _ => err(
+                    func,
+                    format!(
+                        "a {} is selected by index, given name `{key}`",
+                        self.class.name()
+                    ),
+                ),
+            })
     }
 
     /// Checks an index into a vector.
@@ -320,6 +329,12 @@ pub fn common_size(func: &str, ts: &[Tensor], dim: i64) -> Result<i64> {
 }
 
 fn check_batch_size(func: &str, w: i64, n: i64) -> Result<()> {
+    if n < 2 {
+        return Err(err(
+            func,
+            format!("size {w} invalid: {n} row(s) cannot be split into batches"),
+        ));
+    }
     if w < 1 || w >= n {
         return Err(err(func, format!("size {w} not in the range 1-{}", n - 1)));
     }
