@@ -132,6 +132,11 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
     if !t.defined() {
         return Ok(py.None());
     }
+    if t.dim() == 0 {
+        if let Some(v) = scalar(py, t)? {
+            return Ok(v);
+        }
+    }
     let mut c = t
         .f_detach()
         .map_err(ktorch_core::Error::from)
@@ -156,6 +161,30 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
         return Ok(a.get_item(())?.unbind());
     }
     Ok(a.unbind())
+}
+
+/// A 0-dim tensor as a numpy scalar of its dtype, read without an array in between.
+fn scalar(py: Python<'_>, t: &TchTensor) -> PyResult<Option<PyObject>> {
+    use tch::Kind::*;
+    let name = match t.kind() {
+        Float | BFloat16 => "float32",
+        Double => "float64",
+        Half => "float16",
+        Int64 => "int64",
+        Int => "int32",
+        Int16 => "int16",
+        Int8 => "int8",
+        Uint8 => "uint8",
+        Bool => "bool_",
+        _ => return Ok(None),
+    };
+    let f = numpy(py)?.getattr(name)?;
+    let v = if t.is_floating_point() {
+        f.call1((t.f_double_value(&[]).py()?,))?
+    } else {
+        f.call1((t.f_int64_value(&[]).py()?,))?
+    };
+    Ok(Some(v.unbind()))
 }
 
 /// The values of a tensor, vector or dictionary: an array, a list of arrays, a dict of arrays.

@@ -95,7 +95,8 @@ impl Accum {
                     // loss and batchloss share one list; converted to double once, at the end
                     if let Some(l) = loss {
                         if self.losses.len() < self.batches_seen() + 1 {
-                            self.losses.push(l.f_detach()?);
+                            // losses come detached (training) or without a graph (testrun)
+                            self.losses.push(l.shallow_clone());
                         }
                     }
                 }
@@ -146,27 +147,23 @@ impl Accum {
                 _ => Ok(t),
             }
         };
+        // the batch losses, stacked once for both loss metrics
+        // the batch losses, stacked once for both loss metrics; one batch needs no stack
+        let batch = match self.losses.len() {
+            0 => None,
+            1 if !ms.contains(&Metric::BatchLoss) => Some(self.losses[0].f_to_kind(Kind::Double)?),
+            _ => Some(Tensor::f_stack(&self.losses, 0)?.f_to_kind(Kind::Double)?),
+        };
         let mut out = Vec::with_capacity(ms.len());
         for m in ms {
             let v = match m {
-                Metric::Loss => {
-                    if self.losses.is_empty() {
-                        None
-                    } else {
-                        Some(
-                            Tensor::f_stack(&self.losses, 0)?
-                                .f_to_kind(Kind::Double)?
-                                .f_mean(Kind::Double)?,
-                        )
-                    }
-                }
-                Metric::BatchLoss => {
-                    if self.losses.is_empty() {
-                        None
-                    } else {
-                        Some(Tensor::f_stack(&self.losses, 0)?.f_to_kind(Kind::Double)?)
-                    }
-                }
+                Metric::Loss => match &batch {
+                    None => None,
+                    Some(b) if b.dim() == 0 => Some(b.shallow_clone()),
+                    Some(b) if b.numel() == 1 => Some(b.f_reshape([])?),
+                    Some(b) => Some(b.f_mean(Kind::Double)?),
+                },
+                Metric::BatchLoss => batch.as_ref().map(Tensor::shallow_clone),
                 Metric::Accuracy => match &self.correct {
                     Some(c) if self.count > 0 => Some(
                         c.f_to_kind(Kind::Double)?
