@@ -219,3 +219,20 @@ def test_callback_reentry_raises_instead_of_hanging():
     with pytest.raises(kt.KtorchError, match="in use by this thread"):
         kt.run(m)
     assert kt.datasize(m) == 4
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: kt.tensor("full", [2, 2], 300, "byte"), "tensor: value cannot be converted to type uint8_t without overflow"),
+        (lambda: kt.tensor("logspace", 0, 1, 5, "bool"), "tensor: \"logspace_cpu\" not implemented for 'Bool'"),
+    ],
+)
+def test_libtorch_errors_inside_tch_panics_become_ktorch_errors(call, message, capfd):
+    # tch turns some libtorch errors into Rust panics; they must surface as
+    # KtorchError naming the function, with nothing printed to stderr
+    with pytest.raises(kt.KtorchError) as e:
+        call()
+    assert str(e.value) == message
+    assert "panicked" not in capfd.readouterr().err
+    assert kt.tensor(kt.tensor("full", [2], 3, "byte")).tolist() == [3, 3]

@@ -213,7 +213,7 @@ pub(crate) fn set_data_pub(
         }
     };
     let m = m.clone();
-    let n = enter(py, move || -> ktorch_core::Result<i64> {
+    let n = enter(py, f, move || -> ktorch_core::Result<i64> {
         lock(f, &m)?.stage(train).set_data(f, x, y)
     })
     .py()?;
@@ -518,11 +518,12 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
             if dim != 0 {
                 return Err(kerr(f, "models shuffle along the first dimension only"));
             }
-            enter(py, move || lock(f, &m)?.train.shuffle(f)).py()
+            enter(py, f, move || lock(f, &m)?.train.shuffle(f)).py()
         }
-        Some(Obj::Tensors(s)) => {
-            enter(py, move || lock(f, &s)?.shuffle(f, dim, None).map(|_| ())).py()
-        }
+        Some(Obj::Tensors(s)) => enter(py, f, move || {
+            lock(f, &s)?.shuffle(f, dim, None).map(|_| ())
+        })
+        .py(),
         _ => Err(terr(
             f,
             format!(
@@ -537,7 +538,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
     let s = model_of("unshuffle", m)?;
-    enter(py, move || {
+    enter(py, "unshuffle", move || {
         lock("unshuffle", &s)?.train.unshuffle("unshuffle")
     })
     .py()

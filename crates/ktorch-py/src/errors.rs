@@ -49,9 +49,10 @@ impl<T> IntoPy<T> for Result<T, tch::TchError> {
 }
 
 /// Runs libtorch work with the GIL released; a panic that escapes the core
-/// becomes an error rather than crossing into Python.
+/// becomes an error naming the function rather than crossing into Python.
 pub fn enter<T: Send>(
     py: pyo3::Python<'_>,
+    func: &str,
     f: impl FnOnce() -> ktorch_core::Result<T> + Send,
 ) -> ktorch_core::Result<T> {
     py.allow_threads(
@@ -63,10 +64,44 @@ pub fn enter<T: Send>(
                     .map(|s| s.to_string())
                     .or_else(|| p.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                Err(Error::Arg(format!("internal error: {msg}")))
+                Err(Error::Torch(format!("{func}: {}", panic_message(&msg))))
             }
         },
     )
+}
+
+/// The readable part of a panic: libtorch's own message where a tch call
+/// unwrapped a libtorch error, without the C++ backtrace.
+fn panic_message(msg: &str) -> String {
+    match msg.find("Torch(\"") {
+        Some(i) => {
+            let m = &msg[i + 7..];
+            let end = m
+                .find("\\nException raised")
+                .or_else(|| m.find("\\n"))
+                .or_else(|| m.rfind('"'))
+                .unwrap_or(m.len());
+            m[..end].replace("\\\"", "\"").replace("\\'", "'")
+        }
+        None => format!("internal error: {msg}"),
+    }
+}
+
+/// Keeps panics that are converted into exceptions off stderr (libtorch errors
+/// surfacing through tch's unwrapping paths); any other panic is reported as usual.
+pub fn quiet_converted_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let s = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !s.contains("Torch(\"") {
+            default(info);
+        }
+    }));
 }
 
 /// Locks a shared object while holding the GIL: waits with the GIL released,

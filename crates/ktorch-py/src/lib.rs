@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::quiet_converted_panics();
     m.add("KtorchError", m.py().get_type::<errors::KtorchError>())?;
     m.add_class::<handles::Tensor>()?;
     m.add_class::<handles::Vector>()?;

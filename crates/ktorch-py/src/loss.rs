@@ -43,11 +43,11 @@ pub fn loss(
     let x = tensors_arg(f, &args.get_item(1)?)?;
     let y = tensors_arg(f, &args.get_item(2)?)?;
     let r = match obj(f, &first)? {
-        Some(Obj::Loss(l)) => enter(py, move || -> ktorch_core::Result<_> {
+        Some(Obj::Loss(l)) => enter(py, f, move || -> ktorch_core::Result<_> {
             let l = lock(f, &l)?;
             l.forward(&x, &y)
         }),
-        Some(Obj::Model(m)) => enter(py, move || -> ktorch_core::Result<_> {
+        Some(Obj::Model(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
             let m = lock(f, &m)?;
             m.loss(f, &x, &y)
         }),
@@ -81,7 +81,7 @@ pub fn _lossfn(
     let l = Loss::new(name, &pos, &opts).py()?;
     let x = tensors_arg(name, x)?;
     let y = tensors_arg(name, y)?;
-    let r = enter(py, move || l.forward(&x, &y)).py()?;
+    let r = enter(py, name, move || l.forward(&x, &y)).py()?;
     wrap(py, r)
 }
 

@@ -21,7 +21,7 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
         };
     }
     let v = to_value(f, spec)?;
-    let m = enter(py, move || Module::from_value(&v)).py()?;
+    let m = enter(py, f, move || Module::from_value(&v)).py()?;
     Py::new(py, PyModule::new(shared(m)))
 }
 

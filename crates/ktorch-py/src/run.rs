@@ -93,14 +93,14 @@ fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
 #[pyfunction]
 pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let ps = all_params("zerograd", x)?;
-    enter(py, move || reset_grads(&ps, false)).py()
+    enter(py, "zerograd", move || reset_grads(&ps, false)).py()
 }
 
 /// nograd(x): sets gradients to undefined (None).
 #[pyfunction]
 pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let ps = all_params("nograd", x)?;
-    enter(py, move || reset_grads(&ps, true)).py()
+    enter(py, "nograd", move || reset_grads(&ps, true)).py()
 }
 
 fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<PyObject> {
@@ -139,11 +139,11 @@ fn forward_fn(
     }
     let given = args.len() > 1;
     let out = match obj(f, &first)? {
-        Some(Obj::Module(m)) => enter(py, move || -> ktorch_core::Result<_> {
+        Some(Obj::Module(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
             let mut m = lock(f, &m)?;
             module_forward(&mut m, &xs, mode)
         }),
-        Some(Obj::Model(m)) => enter(py, move || -> ktorch_core::Result<_> {
+        Some(Obj::Model(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
             let m = lock(f, &m)?;
             m.forward(f, if given { Some(&xs) } else { None }, mode)
         }),
@@ -214,7 +214,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     ))
                 }
             };
-            let r = enter(py, move || lock(f, &m)?.backward(f, x, y)).py()?;
+            let r = enter(py, f, move || lock(f, &m)?.backward(f, x, y)).py()?;
             Ok(Some(r))
         }
         Some(Obj::Tensors(s)) => {
@@ -237,7 +237,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                 }
             }
             let ys = plock(f, &s)?.shallow();
-            enter(py, move || core_backward(f, &ys, grads.as_deref(), mode)).py()?;
+            enter(py, f, move || core_backward(f, &ys, grads.as_deref(), mode)).py()?;
             Ok(None)
         }
         _ => Err(terr(
@@ -254,7 +254,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
     let ps = all_params("clipv", x)?;
-    enter(py, move || clip_value("clipv", &ps, value)).py()?;
+    enter(py, "clipv", move || clip_value("clipv", &ps, value)).py()?;
     Ok(f64::NAN)
 }
 
@@ -287,7 +287,7 @@ pub fn clip(
     ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
     if group {
         let gs = groups_of(f, x)?;
-        let norms = enter(py, move || -> ktorch_core::Result<Vec<f64>> {
+        let norms = enter(py, f, move || -> ktorch_core::Result<Vec<f64>> {
             gs.iter()
                 .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
                 .collect()
@@ -296,7 +296,7 @@ pub fn clip(
         return Ok(norms.into_pyobject(py)?.into_any().unbind());
     }
     let ps = all_params(f, x)?;
-    let n = enter(py, move || -> ktorch_core::Result<f64> {
+    let n = enter(py, f, move || -> ktorch_core::Result<f64> {
         Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?)
     })
     .py()?;
@@ -308,8 +308,8 @@ pub fn clip(
 pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "step";
     match obj(f, x)? {
-        Some(Obj::Opt(o)) => enter(py, move || lock(f, &o)?.step()).py(),
-        Some(Obj::Model(m)) => enter(py, move || lock(f, &m)?.step(f)).py(),
+        Some(Obj::Opt(o)) => enter(py, f, move || lock(f, &o)?.step()).py(),
+        Some(Obj::Model(m)) => enter(py, f, move || lock(f, &m)?.step(f)).py(),
         _ => Err(terr(
             f,
             format!(
@@ -336,7 +336,7 @@ pub fn backstep(
         (Some(x), Some(y)) => (Some(tensors_arg(f, x)?), Some(tensors_arg(f, y)?)),
         _ => return Err(terr(f, "expecting (model) or (model, inputs, targets)")),
     };
-    enter(py, move || lock(f, &s)?.backstep(f, x, y)).py()
+    enter(py, f, move || lock(f, &s)?.backstep(f, x, y)).py()
 }
 
 fn metrics_to_py(
@@ -385,7 +385,7 @@ fn run_fn(
         set_data_pub(py, f, &s, train, &rest)?;
     }
     let main = is_main_thread(py)?;
-    let (r, tensor, dictionary) = enter(py, move || -> ktorch_core::Result<_> {
+    let (r, tensor, dictionary) = enter(py, f, move || -> ktorch_core::Result<_> {
         let mut stop = interrupt_check(main);
         let mut g = lock(f, &s)?;
         let o = if train {

@@ -73,7 +73,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             .map(|x| to_value(f, x))
             .collect::<PyResult<_>>()?;
         let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
-        let t = enter(py, move || create(f, mode, &vals, &o)).py()?;
+        let t = enter(py, f, move || create(f, mode, &vals, &o)).py()?;
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
@@ -538,7 +538,10 @@ fn binary(
 ) -> PyResult<Py<Tensor>> {
     let x = to_tch(func, a)?;
     let y = to_tch(func, b)?;
-    let r = enter(py, move || op(&x, &y).map_err(ktorch_core::Error::from)).py()?;
+    let r = enter(py, func, move || {
+        op(&x, &y).map_err(ktorch_core::Error::from)
+    })
+    .py()?;
     wrap(py, r)
 }
 
@@ -567,7 +570,7 @@ fn float_of(func: &str, t: &tch::Tensor) -> PyResult<tch::Tensor> {
 #[pyo3(signature = (x, dim=None))]
 pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
     let t = float_of("mean", &to_tch("mean", x)?)?;
-    let r = enter(py, move || {
+    let r = enter(py, "mean", move || {
         Ok(match dim {
             None => t.f_mean(t.kind())?,
             Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind())?,
@@ -581,7 +584,7 @@ pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<
 #[pyo3(signature = (x, dim=None))]
 pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
     let t = float_of("std", &to_tch("std", x)?)?;
-    let r = enter(py, move || {
+    let r = enter(py, "std", move || {
         Ok(match dim {
             None => t.f_std(true)?,
             Some(d) => t.f_std_dim(Some([d].as_slice()), true, false)?,

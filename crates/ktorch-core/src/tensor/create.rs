@@ -258,10 +258,13 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
                 2 => (f(0, "start")?, f(1, "end")?, 1.0),
                 _ => (f(0, "start")?, f(1, "end")?, f(2, "step")?),
             };
-            if st == 0.0 || !((e - s) / st).is_finite() {
+            if st == 0.0 {
+                return Err(err(func, "arange: step must be non-zero"));
+            }
+            if !((e - s) / st).is_finite() || (e - s) * st < 0.0 {
                 return Err(err(
                     func,
-                    "arange: step must be non-zero and the range finite",
+                    format!("arange: end {e} cannot be reached from start {s} with step {st}"),
                 ));
             }
             if ints {
