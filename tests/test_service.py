@@ -236,3 +236,13 @@ def test_libtorch_errors_inside_tch_panics_become_ktorch_errors(call, message, c
     assert str(e.value) == message
     assert "panicked" not in capfd.readouterr().err
     assert kt.tensor(kt.tensor("full", [2], 3, "byte")).tolist() == [3, 3]
+
+
+def test_callback_returning_nothing_is_an_error_for_every_metric():
+    q = kt.module(("callback", "cb", lambda mod, x: (), {"parms": {"w": [1.0]}}))
+    m = kt.model(q, kt.loss("mse"), kt.opt("sgd", q))
+    kt.test(m, metrics=["predict", "output", "accuracy"])
+    kt.test(m, np.zeros((4, 2), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(kt.KtorchError, match="metrics: the module returned no output"):
+        kt.testrun(m)
+    assert kt.testsize(m) == 4

@@ -102,7 +102,7 @@ impl Accum {
                 }
                 Metric::Accuracy => {
                     let y = y.ok_or_else(|| err("accuracy", "no target defined"))?;
-                    let p = predict(&outs[0])?;
+                    let p = predict(first(outs)?)?;
                     let c = p
                         .f_eq_tensor(&y.f_to_kind(Kind::Int64)?.f_view_as(&p)?)?
                         .f_sum(Kind::Int64)?;
@@ -112,8 +112,8 @@ impl Accum {
                     });
                     self.count += p.size().first().copied().unwrap_or(1);
                 }
-                Metric::Predict => self.predict.push(predict(&outs[0])?),
-                Metric::Output => self.output.push(outs[0].f_detach()?),
+                Metric::Predict => self.predict.push(predict(first(outs)?)?),
+                Metric::Output => self.output.push(first(outs)?.f_detach()?),
                 Metric::Hidden => self.hidden = outs.get(1).map(Tensor::f_detach).transpose()?,
                 Metric::HiddenCell => self.cell = outs.get(2).map(Tensor::f_detach).transpose()?,
                 Metric::GradNorm => {
@@ -194,6 +194,11 @@ fn cat(ts: &[Tensor]) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     Ok(Some(Tensor::f_cat(ts, 0)?))
+}
+
+fn first(outs: &[Tensor]) -> Result<&Tensor> {
+    outs.first()
+        .ok_or_else(|| err("metrics", "the module returned no output"))
 }
 
 fn predict(x: &Tensor) -> Result<Tensor> {
