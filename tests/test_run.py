@@ -125,3 +125,24 @@ def test_run_without_data_raises():
     with pytest.raises(kt.KtorchError, match="run: no training data defined"):
         kt.run(m2)
     assert kt.batchinit(m2) == -1
+
+
+def test_spec_mnist_sized_example_batch_counts_and_metrics():
+    # the spec's sizes: 60000 x 784 inputs, batches of 1000; 10000 test rows, batches of 5000
+    q = kt.module(("linear", 784, 10))
+    m = kt.model(q, kt.loss("ce"), kt.opt("sgd", q))
+    x = kt.tensor("randn", [60000, 784])
+    y = kt.tensor("randint", 10, 60000)
+    kt.train(m, ["batchsize", "dictionary", "metrics"], [1000, True, ["loss", "batchloss"]])
+    assert kt.train(m, x, y) == 60
+    X = kt.tensor("randn", [10000, 784])
+    Y = kt.tensor("randint", 10, 10000)
+    kt.test(m, "batchsize", 5000)
+    assert kt.test(m, X, Y) == 2
+    r = kt.run(m)
+    assert list(r) == ["loss", "batchloss"] and r["batchloss"].shape == (60,)
+    assert r["loss"] == pytest.approx(np.mean(r["batchloss"]))  # plain mean of batch losses
+    assert 1.8 < r["loss"] < 3.5  # random weights and labels: near log(10) plus noise
+    r2 = kt.run(m, x, y)
+    assert r2["batchloss"].shape == (60,) and r2["loss"] < r["loss"]
+    kt.free(x, y, X, Y, m, q)
