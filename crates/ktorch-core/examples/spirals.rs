@@ -1,0 +1,72 @@
+//! Training the spec's spiral example from Rust: module, loss, optimizer, model, run/testrun.
+
+use ktorch_core::model::{shared, Metric};
+use ktorch_core::{Loss, Model, Module, Optimizer, Result, Value};
+use tch::{Device, Kind, Tensor};
+
+fn linear(i: i64, o: i64) -> Value {
+    Value::Tuple(vec!["linear".into(), Value::Int(i), Value::Int(o)])
+}
+
+/// k noisy spirals of n points: radius r in [0, 1], angle 4r + 4c + noise.
+fn spirals(n: i64, k: i64) -> Result<(Tensor, Tensor)> {
+    let r = Tensor::f_linspace(0.0, 1.0, n, (Kind::Float, Device::Cpu))?;
+    let mut xs = Vec::new();
+    for c in 0..k {
+        let a =
+            (&r * 4.0 + 4.0 * c as f64) + Tensor::f_randn([n], (Kind::Float, Device::Cpu))? * 0.2;
+        xs.push(Tensor::f_stack(&[&r * a.f_sin()?, &r * a.f_cos()?], 1)?);
+    }
+    let y = Tensor::f_arange(k, (Kind::Int64, Device::Cpu))?
+        .f_repeat_interleave_self_int(n, 0, None)?;
+    Ok((Tensor::f_cat(&xs, 0)?, y))
+}
+
+fn main() -> Result<()> {
+    tch::manual_seed(0);
+    let spec = Value::List(vec![
+        "sequential".into(),
+        linear(2, 100),
+        "relu".into(),
+        linear(100, 3),
+    ]);
+    let q = Module::from_value(&spec)?;
+    let o = Optimizer::new(
+        "sgd",
+        q.parameters(),
+        &[Value::Float(0.2), Value::Float(0.9)],
+        &[],
+    )?;
+    let l = Loss::new("ce", &[], &[])?;
+    let mut m = Model::new(shared(q), shared(l), shared(o));
+    let metrics = Value::List(vec!["loss".into(), "accuracy".into()]);
+    m.train.opts.set(&[
+        ("batchsize".into(), Value::Int(100)),
+        ("shuffle".into(), Value::Bool(true)),
+        ("metrics".into(), metrics.clone()),
+    ])?;
+    m.test.opts.set(&[("metrics".into(), metrics)])?;
+    let (x, y) = spirals(1000, 3)?;
+    m.train.set_data("train", vec![x], Some(vec![y]))?;
+    let (x, y) = spirals(300, 3)?;
+    m.test.set_data("test", vec![x], Some(vec![y]))?;
+    for epoch in 1..=20 {
+        let r = m.run("run")?;
+        let t = m.testrun("testrun")?;
+        let get = |ms: &[(Metric, Option<Tensor>)], i: usize| {
+            ms[i]
+                .1
+                .as_ref()
+                .map_or(f64::NAN, |v| v.f_double_value(&[]).unwrap_or(f64::NAN))
+        };
+        if epoch % 5 == 0 {
+            println!(
+                "epoch {epoch:2}  loss {:.4}  accuracy {:5.1}%  test accuracy {:5.1}%",
+                get(&r, 0),
+                get(&r, 1),
+                get(&t, 1)
+            );
+        }
+    }
+    Ok(())
+}
