@@ -246,3 +246,24 @@ def test_callback_returning_nothing_is_an_error_for_every_metric():
     with pytest.raises(kt.KtorchError, match="metrics: the module returned no output"):
         kt.testrun(m)
     assert kt.testsize(m) == 4
+
+
+def test_waiting_for_a_busy_model_releases_the_gil():
+    # a worker trains a model whose callback module needs the GIL every batch; the main
+    # thread asks the same model for its options meanwhile: neither may deadlock
+    q = kt.module(("callback", "cb", lambda mod, x: kt.mul(x, kt.parm(mod, "w")), {"parms": {"w": [1.0]}}))
+    m = kt.model(q, kt.loss("mse"), kt.opt("sgd", q))
+    x = np.random.default_rng(0).standard_normal((3000, 2)).astype(np.float32)
+    kt.train(m, batchsize=1, metrics=["batchloss"])
+    kt.train(m, x, x)
+    out = []
+    t = threading.Thread(target=lambda: out.append(kt.run(m)))
+    t.start()
+    seen = 0
+    deadline = time.perf_counter() + 30
+    while t.is_alive() and time.perf_counter() < deadline:
+        assert kt.train(m, "batchsize") == 1
+        assert kt.datasize(m) in (1, 3000)
+        seen += 1
+    t.join(30)
+    assert not t.is_alive() and out[0].shape == (3000,) and seen > 0

@@ -333,11 +333,7 @@ fn target_fn(
         for a in args.iter() {
             y.extend(tensors_arg(f, &a)?);
         }
-        let n = lock(f, &s)
-            .py()?
-            .stage(train)
-            .set_targets(f, Some(y))
-            .py()?;
+        let n = plock(f, &s)?.stage(train).set_targets(f, Some(y)).py()?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
     let mut g = plock(f, &s)?;
@@ -391,19 +387,13 @@ pub fn testtarget(
 /// datasize(m): training rows (in the current batch when batching).
 #[pyfunction]
 pub fn datasize(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(lock("datasize", &model_of("datasize", m)?)
-        .py()?
-        .train
-        .size())
+    Ok(plock("datasize", &model_of("datasize", m)?)?.train.size())
 }
 
 /// testsize(m): test rows (in the current batch when batching).
 #[pyfunction]
 pub fn testsize(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(lock("testsize", &model_of("testsize", m)?)
-        .py()?
-        .test
-        .size())
+    Ok(plock("testsize", &model_of("testsize", m)?)?.test.size())
 }
 
 /// batch(m) -> bool; batch(x, size), batch(x, (size, dim)), batch(x, size, i) on tensors.
@@ -455,8 +445,7 @@ pub fn batch(
 /// testbatch(m) -> bool.
 #[pyfunction]
 pub fn testbatch(m: &Bound<'_, PyAny>) -> PyResult<bool> {
-    lock("testbatch", &model_of("testbatch", m)?)
-        .py()?
+    plock("testbatch", &model_of("testbatch", m)?)?
         .test
         .batch("testbatch")
         .py()
@@ -482,8 +471,7 @@ pub fn restore(x: &Bound<'_, PyAny>) -> PyResult<i64> {
 /// testrestore(m) -> rows of test data.
 #[pyfunction]
 pub fn testrestore(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(lock("testrestore", &model_of("testrestore", m)?)
-        .py()?
+    Ok(plock("testrestore", &model_of("testrestore", m)?)?
         .test
         .restore())
 }
@@ -491,8 +479,7 @@ pub fn testrestore(m: &Bound<'_, PyAny>) -> PyResult<i64> {
 /// batchinit(m) -> number of training batches (-1 with no data).
 #[pyfunction]
 pub fn batchinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    lock("batchinit", &model_of("batchinit", m)?)
-        .py()?
+    plock("batchinit", &model_of("batchinit", m)?)?
         .train
         .init("batchinit")
         .py()
@@ -501,8 +488,7 @@ pub fn batchinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
 /// testinit(m) -> number of test batches (-1 with no data).
 #[pyfunction]
 pub fn testinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    lock("testinit", &model_of("testinit", m)?)
-        .py()?
+    plock("testinit", &model_of("testinit", m)?)?
         .test
         .init("testinit")
         .py()

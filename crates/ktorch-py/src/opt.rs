@@ -1,6 +1,6 @@
 //! Optimizers: opt(name, parameters, *settings), parameter groups, lr.
 
-use ktorch_core::model::{lock, shared};
+use ktorch_core::model::shared;
 use ktorch_core::Optimizer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -19,8 +19,7 @@ fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tenso
             Some(ps)
         }
         Some(Obj::Tensors(t)) => Some(
-            lock(func, &t)
-                .py()?
+            plock(func, &t)?
                 .full()
                 .iter()
                 .map(tch::Tensor::shallow_clone)

@@ -46,8 +46,7 @@ pub fn model(
 /// Parameter tensors of any object, grouped by optimizer group where it has groups.
 fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>> {
     Ok(match obj(func, x)? {
-        Some(Obj::Tensors(s)) => vec![lock(func, &s)
-            .py()?
+        Some(Obj::Tensors(s)) => vec![plock(func, &s)?
             .full()
             .iter()
             .map(tch::Tensor::shallow_clone)
