@@ -52,19 +52,11 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
             .map(tch::Tensor::shallow_clone)
             .collect()],
         Some(Obj::Module(m)) => vec![plock(func, &m)?.parameters()],
-        Some(Obj::Opt(o)) => {
-            let o = plock(func, &o)?;
-            (0..o.groups()).map(|g| o.group_params(g)).collect()
-        }
+        Some(Obj::Opt(o)) => plock(func, &o)?.param_groups(),
+        // the model locks its module and optimizer: wait for them without the GIL
         Some(Obj::Model(m)) => {
-            let m = plock(func, &m)?;
-            let o = plock(func, m.optimizer())?;
-            let gs: Vec<Vec<tch::Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
-            if gs.is_empty() {
-                vec![plock(func, m.module())?.parameters()]
-            } else {
-                gs
-            }
+            let f = func.to_string();
+            enter(x.py(), func, move || lock(&f, &m)?.param_groups(&f)).py()?
         }
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters")),
         None => {
@@ -81,7 +73,8 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
 
 fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
     if let Some(Obj::Model(m)) = obj(func, x)? {
-        return plock(func, &m)?.parameters(func).py();
+        let f = func.to_string();
+        return enter(x.py(), func, move || lock(&f, &m)?.parameters(&f)).py();
     }
     Ok(distinct(
         groups_of(func, x)?.into_iter().flatten().collect(),

@@ -114,6 +114,16 @@ impl Model {
         Ok(clip::distinct(ps))
     }
 
+    /// The parameters grouped for per-group clipping: the optimizer's groups, or
+    /// the module's parameters as one group when the optimizer has none.
+    pub fn param_groups(&self, func: &str) -> Result<Vec<Vec<Tensor>>> {
+        let gs = lock(func, &self.opt)?.param_groups();
+        if gs.is_empty() {
+            return Ok(vec![lock(func, &self.module)?.parameters()]);
+        }
+        Ok(gs)
+    }
+
     /// Forward on the given inputs, or on the stage's data: training data for
     /// `Grad`/`NoGrad`, test data for `Eval`.
     pub fn forward(&self, func: &str, x: Option<&[Tensor]>, mode: Fwd) -> Result<Vec<Tensor>> {

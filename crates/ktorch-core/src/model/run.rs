@@ -41,7 +41,7 @@ impl Params {
     fn of(model: &Model, func: &str) -> Result<Params> {
         let m = lock(func, &model.module)?;
         let o = lock(func, &model.opt)?;
-        let groups: Vec<Vec<Tensor>> = (0..o.groups()).map(|g| o.group_params(g)).collect();
+        let groups = o.param_groups();
         let mut all = m.parameters();
         all.extend(groups.iter().flatten().map(Tensor::shallow_clone));
         Ok(Params {

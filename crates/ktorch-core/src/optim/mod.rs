@@ -267,6 +267,13 @@ impl Optimizer {
         })
     }
 
+    /// The parameters of every group, one list per group.
+    pub fn param_groups(&self) -> Vec<Vec<Tensor>> {
+        (0..self.groups.len())
+            .map(|g| self.group_params(g))
+            .collect()
+    }
+
     /// Every parameter, group by group.
     pub fn params(&self) -> Vec<Tensor> {
         self.groups
