@@ -9,6 +9,7 @@ pub mod loss;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod sync;
 pub mod tensor;
 pub mod value;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ktorch_core::model::shared;
+use ktorch_core::sync::{shared, Domain, Shared};
 use ktorch_core::tensor::{Class, Tensors};
 use ktorch_core::{Module, Value};
 use pyo3::exceptions::PyTypeError;
@@ -12,7 +12,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3_tch::PyTensor;
 use tch::Tensor as TchTensor;
 
-use crate::errors::{plock, terr, IntoPy};
+use crate::errors::{terr, IntoPy, Res};
+use crate::gate::{call, Gate};
 use crate::handles::{is_handle, Tensor, Vector};
 
 static NUMPY: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
@@ -52,14 +53,9 @@ pub fn is_data(x: &Bound<'_, PyAny>) -> PyResult<bool> {
         || x.is_instance_of::<Tensor>())
 }
 
-/// A libtorch tensor from a Tensor handle (its current view, shared), a
-/// torch.Tensor (shared), or numpy / list / scalar data (copied).
+/// A libtorch tensor from a torch.Tensor (shared), or numpy / list / scalar
+/// data (copied); handles are refused (see [`Src`]).
 pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
-    if let Ok(h) = x.downcast::<Tensor>() {
-        let s = h.get().get(func)?;
-        let t = plock(func, &s)?;
-        return Ok(t.get().shallow_clone());
-    }
     if is_handle(x) {
         return Err(terr(
             func,
@@ -208,14 +204,132 @@ pub fn tensors_to_py(py: Python<'_>, t: &Tensors) -> PyResult<PyObject> {
     }
 }
 
-/// A new Tensor handle around `t`.
+/// A new Tensor handle around `t`, a tensor no other object holds.
 pub fn wrap(py: Python<'_>, t: TchTensor) -> PyResult<Py<Tensor>> {
     Py::new(py, Tensor::new(shared(Tensors::tensor(t))))
 }
 
-/// A new Vector handle around `ts`.
+/// A new Vector handle around `ts`, tensors no other object holds.
 pub fn wrap_vector(py: Python<'_>, ts: Vec<TchTensor>) -> PyResult<Py<Vector>> {
     Py::new(py, Vector::new(shared(Tensors::vector(ts))))
+}
+
+/// A new Tensor handle on a tensor that objects in domains `ds` hold too
+/// (a parameter, a model's data): using it takes their locks.
+pub fn wrap_shared(py: Python<'_>, t: TchTensor, ds: Vec<Domain>) -> PyResult<Py<Tensor>> {
+    Py::new(
+        py,
+        Tensor::new(Shared::with_domains(Tensors::tensor(t), ds)),
+    )
+}
+
+/// A new Vector handle on tensors that objects in domains `ds` hold too.
+pub fn wrap_vector_shared(
+    py: Python<'_>,
+    ts: Vec<TchTensor>,
+    ds: Vec<Domain>,
+) -> PyResult<Py<Vector>> {
+    Py::new(
+        py,
+        Vector::new(Shared::with_domains(Tensors::vector(ts), ds)),
+    )
+}
+
+/// How a member of a vector or dictionary handle is selected.
+pub enum Key {
+    /// By name (dictionaries).
+    Name(String),
+    /// By index (vectors).
+    Index(i64),
+}
+
+/// Tensor data for a call: values made from Python data, or a handle whose
+/// tensors are read under its lock, inside the call.
+pub enum Src {
+    /// A tensor from numpy, a list, a scalar or a torch.Tensor.
+    Data(TchTensor),
+    /// A Tensor, Vector or Dict handle, whole or a selection of its members.
+    Handle(Shared<Tensors>, Option<Vec<Key>>),
+}
+
+impl Src {
+    /// The domains to hold while reading the tensors.
+    pub fn domains(&self) -> Vec<Domain> {
+        match self {
+            Src::Data(_) => Vec::new(),
+            Src::Handle(s, _) => s.domains(),
+        }
+    }
+
+    /// The tensors (inside a call; the handle's domains are held).
+    pub fn tensors(&self, gate: &Gate) -> Res<Vec<TchTensor>> {
+        match self {
+            Src::Data(t) => Ok(vec![t.shallow_clone()]),
+            Src::Handle(s, None) => Ok(gate.lock(s)?.shallow()),
+            Src::Handle(s, Some(keys)) => {
+                let g = gate.lock(s)?;
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let i = match k {
+                        Key::Name(n) => g.index_of(gate.func(), n)?,
+                        Key::Index(i) => g.check_index(gate.func(), *i)?,
+                    };
+                    out.push(g.items()[i].shallow_clone());
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The one tensor of a Tensor handle or data (inside a call).
+    pub fn tensor(&self, gate: &Gate) -> Res<TchTensor> {
+        match self {
+            Src::Data(t) => Ok(t.shallow_clone()),
+            Src::Handle(s, _) => Ok(gate.lock(s)?.get().shallow_clone()),
+        }
+    }
+}
+
+/// Several sources read by one call.
+#[derive(Default)]
+pub struct Srcs(pub Vec<Src>);
+
+impl Srcs {
+    /// The domains of every handle among the sources.
+    pub fn domains(&self) -> Vec<Domain> {
+        self.0.iter().flat_map(Src::domains).collect()
+    }
+
+    /// Every tensor, in order (inside a call).
+    pub fn tensors(&self, gate: &Gate) -> Res<Vec<TchTensor>> {
+        let mut out = Vec::new();
+        for s in &self.0 {
+            out.extend(s.tensors(gate)?);
+        }
+        Ok(out)
+    }
+}
+
+/// One tensor argument: a Tensor handle, or data (numpy, list, scalar, torch.Tensor).
+pub fn src(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Src> {
+    if let Ok(h) = x.downcast::<Tensor>() {
+        return Ok(Src::Handle(h.get().get(func)?, None));
+    }
+    Ok(Src::Data(to_tch(func, x)?))
+}
+
+/// One tensor argument for use after the call that reads it: data as
+/// [`to_tch`] gives it, a handle's tensor as a copy taken under its lock.
+pub fn owned_tensor(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
+    match src(func, x)? {
+        Src::Data(t) => Ok(t),
+        s => {
+            let ds = s.domains();
+            call(x.py(), func, ds, move |g| {
+                Ok(s.tensor(g)?.f_detach_copy()?)
+            })
+        }
+    }
 }
 
 /// An argument value: None, bool, int, float, str, list, tuple, dict with
@@ -269,11 +383,15 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         }
         return Ok(Value::Tensor(to_tch(func, x)?));
     }
-    if is_torch(x)? || x.is_instance_of::<Tensor>() {
+    if x.is_instance_of::<Tensor>() {
+        // a value is used after the call that reads it: take a copy under the handle's lock
+        return Ok(Value::Tensor(owned_tensor(func, x)?));
+    }
+    if is_torch(x)? {
         return Ok(Value::Tensor(to_tch(func, x)?));
     }
     if x.is_callable() && !is_handle(x) {
-        return Ok(Value::Callable(callback(x.clone().unbind())));
+        return Ok(Value::Callable(callback(x)));
     }
     Err(PyTypeError::new_err(format!(
         "{func}: unsupported argument of type {}",
@@ -292,42 +410,130 @@ pub fn kwargs(func: &str, kw: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(Strin
     Ok(out)
 }
 
-/// A core callback that calls the Python function `f(module, *inputs)`.
-fn callback(f: Py<PyAny>) -> ktorch_core::nn::CallbackFn {
-    Arc::new(
-        move |m: &Module, xs: &[TchTensor]| -> ktorch_core::Result<Vec<TchTensor>> {
-            Python::with_gil(|py| {
-                let r = (|| -> PyResult<Vec<TchTensor>> {
-                    let mh = Py::new(py, crate::handles::PyModule::new(shared(m.clone())))?;
-                    let mut args: Vec<PyObject> = vec![mh.into_any()];
-                    for x in xs {
-                        args.push(wrap(py, x.shallow_clone())?.into_any());
-                    }
-                    let out = f.call1(py, PyTuple::new(py, args)?)?;
-                    let out = out.bind(py);
-                    if let Ok(t) = out.downcast::<PyTuple>() {
-                        t.iter().map(|v| to_tch("callback", &v)).collect()
-                    } else if let Ok(v) = out.downcast::<Vector>() {
-                        let s = v.get().get("callback")?;
-                        let g = plock("callback", &s)?;
-                        Ok(g.shallow())
-                    } else {
-                        Ok(vec![to_tch("callback", out)?])
-                    }
-                })();
-                r.map_err(|e| {
-                    ktorch_core::Error::Callback(format!(
-                        "callback: {}: {}",
-                        e.get_type(py)
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default(),
-                        e.value(py)
-                    ))
-                })
+/// A callback module's forward function: the Python callable `f(module,
+/// *inputs)`. It holds the callable weakly where the callable allows it:
+/// the handles of the objects that run it keep it alive, visibly to Python's
+/// garbage collector.
+pub struct PyCallback {
+    /// A weak reference to the callable, or the callable itself if it takes none.
+    f: Py<PyAny>,
+    weak: bool,
+}
+
+impl PyCallback {
+    /// The callable, while it lives.
+    pub fn callable(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        if !self.weak {
+            return Some(self.f.clone_ref(py));
+        }
+        let o = self.f.bind(py).call0().ok()?;
+        if o.is_none() {
+            None
+        } else {
+            Some(o.unbind())
+        }
+    }
+}
+
+impl ktorch_core::nn::Callback for PyCallback {
+    fn call(&self, m: &Module, xs: &[TchTensor]) -> ktorch_core::Result<Vec<TchTensor>> {
+        crate::gate::park_if_finalizing();
+        Python::with_gil(|py| {
+            let Some(f) = self.callable(py) else {
+                return Err(ktorch_core::Error::Callback(
+                    "callback: the callback function no longer exists (every handle on its module was freed)".into(),
+                ));
+            };
+            let r = (|| -> PyResult<Vec<TchTensor>> {
+                // the module handle shares the parameters of the module running
+                // now, whose domains this thread holds
+                let mh = Py::new(
+                    py,
+                    crate::handles::PyModule::new(Shared::with_domains(
+                        m.clone(),
+                        ktorch_core::sync::held_domains(),
+                    )),
+                )?;
+                let mut args: Vec<PyObject> = vec![mh.into_any()];
+                for x in xs {
+                    args.push(wrap(py, x.shallow_clone())?.into_any());
+                }
+                let out = f.call1(py, PyTuple::new(py, args)?)?;
+                let out = out.bind(py);
+                let srcs = if let Ok(t) = out.downcast::<PyTuple>() {
+                    Srcs(
+                        t.iter()
+                            .map(|v| src("callback", &v))
+                            .collect::<PyResult<_>>()?,
+                    )
+                } else if let Ok(v) = out.downcast::<Vector>() {
+                    Srcs(vec![Src::Handle(v.get().get("callback")?, None)])
+                } else {
+                    Srcs(vec![src("callback", out)?])
+                };
+                let ds = srcs.domains();
+                call(py, "callback", ds, move |g| srcs.tensors(g))
+            })();
+            r.map_err(|e| {
+                let msg = format!(
+                    "callback: {}: {}",
+                    e.get_type(py)
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                    e.value(py)
+                );
+                crate::errors::set_pending(e);
+                ktorch_core::Error::Callback(msg)
             })
+        })
+    }
+}
+
+/// A core callback calling the Python function `f`.
+fn callback(f: &Bound<'_, PyAny>) -> ktorch_core::nn::CallbackFn {
+    let py = f.py();
+    let weak = py
+        .import("weakref")
+        .and_then(|w| w.call_method1("ref", (f,)));
+    Arc::new(match weak {
+        Ok(w) => PyCallback {
+            f: w.unbind(),
+            weak: true,
         },
-    )
+        Err(_) => PyCallback {
+            f: f.clone().unbind(),
+            weak: false,
+        },
+    })
+}
+
+/// The Python callables of the callback modules in a value (a module spec):
+/// a handle on what the spec builds keeps them alive.
+pub fn callables(py: Python<'_>, v: &Value, out: &mut Vec<Py<PyAny>>) {
+    match v {
+        Value::Callable(c) => {
+            let any: &dyn std::any::Any = &**c;
+            if let Some(p) = any.downcast_ref::<PyCallback>() {
+                if p.weak {
+                    if let Some(f) = p.callable(py) {
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        Value::List(l) | Value::Tuple(l) => {
+            for x in l {
+                callables(py, x, out);
+            }
+        }
+        Value::Dict(d) => {
+            for (_, x) in d {
+                callables(py, x, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Positional settings and keyword options.

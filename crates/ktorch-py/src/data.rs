@@ -1,22 +1,26 @@
 //! Model options and data: train/test, data, input, target, sizes, batching, shuffling.
 
-use ktorch_core::model::{lock, Shared};
+use ktorch_core::sync::Shared;
 use ktorch_core::{Model, Value};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 
-use crate::convert::{is_data, kwargs, to_numpy, to_tch, to_value, wrap, wrap_vector};
-use crate::errors::{enter, kerr, plock, terr, IntoPy};
+use crate::convert::{
+    is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Key, Src, Srcs,
+};
+use crate::errors::{kerr, terr, IntoPy};
+use crate::gate::{call, domains};
 use crate::handles::{obj, Dict, Obj, PyModel, Vector};
 
 /// Tensors from an argument: a Tensor, Vector or Dict handle, array data, or a
 /// tuple: a selection `(v, [0, 1])`, `(d, ["a", "b"])`, `(v, 0)`, or several of these.
-pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
+/// Handles are read inside the call that uses them.
+pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Srcs> {
     if x.is_instance_of::<Vector>() || x.is_instance_of::<Dict>() {
         let Some(Obj::Tensors(s)) = obj(func, x)? else {
             unreachable!()
         };
-        return Ok(plock(func, &s)?.shallow());
+        return Ok(Srcs(vec![Src::Handle(s, None)]));
     }
     if let Ok(t) = x.downcast::<PyTuple>() {
         if t.len() == 2 {
@@ -25,7 +29,6 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor
                 let Some(Obj::Tensors(s)) = obj(func, &a)? else {
                     unreachable!()
                 };
-                let g = plock(func, &s)?;
                 let sel = t.get_item(1)?;
                 let keys: Vec<Bound<'_, PyAny>> = if let Ok(l) = sel.downcast::<PyList>() {
                     l.iter().collect()
@@ -34,23 +37,24 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor
                 };
                 let mut out = Vec::with_capacity(keys.len());
                 for k in keys {
-                    let i = if let Ok(s) = k.downcast::<PyString>() {
-                        g.index_of(func, s.to_str()?).py()?
+                    if let Ok(s) = k.downcast::<PyString>() {
+                        out.push(Key::Name(s.to_str()?.to_string()));
                     } else if k.is_instance_of::<PyInt>() {
-                        g.check_index(func, k.extract()?).py()?
+                        out.push(Key::Index(k.extract().map_err(|_| {
+                            kerr(func, "selection index out of range for a 64-bit integer")
+                        })?));
                     } else {
                         return Err(terr(func, "selection expects indices or names"));
-                    };
-                    out.push(g.items()[i].shallow_clone());
+                    }
                 }
-                return Ok(out);
+                return Ok(Srcs(vec![Src::Handle(s, Some(out))]));
             }
         }
         let mut out = Vec::new();
         for e in t.iter() {
-            out.extend(tensors_arg(func, &e)?);
+            out.extend(tensors_arg(func, &e)?.0);
         }
-        return Ok(out);
+        return Ok(Srcs(out));
     }
     if !is_data(x)? {
         return Err(terr(
@@ -61,7 +65,7 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor
             ),
         ));
     }
-    Ok(vec![to_tch(func, x)?])
+    Ok(Srcs(vec![src(func, x)?]))
 }
 
 pub(crate) fn model_of(func: &str, m: &Bound<'_, PyAny>) -> PyResult<Shared<Model>> {
@@ -115,6 +119,14 @@ fn names_of(x: &Bound<'_, PyAny>) -> Option<Vec<String>> {
         .collect()
 }
 
+/// What a train/test call does with the stage's options.
+enum OptCall {
+    All,
+    One(String),
+    Some(Vec<String>),
+    Set(Vec<(String, Value)>),
+}
+
 fn stage_fn(
     py: Python<'_>,
     train: bool,
@@ -127,65 +139,71 @@ fn stage_fn(
         &args.get_item(0).map_err(|_| terr(f, "expecting a Model"))?,
     )?;
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
-    if let Some(kw) = kw {
+    let op = if let Some(kw) = kw {
         if !rest.is_empty() {
             return Err(terr(f, "options given both by position and by keyword"));
         }
-        let pairs = kwargs(f, Some(kw))?;
-        plock(f, &m)?.stage(train).opts.set(&pairs).py()?;
-        return Ok(py.None());
-    }
-    let mut g = plock(f, &m)?;
-    let st = g.stage(train);
-    match rest.as_slice() {
-        [] => value_to_py(py, &Value::Dict(st.opts.all())),
-        [a] if a.is_instance_of::<PyString>() => {
-            value_to_py(py, &st.opts.get(&a.to_string()).py()?)
-        }
-        [a] if a.is_instance_of::<PyDict>() => {
-            let pairs = kwargs(f, Some(a.downcast::<PyDict>()?))?;
-            st.opts.set(&pairs).py()?;
-            Ok(py.None())
-        }
-        [a] if names_of(a).is_some() => {
-            let d = PyDict::new(py);
-            for n in names_of(a).unwrap_or_default() {
-                d.set_item(&n, value_to_py(py, &st.opts.get(&n).py()?)?)?;
+        OptCall::Set(kwargs(f, Some(kw))?)
+    } else {
+        match rest.as_slice() {
+            [] => OptCall::All,
+            [a] if a.is_instance_of::<PyString>() => OptCall::One(a.to_string()),
+            [a] if a.is_instance_of::<PyDict>() => {
+                OptCall::Set(kwargs(f, Some(a.downcast::<PyDict>()?))?)
             }
-            Ok(d.into_any().unbind())
-        }
-        [a, v] if a.is_instance_of::<PyString>() => {
-            st.opts.set(&[(a.to_string(), to_value(f, v)?)]).py()?;
-            Ok(py.None())
-        }
-        [a, v]
-            if names_of(a).is_some()
-                && (v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) =>
-        {
-            let names = names_of(a).unwrap_or_default();
-            let vals: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
-            if vals.len() != names.len() {
-                return Err(kerr(
-                    f,
-                    format!("{} name(s) given with {} value(s)", names.len(), vals.len()),
-                ));
+            [a] if names_of(a).is_some() => OptCall::Some(names_of(a).unwrap_or_default()),
+            [a, v] if a.is_instance_of::<PyString>() => {
+                OptCall::Set(vec![(a.to_string(), to_value(f, v)?)])
             }
-            let pairs = names
-                .into_iter()
-                .zip(vals.iter())
-                .map(|(n, v)| Ok((n, to_value(f, v)?)))
-                .collect::<PyResult<Vec<_>>>()?;
-            st.opts.set(&pairs).py()?;
-            Ok(py.None())
+            [a, v]
+                if names_of(a).is_some()
+                    && (v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) =>
+            {
+                let names = names_of(a).unwrap_or_default();
+                let vals: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+                if vals.len() != names.len() {
+                    return Err(kerr(
+                        f,
+                        format!("{} name(s) given with {} value(s)", names.len(), vals.len()),
+                    ));
+                }
+                OptCall::Set(
+                    names
+                        .into_iter()
+                        .zip(vals.iter())
+                        .map(|(n, v)| Ok((n, to_value(f, v)?)))
+                        .collect::<PyResult<Vec<_>>>()?,
+                )
+            }
+            _ => return set_data(py, f, &m, train, &rest),
         }
-        _ => {
-            drop(g);
-            set_data_pub(py, f, &m, train, &rest)
-        }
+    };
+    let ds = m.domains();
+    let out = call(py, f, ds, move |g| {
+        let mut m = g.lock(&m)?;
+        let opts = &mut m.stage(train).opts;
+        Ok(match op {
+            OptCall::All => Some(Value::Dict(opts.all())),
+            OptCall::One(n) => Some(opts.get(&n)?),
+            OptCall::Some(ns) => Some(Value::Dict(
+                ns.into_iter()
+                    .map(|n| Ok((n.clone(), opts.get(&n)?)))
+                    .collect::<ktorch_core::Result<Vec<_>>>()?,
+            )),
+            OptCall::Set(pairs) => {
+                opts.set(&pairs)?;
+                None
+            }
+        })
+    })?;
+    match out {
+        Some(v) => value_to_py(py, &v),
+        None => Ok(py.None()),
     }
 }
 
-pub(crate) fn set_data_pub(
+/// Defines a stage's data: `rest` is (inputs) or (inputs, targets).
+pub(crate) fn set_data(
     py: Python<'_>,
     f: &str,
     m: &Shared<Model>,
@@ -212,11 +230,20 @@ pub(crate) fn set_data_pub(
             ))
         }
     };
+    let ds = domains([
+        m.domains(),
+        x.domains(),
+        y.as_ref().map(Srcs::domains).unwrap_or_default(),
+    ]);
     let m = m.clone();
-    let n = enter(py, f, move || -> ktorch_core::Result<i64> {
-        lock(f, &m)?.stage(train).set_data(f, x, y)
-    })
-    .py()?;
+    let n = call(py, f, ds, move |g| {
+        let x = x.tensors(g)?;
+        let y = match &y {
+            Some(y) => Some(y.tensors(g)?),
+            None => None,
+        };
+        Ok(g.lock(&m)?.stage(train).set_data(f, x, y)?)
+    })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
@@ -240,6 +267,16 @@ pub fn test(
     kw: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyObject> {
     stage_fn(py, false, args, kw)
+}
+
+/// Copies of tensors another object holds, for values handed to Python.
+fn copies(ts: Option<Vec<tch::Tensor>>) -> ktorch_core::Result<Option<Vec<tch::Tensor>>> {
+    ts.map(|v| {
+        v.iter()
+            .map(|t| t.f_detach_copy().map_err(ktorch_core::Error::from))
+            .collect()
+    })
+    .transpose()
 }
 
 fn arrays(py: Python<'_>, ts: Option<Vec<tch::Tensor>>) -> PyResult<PyObject> {
@@ -267,15 +304,17 @@ fn data_fn(
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
-        return set_data_pub(py, f, &s, train, &rest);
+        return set_data(py, f, &s, train, &rest);
     }
-    let mut g = plock(f, &s)?;
-    let st = g.stage(train);
-    Ok(
-        PyList::new(py, [arrays(py, st.inputs())?, arrays(py, st.targets())?])?
-            .into_any()
-            .unbind(),
-    )
+    let ds = s.domains();
+    let (x, y) = call(py, f, ds, move |g| {
+        let mut m = g.lock(&s)?;
+        let st = m.stage(train);
+        Ok((copies(st.inputs())?, copies(st.targets())?))
+    })?;
+    Ok(PyList::new(py, [arrays(py, x)?, arrays(py, y)?])?
+        .into_any()
+        .unbind())
 }
 
 /// data(m) -> [inputs, targets]; data(m, x, y) defines training data.
@@ -296,6 +335,15 @@ pub fn testdata(
     data_fn(py, "testdata", false, m, args)
 }
 
+/// Sources from several positional arguments.
+fn srcs_of(f: &str, args: &Bound<'_, PyTuple>) -> PyResult<Srcs> {
+    let mut out = Vec::new();
+    for a in args.iter() {
+        out.extend(tensors_arg(f, &a)?.0);
+    }
+    Ok(Srcs(out))
+}
+
 fn input_fn(
     py: Python<'_>,
     f: &str,
@@ -305,18 +353,22 @@ fn input_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        let mut x = Vec::new();
-        for a in args.iter() {
-            x.extend(tensors_arg(f, &a)?);
-        }
-        let n = plock(f, &s)?.stage(train).set_inputs(f, x).py()?;
+        let x = srcs_of(f, args)?;
+        let ds = domains([s.domains(), x.domains()]);
+        let n = call(py, f, ds, move |g| {
+            let x = x.tensors(g)?;
+            Ok(g.lock(&s)?.stage(train).set_inputs(f, x)?)
+        })?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
-    let mut g = plock(f, &s)?;
-    match g.stage(train).inputs() {
+    let ds = s.domains();
+    let held = ds.clone();
+    let x = call(py, f, ds, move |g| Ok(g.lock(&s)?.stage(train).inputs()))?;
+    // the handles share the model's data: using them takes the model's lock
+    match x {
         None => Ok(py.None()),
-        Some(mut v) if v.len() == 1 => Ok(wrap(py, v.remove(0))?.into_any()),
-        Some(v) => Ok(wrap_vector(py, v)?.into_any()),
+        Some(mut v) if v.len() == 1 => Ok(wrap_shared(py, v.remove(0), held)?.into_any()),
+        Some(v) => Ok(wrap_vector_shared(py, v, held)?.into_any()),
     }
 }
 
@@ -329,15 +381,19 @@ fn target_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        let mut y = Vec::new();
-        for a in args.iter() {
-            y.extend(tensors_arg(f, &a)?);
-        }
-        let n = plock(f, &s)?.stage(train).set_targets(f, Some(y)).py()?;
+        let y = srcs_of(f, args)?;
+        let ds = domains([s.domains(), y.domains()]);
+        let n = call(py, f, ds, move |g| {
+            let y = y.tensors(g)?;
+            Ok(g.lock(&s)?.stage(train).set_targets(f, Some(y))?)
+        })?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
-    let mut g = plock(f, &s)?;
-    arrays(py, g.stage(train).targets())
+    let ds = s.domains();
+    let y = call(py, f, ds, move |g| {
+        Ok(copies(g.lock(&s)?.stage(train).targets())?)
+    })?;
+    arrays(py, y)
 }
 
 /// input(m) -> Tensor (Vector for several); input(m, x, ...) defines training inputs.
@@ -384,36 +440,50 @@ pub fn testtarget(
     target_fn(py, "testtarget", false, m, args)
 }
 
+/// Runs `f` on a model's stage, inside a call.
+fn on_stage<R: Send>(
+    py: Python<'_>,
+    func: &str,
+    m: &Bound<'_, PyAny>,
+    train: bool,
+    f: impl FnOnce(&mut ktorch_core::model::Stage) -> ktorch_core::Result<R> + Send,
+) -> PyResult<R> {
+    let s = model_of(func, m)?;
+    let ds = s.domains();
+    call(py, func, ds, move |g| Ok(f(g.lock(&s)?.stage(train))?))
+}
+
 /// datasize(m): training rows (in the current batch when batching).
 #[pyfunction]
-pub fn datasize(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(plock("datasize", &model_of("datasize", m)?)?.train.size())
+pub fn datasize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
+    on_stage(py, "datasize", m, true, |st| Ok(st.size()))
 }
 
 /// testsize(m): test rows (in the current batch when batching).
 #[pyfunction]
-pub fn testsize(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(plock("testsize", &model_of("testsize", m)?)?.test.size())
+pub fn testsize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
+    on_stage(py, "testsize", m, false, |st| Ok(st.size()))
 }
 
 /// batch(m) -> bool; batch(x, size), batch(x, (size, dim)), batch(x, size, i) on tensors.
 #[pyfunction]
 #[pyo3(signature = (x, size=None, index=None))]
 pub fn batch(
+    py: Python<'_>,
     x: &Bound<'_, PyAny>,
     size: Option<&Bound<'_, PyAny>>,
     index: Option<i64>,
 ) -> PyResult<Option<bool>> {
     let f = "batch";
     match obj(f, x)? {
-        Some(Obj::Model(m)) => {
+        Some(Obj::Model(_)) => {
             if size.is_some() {
                 return Err(terr(
                     f,
                     "batch(model) takes no size: set the batchsize option",
                 ));
             }
-            Ok(Some(plock(f, &m)?.train.batch(f).py()?))
+            Ok(Some(on_stage(py, f, x, true, |st| st.batch(f))?))
         }
         Some(Obj::Tensors(s)) => {
             let size = size.ok_or_else(|| terr(f, "expecting a batch size"))?;
@@ -423,14 +493,17 @@ pub fn batch(
                 }
                 v => (v.as_int(f, "size").py()?, 0),
             };
-            let mut g = plock(f, &s)?;
-            match index {
-                None => Ok(Some(g.batch(f, w, dim).py()?)),
-                Some(i) => {
-                    g.batch_at(f, w, dim, i).py()?;
-                    Ok(None)
-                }
-            }
+            let ds = s.domains();
+            call(py, f, ds, move |g| {
+                let mut t = g.lock(&s)?;
+                Ok(match index {
+                    None => Some(t.batch(f, w, dim)?),
+                    Some(i) => {
+                        t.batch_at(f, w, dim, i)?;
+                        None
+                    }
+                })
+            })
         }
         _ => Err(terr(
             f,
@@ -444,20 +517,20 @@ pub fn batch(
 
 /// testbatch(m) -> bool.
 #[pyfunction]
-pub fn testbatch(m: &Bound<'_, PyAny>) -> PyResult<bool> {
-    plock("testbatch", &model_of("testbatch", m)?)?
-        .test
-        .batch("testbatch")
-        .py()
+pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
+    on_stage(py, "testbatch", m, false, |st| st.batch("testbatch"))
 }
 
 /// restore(m or tensors) -> full size along the first (or batching) dimension.
 #[pyfunction]
-pub fn restore(x: &Bound<'_, PyAny>) -> PyResult<i64> {
+pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
     let f = "restore";
     match obj(f, x)? {
-        Some(Obj::Model(m)) => Ok(plock(f, &m)?.train.restore()),
-        Some(Obj::Tensors(s)) => Ok(plock(f, &s)?.restore()),
+        Some(Obj::Model(_)) => on_stage(py, f, x, true, |st| Ok(st.restore())),
+        Some(Obj::Tensors(s)) => {
+            let ds = s.domains();
+            call(py, f, ds, move |g| Ok(g.lock(&s)?.restore()))
+        }
         _ => Err(terr(
             f,
             format!(
@@ -470,28 +543,20 @@ pub fn restore(x: &Bound<'_, PyAny>) -> PyResult<i64> {
 
 /// testrestore(m) -> rows of test data.
 #[pyfunction]
-pub fn testrestore(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    Ok(plock("testrestore", &model_of("testrestore", m)?)?
-        .test
-        .restore())
+pub fn testrestore(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
+    on_stage(py, "testrestore", m, false, |st| Ok(st.restore()))
 }
 
 /// batchinit(m) -> number of training batches (-1 with no data).
 #[pyfunction]
-pub fn batchinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    plock("batchinit", &model_of("batchinit", m)?)?
-        .train
-        .init("batchinit")
-        .py()
+pub fn batchinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
+    on_stage(py, "batchinit", m, true, |st| st.init("batchinit"))
 }
 
 /// testinit(m) -> number of test batches (-1 with no data).
 #[pyfunction]
-pub fn testinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    plock("testinit", &model_of("testinit", m)?)?
-        .test
-        .init("testinit")
-        .py()
+pub fn testinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
+    on_stage(py, "testinit", m, false, |st| st.init("testinit"))
 }
 
 /// shuffle(m) or shuffle(tensors[, dim]).
@@ -500,16 +565,19 @@ pub fn testinit(m: &Bound<'_, PyAny>) -> PyResult<i64> {
 pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
     let f = "shuffle";
     match obj(f, x)? {
-        Some(Obj::Model(m)) => {
+        Some(Obj::Model(_)) => {
             if dim != 0 {
                 return Err(kerr(f, "models shuffle along the first dimension only"));
             }
-            enter(py, f, move || lock(f, &m)?.train.shuffle(f)).py()
+            on_stage(py, f, x, true, |st| st.shuffle(f))
         }
-        Some(Obj::Tensors(s)) => enter(py, f, move || {
-            lock(f, &s)?.shuffle(f, dim, None).map(|_| ())
-        })
-        .py(),
+        Some(Obj::Tensors(s)) => {
+            let ds = s.domains();
+            call(py, f, ds, move |g| {
+                let _perm = g.lock(&s)?.shuffle(f, dim, None)?;
+                Ok(())
+            })
+        }
         _ => Err(terr(
             f,
             format!(
@@ -523,9 +591,5 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
 /// unshuffle(m): restores the training data's original order.
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
-    let s = model_of("unshuffle", m)?;
-    enter(py, "unshuffle", move || {
-        lock("unshuffle", &s)?.train.unshuffle("unshuffle")
-    })
-    .py()
+    on_stage(py, "unshuffle", m, true, |st| st.unshuffle("unshuffle"))
 }

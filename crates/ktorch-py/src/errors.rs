@@ -1,9 +1,12 @@
-//! The Python exception raised for every ktorch error, and the mapping from core errors.
+//! The exceptions users see: `KtorchError`, and the mapping from core errors,
+//! including Python exceptions that stopped a core call on their way out.
+
+use std::cell::RefCell;
 
 use ktorch_core::Error;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
-use pyo3::PyErr;
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
 
 create_exception!(
     ktorch,
@@ -12,13 +15,89 @@ create_exception!(
     "An error raised by ktorch or libtorch."
 );
 
-/// Converts a core error into the Python exception users see.
+thread_local! {
+    /// A Python exception that stopped a core call from inside (a signal
+    /// handler's exception, a callback's), waiting to be raised by the call.
+    static PENDING: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// Keeps `e` to be raised (or chained) when the core call it stopped returns.
+pub fn set_pending(e: PyErr) {
+    PENDING.with(|p| *p.borrow_mut() = Some(e));
+}
+
+/// Drops a kept exception (at the start of an outermost call).
+pub fn clear_pending() {
+    PENDING.with(|p| p.borrow_mut().take());
+}
+
+fn take_pending() -> Option<PyErr> {
+    PENDING.with(|p| p.borrow_mut().take())
+}
+
+/// Converts a core error into the Python exception users see:
+/// - an interrupt raises what the signal handler raised (KeyboardInterrupt
+///   for Ctrl-C, SystemExit for `sys.exit` in a handler...);
+/// - a callback's BaseException that is not an Exception (KeyboardInterrupt,
+///   SystemExit) is raised unchanged; any other exception of the callback
+///   becomes the cause of the `KtorchError`;
+/// - everything else is a `KtorchError` with the core's message.
 pub fn to_py(e: Error) -> PyErr {
-    match e {
-        Error::Interrupted(_) => PyKeyboardInterrupt::new_err(e.to_string()),
+    let pending = take_pending();
+    Python::with_gil(|py| match e {
+        Error::Interrupted(_) => {
+            pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(e.to_string()))
+        }
+        Error::Callback(_) => match pending {
+            Some(p) if !p.is_instance_of::<PyException>(py) => p,
+            Some(p) => {
+                let k = KtorchError::new_err(e.to_string());
+                k.set_cause(py, Some(p));
+                k
+            }
+            None => KtorchError::new_err(e.to_string()),
+        },
         e => KtorchError::new_err(e.to_string()),
+    })
+}
+
+/// A failure inside a call: a core error or a Python exception.
+pub enum Fail {
+    /// An error from the core.
+    Core(Error),
+    /// A Python exception (argument conversion inside a call).
+    Py(PyErr),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::Core(e)
     }
 }
+
+impl From<PyErr> for Fail {
+    fn from(e: PyErr) -> Fail {
+        Fail::Py(e)
+    }
+}
+
+impl From<tch::TchError> for Fail {
+    fn from(e: tch::TchError) -> Fail {
+        Fail::Core(Error::from(e))
+    }
+}
+
+impl From<Fail> for PyErr {
+    fn from(f: Fail) -> PyErr {
+        match f {
+            Fail::Core(e) => to_py(e),
+            Fail::Py(e) => e,
+        }
+    }
+}
+
+/// A call's result.
+pub type Res<T> = Result<T, Fail>;
 
 /// A `KtorchError` naming the function.
 pub fn kerr(func: &str, msg: impl std::fmt::Display) -> PyErr {
@@ -33,46 +112,24 @@ pub fn terr(func: &str, msg: impl std::fmt::Display) -> PyErr {
 /// `Result` conversion for core results.
 pub trait IntoPy<T> {
     /// Maps the core error to a Python exception.
-    fn py(self) -> pyo3::PyResult<T>;
+    fn py(self) -> PyResult<T>;
 }
 
 impl<T> IntoPy<T> for ktorch_core::Result<T> {
-    fn py(self) -> pyo3::PyResult<T> {
+    fn py(self) -> PyResult<T> {
         self.map_err(to_py)
     }
 }
 
 impl<T> IntoPy<T> for Result<T, tch::TchError> {
-    fn py(self) -> pyo3::PyResult<T> {
+    fn py(self) -> PyResult<T> {
         self.map_err(|e| to_py(Error::from(e)))
     }
 }
 
-/// Runs libtorch work with the GIL released; a panic that escapes the core
-/// becomes an error naming the function rather than crossing into Python.
-pub fn enter<T: Send>(
-    py: pyo3::Python<'_>,
-    func: &str,
-    f: impl FnOnce() -> ktorch_core::Result<T> + Send,
-) -> ktorch_core::Result<T> {
-    py.allow_threads(
-        || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(Error::Torch(format!("{func}: {}", panic_message(&msg))))
-            }
-        },
-    )
-}
-
 /// The readable part of a panic: libtorch's own message where a tch call
 /// unwrapped a libtorch error, without the C++ backtrace.
-fn panic_message(msg: &str) -> String {
+pub fn panic_message(msg: &str) -> String {
     match msg.find("Torch(\"") {
         Some(i) => {
             let m = &msg[i + 7..];
@@ -102,21 +159,4 @@ pub fn quiet_converted_panics() {
             default(info);
         }
     }));
-}
-
-/// Locks a shared object while holding the GIL: waits with the GIL released,
-/// so a thread inside the object that needs the GIL (a callback, an interrupt
-/// check) can finish.
-pub fn plock<'a, T>(
-    func: &str,
-    s: &'a ktorch_core::Shared<T>,
-) -> pyo3::PyResult<ktorch_core::model::Guard<'a, T>> {
-    loop {
-        if let Some(g) = ktorch_core::model::try_lock(func, s).py()? {
-            return Ok(g);
-        }
-        pyo3::Python::with_gil(|py| {
-            py.allow_threads(|| std::thread::sleep(std::time::Duration::from_micros(50)))
-        });
-    }
 }

@@ -1,11 +1,19 @@
 //! Handle classes: each owns a shared core object until Python drops it or `free` is called.
+//!
+//! A handle also owns strong references to the Python callables its object
+//! runs (callback modules): the core keeps only weak references to them, so
+//! every Python reference a handle's object depends on is visible to Python's
+//! garbage collector (`__traverse__`), and a cycle through a callback that
+//! refers to its own model is collected (`__clear__` frees the handle).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
-use ktorch_core::model::Shared;
+use ktorch_core::sync::{Domain, Shared};
 use ktorch_core::{Loss, Model, Module, Optimizer, Tensors};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 use crate::errors::kerr;
 
@@ -17,75 +25,115 @@ pub fn live() -> i64 {
     LIVE.load(Ordering::SeqCst)
 }
 
+/// Python objects a handle keeps alive for its object.
+pub type Keep = Vec<Py<PyAny>>;
+
+/// Copies of the references in `k` (for another handle on the same object).
+pub fn keep_copy(py: Python<'_>, k: &Keep) -> Keep {
+    k.iter().map(|o| o.clone_ref(py)).collect()
+}
+
+/// The object and the references of a live handle.
+struct Slot<T> {
+    obj: Shared<T>,
+    keep: Keep,
+}
+
 macro_rules! handle {
     ($name:ident, $t:ty, $py:literal) => {
         #[doc = concat!("A ", $py, " handle.")]
         #[pyclass(frozen, module = "ktorch._ktorch", name = $py)]
         pub struct $name {
-            inner: Mutex<Option<Shared<$t>>>,
+            // locked only briefly, with the GIL held: never contended during a
+            // garbage collection, so `__traverse__` sees the same state throughout
+            inner: Mutex<Option<Slot<$t>>>,
         }
 
         impl $name {
             /// A handle to `x`.
             pub fn new(x: Shared<$t>) -> Self {
+                Self::with_keep(x, Vec::new())
+            }
+
+            /// A handle to `x` keeping `keep` alive.
+            pub fn with_keep(x: Shared<$t>, keep: Keep) -> Self {
                 LIVE.fetch_add(1, Ordering::SeqCst);
                 $name {
-                    inner: Mutex::new(Some(x)),
+                    inner: Mutex::new(Some(Slot { obj: x, keep })),
                 }
+            }
+
+            fn slot(&self) -> std::sync::MutexGuard<'_, Option<Slot<$t>>> {
+                self.inner.lock().unwrap_or_else(|p| p.into_inner())
             }
 
             /// The object, or an error naming `func` if the handle was freed.
             pub fn get(&self, func: &str) -> PyResult<Shared<$t>> {
-                let g = self
-                    .inner
-                    .lock()
-                    .map_err(|_| kerr(func, "handle lock poisoned"))?;
-                g.clone()
+                self.slot()
+                    .as_ref()
+                    .map(|s| s.obj.clone())
                     .ok_or_else(|| kerr(func, concat!($py, " has been freed")))
+            }
+
+            /// The object's domains, or an error naming `func` if the handle was freed.
+            pub fn domains(&self, func: &str) -> PyResult<Vec<Domain>> {
+                Ok(self.get(func)?.domains())
+            }
+
+            /// Copies of the references the handle keeps.
+            pub fn keep(&self, py: Python<'_>) -> Keep {
+                self.slot()
+                    .as_ref()
+                    .map(|s| keep_copy(py, &s.keep))
+                    .unwrap_or_default()
             }
 
             /// Drops the handle's reference; false if it was already freed.
             pub fn free(&self) -> bool {
-                let freed = match self.inner.lock() {
-                    Ok(mut g) => g.take().is_some(),
-                    Err(_) => false,
-                };
+                let old = self.slot().take();
+                let freed = old.is_some();
                 if freed {
                     LIVE.fetch_sub(1, Ordering::SeqCst);
                 }
+                // dropped after the handle's mutex is released
+                drop(old);
                 freed
             }
 
             /// Points the handle at another object.
-            pub fn replace(&self, x: Shared<$t>) {
-                if let Ok(mut g) = self.inner.lock() {
-                    if g.replace(x).is_none() {
-                        LIVE.fetch_add(1, Ordering::SeqCst);
-                    }
+            pub fn replace(&self, x: Shared<$t>, keep: Keep) {
+                let old = self.slot().replace(Slot { obj: x, keep });
+                if old.is_none() {
+                    LIVE.fetch_add(1, Ordering::SeqCst);
                 }
+                drop(old);
             }
 
             /// Takes the object out, leaving the handle freed.
-            pub fn take(&self, func: &str) -> PyResult<Shared<$t>> {
-                let mut g = self
-                    .inner
-                    .lock()
-                    .map_err(|_| kerr(func, "handle lock poisoned"))?;
-                let x = g
+            pub fn take(&self, func: &str) -> PyResult<(Shared<$t>, Keep)> {
+                let s = self
+                    .slot()
                     .take()
                     .ok_or_else(|| kerr(func, concat!($py, " has been freed")))?;
                 LIVE.fetch_sub(1, Ordering::SeqCst);
-                Ok(x)
+                Ok((s.obj, s.keep))
             }
 
-            /// A new handle to the same object.
-            pub fn clone_handle(&self, x: Shared<$t>) -> Self {
-                Self::new(x)
+            /// Another handle on the same object, keeping the same references.
+            pub fn another(&self, py: Python<'_>, func: &str) -> PyResult<Self> {
+                let (obj, keep) = {
+                    let g = self.slot();
+                    let s = g
+                        .as_ref()
+                        .ok_or_else(|| kerr(func, concat!($py, " has been freed")))?;
+                    (s.obj.clone(), keep_copy(py, &s.keep))
+                };
+                Ok(Self::with_keep(obj, keep))
             }
 
             /// True while the handle holds an object.
             pub fn alive(&self) -> bool {
-                self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+                self.slot().is_some()
             }
         }
 
@@ -107,6 +155,21 @@ macro_rules! handle {
                 } else {
                     format!("<ktorch.{} (freed)>", $py)
                 }
+            }
+
+            fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+                if let Ok(g) = self.inner.try_lock() {
+                    if let Some(s) = g.as_ref() {
+                        for o in &s.keep {
+                            visit.call(o)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            fn __clear__(&self) {
+                self.free();
             }
         }
     };
@@ -134,6 +197,19 @@ pub enum Obj {
     Model(Shared<Model>),
 }
 
+impl Obj {
+    /// Every domain of the object.
+    pub fn domains(&self) -> Vec<Domain> {
+        match self {
+            Obj::Tensors(s) => s.domains(),
+            Obj::Module(s) => s.domains(),
+            Obj::Loss(s) => s.domains(),
+            Obj::Opt(s) => s.domains(),
+            Obj::Model(s) => s.domains(),
+        }
+    }
+}
+
 /// The object behind any handle; None if `x` is not a handle.
 pub fn obj(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
     Ok(Some(if let Ok(h) = x.downcast::<Tensor>() {
@@ -153,6 +229,18 @@ pub fn obj(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
     } else {
         return Ok(None);
     }))
+}
+
+/// The references a handle keeps (empty for anything else).
+pub fn keep_of(x: &Bound<'_, PyAny>) -> Keep {
+    let py = x.py();
+    if let Ok(h) = x.downcast::<PyModule>() {
+        h.get().keep(py)
+    } else if let Ok(h) = x.downcast::<PyModel>() {
+        h.get().keep(py)
+    } else {
+        Vec::new()
+    }
 }
 
 /// True if `x` is any ktorch handle.

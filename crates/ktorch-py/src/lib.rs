@@ -3,6 +3,7 @@
 mod convert;
 mod data;
 mod errors;
+mod gate;
 mod handles;
 mod loss;
 mod module;
@@ -15,6 +16,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::quiet_converted_panics();
+    let fin = wrap_pyfunction!(gate::_finalizing, m)?;
+    m.py().import("atexit")?.call_method1("register", (fin,))?;
     m.add("KtorchError", m.py().get_type::<errors::KtorchError>())?;
     m.add_class::<handles::Tensor>()?;
     m.add_class::<handles::Vector>()?;

@@ -1,13 +1,14 @@
 //! Losses: loss(name, *settings) and loss(l or model, yhat, y).
 
-use ktorch_core::model::{lock, shared};
+use ktorch_core::sync::shared;
 use ktorch_core::Loss;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::convert::{settings, wrap};
 use crate::data::tensors_arg;
-use crate::errors::{enter, terr, IntoPy};
+use crate::errors::{terr, IntoPy};
+use crate::gate::{call, domains};
 use crate::handles::{obj, Obj, PyLoss};
 
 /// loss(name, *settings, **options) -> Loss; loss(l, yhat, y) / loss(model, yhat, y) -> Tensor.
@@ -42,15 +43,8 @@ pub fn loss(
     }
     let x = tensors_arg(f, &args.get_item(1)?)?;
     let y = tensors_arg(f, &args.get_item(2)?)?;
-    let r = match obj(f, &first)? {
-        Some(Obj::Loss(l)) => enter(py, f, move || -> ktorch_core::Result<_> {
-            let l = lock(f, &l)?;
-            l.forward(&x, &y)
-        }),
-        Some(Obj::Model(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
-            let m = lock(f, &m)?;
-            m.loss(f, &x, &y)
-        }),
+    let o = match obj(f, &first)? {
+        Some(o @ (Obj::Loss(_) | Obj::Model(_))) => o,
         _ => {
             return Err(terr(
                 f,
@@ -60,8 +54,16 @@ pub fn loss(
                 ),
             ))
         }
-    }
-    .py()?;
+    };
+    let ds = domains([o.domains(), x.domains(), y.domains()]);
+    let r = call(py, f, ds, move |g| {
+        let (x, y) = (x.tensors(g)?, y.tensors(g)?);
+        Ok(match &o {
+            Obj::Loss(l) => g.lock(l)?.forward(&x, &y)?,
+            Obj::Model(m) => g.lock(m)?.loss(f, &x, &y)?,
+            _ => unreachable!(),
+        })
+    })?;
     Ok(wrap(py, r)?.into_any())
 }
 
@@ -81,7 +83,10 @@ pub fn _lossfn(
     let l = Loss::new(name, &pos, &opts).py()?;
     let x = tensors_arg(name, x)?;
     let y = tensors_arg(name, y)?;
-    let r = enter(py, name, move || l.forward(&x, &y)).py()?;
+    let ds = domains([x.domains(), y.domains()]);
+    let r = call(py, name, ds, move |g| {
+        Ok(l.forward(&x.tensors(g)?, &y.tensors(g)?)?)
+    })?;
     wrap(py, r)
 }
 

@@ -1,13 +1,14 @@
 //! Modules: module(spec), parmnames, parm.
 
-use ktorch_core::model::shared;
+use ktorch_core::sync::{shared, Shared};
 use ktorch_core::Module;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::convert::{to_tch, to_value, wrap};
-use crate::errors::{enter, plock, terr, IntoPy};
-use crate::handles::{obj, Obj, PyModule};
+use crate::convert::{callables, src, to_value, wrap_shared};
+use crate::errors::{terr, IntoPy};
+use crate::gate::{call, domains};
+use crate::handles::{obj, Keep, Obj, PyModel, PyModule};
 
 /// module(spec) -> Module; module(model) -> the model's Module.
 #[pyfunction]
@@ -15,20 +16,34 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
     let f = "module";
     if let Some(o) = obj(f, spec)? {
         return match o {
-            Obj::Model(m) => Py::new(py, PyModule::new(plock(f, &m)?.module().clone())),
-            Obj::Module(m) => Py::new(py, PyModule::new(m)),
+            Obj::Model(m) => {
+                let keep = spec.downcast::<PyModel>()?.get().keep(py);
+                let ds = m.domains();
+                let q = call(py, f, ds, move |g| Ok(g.lock(&m)?.module().clone()))?;
+                Py::new(py, PyModule::with_keep(q, keep))
+            }
+            Obj::Module(m) => {
+                let keep = spec.downcast::<PyModule>()?.get().keep(py);
+                Py::new(py, PyModule::with_keep(m, keep))
+            }
             _ => Err(terr(f, "expecting a module spec or a Model")),
         };
     }
     let v = to_value(f, spec)?;
-    let m = enter(py, f, move || Module::from_value(&v)).py()?;
-    Py::new(py, PyModule::new(shared(m)))
+    let mut keep: Keep = Vec::new();
+    callables(py, &v, &mut keep);
+    let m = py.allow_threads(move || Module::from_value(&v)).py()?;
+    Py::new(py, PyModule::with_keep(shared(m), keep))
 }
 
-fn module_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<ktorch_core::Shared<Module>> {
+/// The module of a Module or Model handle.
+fn module_of(py: Python<'_>, func: &str, x: &Bound<'_, PyAny>) -> PyResult<Shared<Module>> {
     match obj(func, x)? {
         Some(Obj::Module(m)) => Ok(m),
-        Some(Obj::Model(m)) => Ok(plock(func, &m)?.module().clone()),
+        Some(Obj::Model(m)) => {
+            let ds = m.domains();
+            call(py, func, ds, move |g| Ok(g.lock(&m)?.module().clone()))
+        }
         _ => Err(terr(
             func,
             format!(
@@ -41,11 +56,11 @@ fn module_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<ktorch_core::Shared<M
 
 /// parmnames(m): parameter names of a module or model.
 #[pyfunction]
-pub fn parmnames(m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+pub fn parmnames(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let f = "parmnames";
-    let s = module_of(f, m)?;
-    let g = plock(f, &s)?;
-    Ok(g.parmnames())
+    let s = module_of(py, f, m)?;
+    let ds = s.domains();
+    call(py, f, ds, move |g| Ok(g.lock(&s)?.parmnames()))
 }
 
 /// parm(m, name) -> Tensor sharing the parameter; parm(m, name, value) copies value in.
@@ -58,7 +73,7 @@ pub fn parm(
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyObject> {
     let f = "parm";
-    let s = module_of(f, m)?;
+    let s = module_of(py, f, m)?;
     let name = name
         .downcast::<PyString>()
         .map_err(|_| terr(f, "expecting a parameter name"))?
@@ -66,13 +81,19 @@ pub fn parm(
         .to_string();
     match value {
         None => {
-            let t = plock(f, &s)?.param(f, &name).py()?;
-            Ok(wrap(py, t)?.into_any())
+            let ds = s.domains();
+            let held = ds.clone();
+            let t = call(py, f, ds, move |g| Ok(g.lock(&s)?.param(f, &name)?))?;
+            // the handle shares the parameter: using it takes the module's lock
+            Ok(wrap_shared(py, t, held)?.into_any())
         }
         Some(v) => {
-            let t = to_tch(f, v)?;
-            let g = plock(f, &s)?;
-            g.set_param(f, &name, &t).py()?;
+            let v = src(f, v)?;
+            let ds = domains([s.domains(), v.domains()]);
+            call(py, f, ds, move |g| {
+                let t = v.tensor(g)?;
+                Ok(g.lock(&s)?.set_param(f, &name, &t)?)
+            })?;
             Ok(py.None())
         }
     }

@@ -1,34 +1,45 @@
 //! Optimizers: opt(name, parameters, *settings), parameter groups, lr.
 
-use ktorch_core::model::shared;
+use ktorch_core::sync::{Domain, Shared};
 use ktorch_core::Optimizer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::convert::{settings, to_value};
-use crate::errors::{plock, terr, IntoPy};
+use crate::errors::Res;
+use crate::errors::{terr, IntoPy};
+use crate::gate::{call, domains, Gate};
 use crate::handles::{obj, Obj, PyOptimizer};
 
-/// The parameters held by a handle: a module's or model's parameters, or a tensor collection's members.
-fn params_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Vec<tch::Tensor>>> {
-    Ok(match obj(func, x)? {
-        Some(Obj::Module(m)) => Some(plock(func, &m)?.parameters()),
-        Some(Obj::Model(m)) => {
-            let m = plock(func, &m)?;
-            let ps = plock(func, m.module())?.parameters();
-            Some(ps)
+/// The parameters held by a handle, read inside a call: a module's or model's
+/// parameters, a tensor collection's members, an optimizer's parameters.
+fn params(g: &Gate, o: &Obj) -> Res<Vec<tch::Tensor>> {
+    Ok(match o {
+        Obj::Module(m) => g.lock(m)?.parameters(),
+        Obj::Model(m) => {
+            let m = g.lock(m)?;
+            let q = m.module().clone();
+            drop(m);
+            let ps = g.lock(&q)?.parameters();
+            ps
         }
-        Some(Obj::Tensors(t)) => Some(
-            plock(func, &t)?
-                .full()
-                .iter()
-                .map(tch::Tensor::shallow_clone)
-                .collect(),
-        ),
-        Some(Obj::Opt(o)) => Some(plock(func, &o)?.params()),
-        Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters to optimize")),
-        None => None,
+        Obj::Tensors(t) => g
+            .lock(t)?
+            .full()
+            .iter()
+            .map(tch::Tensor::shallow_clone)
+            .collect(),
+        Obj::Opt(o) => g.lock(o)?.params(),
+        Obj::Loss(_) => unreachable!(),
     })
+}
+
+/// The handle `x` as a source of parameters; None if it is not a handle.
+fn source(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
+    match obj(func, x)? {
+        Some(Obj::Loss(_)) => Err(terr(func, "a Loss has no parameters to optimize")),
+        o => Ok(o),
+    }
 }
 
 /// opt(name[, parameters], *settings, **options) -> Optimizer;
@@ -45,16 +56,26 @@ pub fn opt(
         .get_item(0)
         .map_err(|_| terr(f, "expecting an optimizer name or an Optimizer"))?;
     if let Ok(name) = first.downcast::<PyString>() {
-        let (params, rest) = match args.get_item(1) {
-            Ok(x) => match params_of(f, &x)? {
-                Some(p) => (p, args.iter().skip(2).collect::<Vec<_>>()),
-                None => (vec![], args.iter().skip(1).collect()),
+        let (src, rest) = match args.get_item(1) {
+            Ok(x) => match source(f, &x)? {
+                Some(o) => (Some(o), args.iter().skip(2).collect::<Vec<_>>()),
+                None => (None, args.iter().skip(1).collect()),
             },
-            Err(_) => (vec![], vec![]),
+            Err(_) => (None, vec![]),
         };
         let (pos, opts) = settings(f, &rest, kw)?;
-        let o = Optimizer::new(name.to_str()?, params, &pos, &opts).py()?;
-        return Ok(Py::new(py, PyOptimizer::new(shared(o)))?.into_any());
+        let name = name.to_str()?.to_string();
+        // the optimizer shares its parameters' domains: it is locked with them
+        let ds: Vec<Domain> = src.as_ref().map(Obj::domains).unwrap_or_default();
+        let own = ds.clone();
+        let o = call(py, f, ds, move |g| {
+            let ps = match &src {
+                Some(o) => params(g, o)?,
+                None => vec![],
+            };
+            Ok(Optimizer::new(&name, ps, &pos, &opts)?)
+        })?;
+        return Ok(Py::new(py, PyOptimizer::new(Shared::with_domains(o, own)))?.into_any());
     }
     let Some(Obj::Opt(o)) = obj(f, &first)? else {
         return Err(terr(
@@ -71,11 +92,11 @@ pub fn opt(
             "expecting (optimizer, group, parameters, *settings)",
         ));
     }
-    let g: i64 = args
+    let grp: i64 = args
         .get_item(1)?
         .extract()
         .map_err(|_| terr(f, "group expects an integer"))?;
-    let p = params_of(f, &args.get_item(2)?)?.ok_or_else(|| {
+    let src = source(f, &args.get_item(2)?)?.ok_or_else(|| {
         terr(
             f,
             "parameters expects a Module, Model, Tensor, Vector or Dict",
@@ -83,18 +104,29 @@ pub fn opt(
     })?;
     let rest: Vec<_> = args.iter().skip(3).collect();
     let (pos, opts) = settings(f, &rest, kw)?;
-    plock(f, &o)?.add(g, p, &pos, &opts).py()?;
+    let added = src.domains();
+    let ds = domains([o.domains(), added.clone()]);
+    call(py, f, ds, move |g| {
+        let ps = params(g, &src)?;
+        g.lock(&o)?.add(grp, ps, &pos, &opts)?;
+        // from now on the optimizer is locked with its new parameters' owners too
+        o.add_domains(&added);
+        Ok(())
+    })?;
     Ok(py.None())
 }
 
 /// lr(o or model) -> list of learning rates, one per group; lr(o, r) sets them.
 #[pyfunction]
 #[pyo3(signature = (x, r=None))]
-pub fn lr(x: &Bound<'_, PyAny>, r: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f64>>> {
+pub fn lr(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    r: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Vec<f64>>> {
     let f = "lr";
     let o = match obj(f, x)? {
-        Some(Obj::Opt(o)) => o,
-        Some(Obj::Model(m)) => plock(f, &m)?.optimizer().clone(),
+        Some(o @ (Obj::Opt(_) | Obj::Model(_))) => o,
         _ => {
             return Err(terr(
                 f,
@@ -105,12 +137,24 @@ pub fn lr(x: &Bound<'_, PyAny>, r: Option<&Bound<'_, PyAny>>) -> PyResult<Option
             ))
         }
     };
-    match r {
-        None => Ok(Some(plock(f, &o)?.lr())),
-        Some(r) => {
-            let v = to_value(f, r)?.as_floats(f, "rate").py()?;
-            plock(f, &o)?.set_lr(&v).py()?;
-            Ok(None)
+    let rates = match r {
+        None => None,
+        Some(r) => Some(to_value(f, r)?.as_floats(f, "rate").py()?.to_vec()),
+    };
+    let ds = o.domains();
+    call(py, f, ds, move |g| {
+        let s = match &o {
+            Obj::Opt(s) => s.clone(),
+            Obj::Model(m) => g.lock(m)?.optimizer().clone(),
+            _ => unreachable!(),
+        };
+        let mut s = g.lock(&s)?;
+        match rates {
+            None => Ok(Some(s.lr())),
+            Some(v) => {
+                s.set_lr(&v)?;
+                Ok(None)
+            }
         }
-    }
+    })
 }

@@ -2,15 +2,17 @@
 
 use ktorch_core::autograd::{backward as core_backward, reset_grads, Mode};
 use ktorch_core::clip::{clip_norm, clip_value, distinct};
-use ktorch_core::model::{forward as module_forward, lock, shared, Fwd, Metric};
+use ktorch_core::model::{forward as module_forward, Fwd, Metric};
+use ktorch_core::sync::{shared, Shared};
 use ktorch_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
-use crate::convert::{to_numpy, wrap, wrap_vector};
-use crate::data::{model_of, set_data_pub, tensors_arg};
-use crate::errors::{enter, plock, terr, IntoPy};
-use crate::handles::{obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
+use crate::convert::{to_numpy, wrap, wrap_vector, Srcs};
+use crate::data::{model_of, set_data, tensors_arg};
+use crate::errors::{terr, IntoPy};
+use crate::gate::{call, check_signals, domains};
+use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 
 /// model(module, loss, optimizer) -> Model.
 #[pyfunction]
@@ -40,25 +42,31 @@ pub fn model(
         )
     })?;
     let m = Model::new(q.get().get(f)?, l.get().get(f)?, o.get().get(f)?);
-    Py::new(py, PyModel::new(shared(m)))
+    // the model runs the module's callbacks: its handle keeps them alive too
+    Py::new(py, PyModel::with_keep(shared(m), keep_of(q.as_any())))
 }
 
-/// Parameter tensors of any object, grouped by optimizer group where it has groups.
-fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>> {
-    Ok(match obj(func, x)? {
-        Some(Obj::Tensors(s)) => vec![plock(func, &s)?
-            .full()
-            .iter()
-            .map(tch::Tensor::shallow_clone)
-            .collect()],
-        Some(Obj::Module(m)) => vec![plock(func, &m)?.parameters()],
-        Some(Obj::Opt(o)) => plock(func, &o)?.param_groups(),
-        // the model locks its module and optimizer: wait for them without the GIL
-        Some(Obj::Model(m)) => {
-            let f = func.to_string();
-            enter(x.py(), func, move || lock(&f, &m)?.param_groups(&f)).py()?
-        }
+/// What a parameter operation works on.
+#[derive(Clone, Copy)]
+enum Params {
+    /// Every parameter once.
+    All,
+    /// By optimizer group (clipping per group).
+    Groups,
+}
+
+/// Runs `op` on the parameters of a Tensor, Vector, Dict, Module, Optimizer
+/// or Model, inside one call that holds the object's lock throughout.
+fn on_params<R: Send>(
+    py: Python<'_>,
+    func: &str,
+    x: &Bound<'_, PyAny>,
+    which: Params,
+    op: impl FnOnce(Vec<Vec<tch::Tensor>>) -> ktorch_core::Result<R> + Send,
+) -> PyResult<R> {
+    let o = match obj(func, x)? {
         Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters")),
+        Some(o) => o,
         None => {
             return Err(terr(
                 func,
@@ -68,31 +76,54 @@ fn groups_of(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<tch::Tensor>>
                 ),
             ))
         }
+    };
+    let ds = o.domains();
+    call(py, func, ds, move |g| {
+        let f = g.func();
+        let groups = match &o {
+            Obj::Tensors(s) => vec![g
+                .lock(s)?
+                .full()
+                .iter()
+                .map(tch::Tensor::shallow_clone)
+                .collect()],
+            Obj::Module(m) => vec![g.lock(m)?.parameters()],
+            Obj::Opt(o) => g.lock(o)?.param_groups(),
+            Obj::Model(m) => {
+                let m = g.lock(m)?;
+                match which {
+                    Params::All => vec![m.parameters(f)?],
+                    Params::Groups => m.param_groups(f)?,
+                }
+            }
+            Obj::Loss(_) => unreachable!(),
+        };
+        let groups = match which {
+            Params::All => vec![distinct(groups.into_iter().flatten().collect())],
+            Params::Groups => groups,
+        };
+        Ok(op(groups)?)
     })
 }
 
-fn all_params(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Vec<tch::Tensor>> {
-    if let Some(Obj::Model(m)) = obj(func, x)? {
-        let f = func.to_string();
-        return enter(x.py(), func, move || lock(&f, &m)?.parameters(&f)).py();
-    }
-    Ok(distinct(
-        groups_of(func, x)?.into_iter().flatten().collect(),
-    ))
+fn all_of(mut gs: Vec<Vec<tch::Tensor>>) -> Vec<tch::Tensor> {
+    gs.pop().unwrap_or_default()
 }
 
 /// zerograd(x): sets gradients to zero.
 #[pyfunction]
 pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-    let ps = all_params("zerograd", x)?;
-    enter(py, "zerograd", move || reset_grads(&ps, false)).py()
+    on_params(py, "zerograd", x, Params::All, |gs| {
+        reset_grads(&all_of(gs), false)
+    })
 }
 
 /// nograd(x): sets gradients to undefined (None).
 #[pyfunction]
 pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-    let ps = all_params("nograd", x)?;
-    enter(py, "nograd", move || reset_grads(&ps, true)).py()
+    on_params(py, "nograd", x, Params::All, |gs| {
+        reset_grads(&all_of(gs), true)
+    })
 }
 
 fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<PyObject> {
@@ -125,20 +156,13 @@ fn forward_fn(
     let first = args
         .get_item(0)
         .map_err(|_| terr(f, "expecting a Module or Model"))?;
-    let mut xs = Vec::new();
+    let mut xs = Srcs::default();
     for a in args.iter().skip(1) {
-        xs.extend(tensors_arg(f, &a)?);
+        xs.0.extend(tensors_arg(f, &a)?.0);
     }
     let given = args.len() > 1;
-    let out = match obj(f, &first)? {
-        Some(Obj::Module(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
-            let mut m = lock(f, &m)?;
-            module_forward(&mut m, &xs, mode)
-        }),
-        Some(Obj::Model(m)) => enter(py, f, move || -> ktorch_core::Result<_> {
-            let m = lock(f, &m)?;
-            m.forward(f, if given { Some(&xs) } else { None }, mode)
-        }),
+    let o = match obj(f, &first)? {
+        Some(o @ (Obj::Module(_) | Obj::Model(_))) => o,
         _ => {
             return Err(terr(
                 f,
@@ -148,8 +172,21 @@ fn forward_fn(
                 ),
             ))
         }
-    }
-    .py()?;
+    };
+    let ds = domains([o.domains(), xs.domains()]);
+    let out = call(py, f, ds, move |g| {
+        let x = xs.tensors(g)?;
+        Ok(match &o {
+            Obj::Module(m) => {
+                let mut q = g.lock(m)?;
+                module_forward(&mut q, &x, mode)?
+            }
+            Obj::Model(m) => g
+                .lock(m)?
+                .forward(f, if given { Some(&x) } else { None }, mode)?,
+            _ => unreachable!(),
+        })
+    })?;
     outputs(py, out, arrays)
 }
 
@@ -206,12 +243,12 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     ))
                 }
             };
-            let r = enter(py, f, move || lock(f, &m)?.backward(f, x, y)).py()?;
+            let r = model_step(py, f, &m, x, y, |m, x, y| m.backward(f, x, y))?;
             Ok(Some(r))
         }
         Some(Obj::Tensors(s)) => {
             let mut mode = Mode::Free;
-            let mut grads: Option<Vec<tch::Tensor>> = None;
+            let mut grads: Option<Srcs> = None;
             let rest: Vec<_> = args.iter().skip(1).collect();
             if rest.len() > 2 {
                 return Err(terr(f, "expecting (tensors[, gradient][, mode])"));
@@ -228,8 +265,18 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     return Err(terr(f, "expecting (tensors[, gradient][, mode])"));
                 }
             }
-            let ys = plock(f, &s)?.shallow();
-            enter(py, f, move || core_backward(f, &ys, grads.as_deref(), mode)).py()?;
+            let ds = domains([
+                s.domains(),
+                grads.as_ref().map(Srcs::domains).unwrap_or_default(),
+            ]);
+            call(py, f, ds, move |g| {
+                let grads = match &grads {
+                    Some(gr) => Some(gr.tensors(g)?),
+                    None => None,
+                };
+                let ys = g.lock(&s)?;
+                Ok(core_backward(f, &ys.shallow(), grads.as_deref(), mode)?)
+            })?;
             Ok(None)
         }
         _ => Err(terr(
@@ -242,11 +289,46 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
     }
 }
 
+/// Runs a model step on optional inputs and targets, inside one call.
+fn model_step(
+    py: Python<'_>,
+    f: &str,
+    m: &Shared<Model>,
+    x: Option<Srcs>,
+    y: Option<Srcs>,
+    op: impl FnOnce(
+            &Model,
+            Option<Vec<tch::Tensor>>,
+            Option<Vec<tch::Tensor>>,
+        ) -> ktorch_core::Result<f64>
+        + Send,
+) -> PyResult<f64> {
+    let ds = domains([
+        m.domains(),
+        x.as_ref().map(Srcs::domains).unwrap_or_default(),
+        y.as_ref().map(Srcs::domains).unwrap_or_default(),
+    ]);
+    let m = m.clone();
+    call(py, f, ds, move |g| {
+        let x = match &x {
+            Some(x) => Some(x.tensors(g)?),
+            None => None,
+        };
+        let y = match &y {
+            Some(y) => Some(y.tensors(g)?),
+            None => None,
+        };
+        let m = g.lock(&m)?;
+        Ok(op(&m, x, y)?)
+    })
+}
+
 /// clipv(x, value): clamps gradients to [-value, value]; returns nan.
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
-    let ps = all_params("clipv", x)?;
-    enter(py, "clipv", move || clip_value("clipv", &ps, value)).py()?;
+    on_params(py, "clipv", x, Params::All, move |gs| {
+        clip_value("clipv", &all_of(gs), value)
+    })?;
     Ok(f64::NAN)
 }
 
@@ -277,22 +359,16 @@ pub fn clip(
         }
     }
     ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
+    let which = if group { Params::Groups } else { Params::All };
+    let norms = on_params(py, f, x, which, move |gs| {
+        gs.iter()
+            .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
+            .collect::<ktorch_core::Result<Vec<f64>>>()
+    })?;
     if group {
-        let gs = groups_of(f, x)?;
-        let norms = enter(py, f, move || -> ktorch_core::Result<Vec<f64>> {
-            gs.iter()
-                .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
-                .collect()
-        })
-        .py()?;
         return Ok(norms.into_pyobject(py)?.into_any().unbind());
     }
-    let ps = all_params(f, x)?;
-    let n = enter(py, f, move || -> ktorch_core::Result<f64> {
-        Ok(clip_norm(f, &ps, maxnorm, p)?.f_double_value(&[])?)
-    })
-    .py()?;
-    Ok(n.into_pyobject(py)?.into_any().unbind())
+    Ok(norms[0].into_pyobject(py)?.into_any().unbind())
 }
 
 /// step(optimizer or model): one optimizer update.
@@ -300,8 +376,14 @@ pub fn clip(
 pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "step";
     match obj(f, x)? {
-        Some(Obj::Opt(o)) => enter(py, f, move || lock(f, &o)?.step()).py(),
-        Some(Obj::Model(m)) => enter(py, f, move || lock(f, &m)?.step(f)).py(),
+        Some(Obj::Opt(o)) => {
+            let ds = o.domains();
+            call(py, f, ds, move |g| Ok(g.lock(&o)?.step()?))
+        }
+        Some(Obj::Model(m)) => {
+            let ds = m.domains();
+            call(py, f, ds, move |g| Ok(g.lock(&m)?.step(f)?))
+        }
         _ => Err(terr(
             f,
             format!(
@@ -328,7 +410,7 @@ pub fn backstep(
         (Some(x), Some(y)) => (Some(tensors_arg(f, x)?), Some(tensors_arg(f, y)?)),
         _ => return Err(terr(f, "expecting (model) or (model, inputs, targets)")),
     };
-    enter(py, f, move || lock(f, &s)?.backstep(f, x, y)).py()
+    model_step(py, f, &s, x, y, |m, x, y| m.backstep(f, x, y))
 }
 
 fn metrics_to_py(
@@ -374,45 +456,35 @@ fn run_fn(
         if rest.len() != 2 {
             return Err(terr(f, "expecting (model) or (model, inputs, targets)"));
         }
-        set_data_pub(py, f, &s, train, &rest)?;
+        set_data(py, f, &s, train, &rest)?;
     }
-    let main = is_main_thread(py)?;
-    let (r, tensor, dictionary) = enter(py, f, move || -> ktorch_core::Result<_> {
-        let mut stop = interrupt_check(main);
-        let mut g = lock(f, &s)?;
-        let o = if train {
-            g.train.opts.clone()
-        } else {
-            g.test.opts.clone()
-        };
+    let ds = s.domains();
+    let (r, tensor, dictionary) = call(py, f, ds, move |g| {
+        let mut stop = interrupt_check(f);
+        let mut m = g.lock(&s)?;
+        let o = m.stage(train).opts.clone();
         let r = if train {
-            g.run_with(f, &mut stop)?
+            m.run_with(f, &mut stop)?
         } else {
-            g.testrun_with(f, &mut stop)?
+            m.testrun_with(f, &mut stop)?
         };
         Ok((r, o.tensor, o.dictionary))
-    })
-    .py()?;
+    })?;
     metrics_to_py(py, r, tensor, dictionary)
 }
 
-fn is_main_thread(py: Python<'_>) -> PyResult<bool> {
-    let threading = py.import("threading")?;
-    let main = threading.call_method0("main_thread")?.getattr("ident")?;
-    let me = threading.call_method0("get_ident")?;
-    main.eq(me)
-}
-
-/// A check run between batches: on the main thread, at most every 20 ms, it
-/// runs Python's signal handlers; Ctrl-C then stops the loop (KeyboardInterrupt).
-fn interrupt_check(main: bool) -> impl FnMut() -> bool {
+/// A check run between batches, at most every 20 ms: it runs Python's signal
+/// handlers (on the main thread); an exception from one (KeyboardInterrupt on
+/// Ctrl-C, SystemExit from `sys.exit` in a handler) stops the loop and is
+/// raised by the call.
+fn interrupt_check(func: &str) -> impl FnMut() -> bool + '_ {
     let mut last = std::time::Instant::now();
     move || {
-        if !main || last.elapsed() < std::time::Duration::from_millis(20) {
+        if last.elapsed() < std::time::Duration::from_millis(20) {
             return false;
         }
         last = std::time::Instant::now();
-        Python::with_gil(|py| py.check_signals().is_err())
+        check_signals(func).is_err()
     }
 }
 

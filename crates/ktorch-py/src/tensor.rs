@@ -1,14 +1,17 @@
 //! Tensors, vectors and dictionaries: creation, values, info, gradients, tensor functions.
 
-use ktorch_core::model::shared;
+use ktorch_core::sync::Shared;
 use ktorch_core::tensor::{create, kind_name, Class, TensorOptions, Tensors};
 use ktorch_core::Value;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use tch::Kind;
 
-use crate::convert::{is_data, tensors_to_py, to_numpy, to_tch, to_value, wrap};
-use crate::errors::{enter, kerr, plock, terr, IntoPy};
+use crate::convert::{
+    is_data, owned_tensor, src, tensors_to_py, to_numpy, to_value, wrap, Src, Srcs,
+};
+use crate::errors::{kerr, terr, IntoPy, Res};
+use crate::gate::{call, domains, Gate};
 use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
 
 fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
@@ -58,8 +61,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let Some(Obj::Tensors(s)) = obj(f, &first)? else {
             unreachable!()
         };
-        let g = plock(f, &s)?;
-        return tensors_to_py(py, &g);
+        return values(py, f, &s);
     }
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
     if let Ok(mode) = first.downcast::<PyString>() {
@@ -73,7 +75,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             .map(|x| to_value(f, x))
             .collect::<PyResult<_>>()?;
         let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
-        let t = enter(py, f, move || create(f, mode, &vals, &o)).py()?;
+        let t = call(py, f, vec![], move |_| Ok(create(f, mode, &vals, &o)?))?;
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
@@ -86,9 +88,9 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         ));
     }
     let o = TensorOptions::parse(f, &strings(f, &rest)?).py()?;
-    let t = to_tch(f, &first)?;
-    // a handle or torch.Tensor given as data is copied, so the new handle owns its values
-    let t = if first.is_instance_of::<Tensor>() || crate::convert::is_torch(&first)? {
+    let t = owned_tensor(f, &first)?;
+    // a torch.Tensor given as data is copied, so the new handle owns its values
+    let t = if crate::convert::is_torch(&first)? {
         t.f_detach_copy().py()?
     } else {
         t
@@ -97,8 +99,26 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     Ok(wrap(py, t)?.into_any())
 }
 
-fn data_list(func: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<tch::Tensor>> {
-    args.iter().map(|x| to_tch(func, &x)).collect()
+/// The values of a tensor, vector or dictionary handle: copies taken under
+/// its lock, handed to Python as arrays.
+fn values(py: Python<'_>, f: &str, s: &Shared<Tensors>) -> PyResult<PyObject> {
+    let s = s.clone();
+    let ds = s.domains();
+    let copy = call(py, f, ds, move |g| {
+        let t = g.lock(&s)?;
+        let items = t
+            .items()
+            .iter()
+            .map(tch::Tensor::f_detach_copy)
+            .collect::<Result<Vec<_>, _>>()?;
+        let names = t.names().to_vec();
+        Ok(match t.class() {
+            Class::Tensor => Tensors::tensor(items.into_iter().next().unwrap_or_default()),
+            Class::Vector => Tensors::vector(items),
+            Class::Dict => Tensors::dict(f, names.into_iter().zip(items).collect())?,
+        })
+    })?;
+    tensors_to_py(py, &copy)
 }
 
 /// vector(x, y, ...) -> Vector; vector(v) -> list of arrays.
@@ -112,21 +132,43 @@ pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             let Some(Obj::Tensors(s)) = obj(f, &a)? else {
                 unreachable!()
             };
-            let g = plock(f, &s)?;
-            return tensors_to_py(py, &g);
+            return values(py, f, &s);
         }
         if let Ok(l) = a.downcast::<PyList>() {
             if l.iter().all(|x| x.is_instance_of::<Tensor>()) && !l.is_empty() {
-                let ts = l
-                    .iter()
-                    .map(|x| to_tch(f, &x))
-                    .collect::<PyResult<Vec<_>>>()?;
-                return Ok(Py::new(py, Vector::new(shared(Tensors::vector(ts))))?.into_any());
+                let srcs = l.iter().map(|x| src(f, &x)).collect::<PyResult<Vec<_>>>()?;
+                return Ok(Py::new(
+                    py,
+                    Vector::new(gather(py, f, srcs, |ts| Ok(Tensors::vector(ts)))?),
+                )?
+                .into_any());
             }
         }
     }
-    let ts = data_list(f, args)?;
-    Ok(Py::new(py, Vector::new(shared(Tensors::vector(ts))))?.into_any())
+    let srcs = args
+        .iter()
+        .map(|x| src(f, &x))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(Py::new(
+        py,
+        Vector::new(gather(py, f, srcs, |ts| Ok(Tensors::vector(ts)))?),
+    )?
+    .into_any())
+}
+
+/// A new vector or dictionary of the tensors of `srcs`: handles' tensors are
+/// shared (read under their locks), and the new object is locked with them.
+fn gather(
+    py: Python<'_>,
+    f: &str,
+    srcs: Vec<Src>,
+    make: impl FnOnce(Vec<tch::Tensor>) -> ktorch_core::Result<Tensors> + Send,
+) -> PyResult<Shared<Tensors>> {
+    let srcs = Srcs(srcs);
+    let ds = srcs.domains();
+    let own = ds.clone();
+    let t = call(py, f, ds, move |g| Ok(make(srcs.tensors(g)?)?))?;
+    Ok(Shared::with_domains(t, domains([own])))
 }
 
 /// dict({"a": x, ...}) -> Dict; dict(d) -> dict of arrays.
@@ -148,8 +190,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let Some(Obj::Tensors(s)) = obj(f, &a)? else {
             unreachable!()
         };
-        let g = plock(f, &s)?;
-        return tensors_to_py(py, &g);
+        return values(py, f, &s);
     }
     let d = a.downcast::<PyDict>().map_err(|_| {
         terr(
@@ -163,14 +204,19 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             ),
         )
     })?;
-    let mut pairs = Vec::with_capacity(d.len());
+    let mut keys = Vec::with_capacity(d.len());
+    let mut srcs = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
         let k: String = k
             .extract()
             .map_err(|_| terr(f, "dictionary keys must be strings"))?;
-        pairs.push((k, to_tch(f, &v)?));
+        keys.push(k);
+        srcs.push(src(f, &v)?);
     }
-    Ok(Py::new(py, Dict::new(shared(Tensors::dict(f, pairs).py()?)))?.into_any())
+    let t = gather(py, f, srcs, move |ts| {
+        Tensors::dict(f, keys.into_iter().zip(ts).collect())
+    })?;
+    Ok(Py::new(py, Dict::new(t))?.into_any())
 }
 
 macro_rules! each_handle {
@@ -217,8 +263,7 @@ pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
 pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "addref";
     each_handle!(x, h => {
-        let s = h.get().get(f)?;
-        let n = Py::new(py, h.get().clone_handle(s))?;
+        let n = Py::new(py, h.get().another(py, f)?)?;
         Ok(n.into_any())
     }, Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
 }
@@ -247,8 +292,8 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
                     return Ok(());
                 }
                 a.get().get(f)?;
-                let x = b.get().take(f)?;
-                a.get().replace(x);
+                let (x, keep) = b.get().take(f)?;
+                a.get().replace(x, keep);
                 return Ok(());
             }
         };
@@ -266,12 +311,27 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
     ))
 }
 
+/// Runs `f` with the GIL inside a call that holds `o`'s lock (building
+/// Python values from the object's state).
+fn with_obj(
+    py: Python<'_>,
+    func: &str,
+    o: Obj,
+    f: impl FnOnce(&Gate, Python<'_>, &Obj) -> Res<PyObject> + Send,
+) -> PyResult<PyObject> {
+    let ds = o.domains();
+    call(py, func, ds, move |g| Python::with_gil(|py| f(g, py, &o)))
+}
+
 /// objclass(h): tensor, vector, dictionary, module, loss, optimizer or model.
 #[pyfunction]
-pub fn objclass(x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+pub fn objclass(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
     let f = "objclass";
     Ok(match obj(f, x)? {
-        Some(Obj::Tensors(s)) => plock(f, &s)?.class().name(),
+        Some(Obj::Tensors(s)) => {
+            let ds = s.domains();
+            call(py, f, ds, move |g| Ok(g.lock(&s)?.class().name()))?
+        }
         Some(Obj::Module(_)) => "module",
         Some(Obj::Loss(_)) => "loss",
         Some(Obj::Opt(_)) => "optimizer",
@@ -289,43 +349,49 @@ pub fn objclass(x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
 #[pyfunction]
 pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "size";
-    match obj(f, x)? {
-        Some(Obj::Tensors(s)) => {
-            let g = plock(f, &s)?;
-            match g.class() {
-                Class::Tensor => Ok(g.get().size().into_pyobject(py)?.into_any().unbind()),
-                Class::Vector => Ok(g
+    let o = match obj(f, x)? {
+        Some(o @ (Obj::Tensors(_) | Obj::Module(_))) => o,
+        _ => {
+            return Err(terr(
+                f,
+                format!(
+                    "expecting a Tensor, Vector, Dict or Module, given {}",
+                    x.get_type().name()?
+                ),
+            ))
+        }
+    };
+    with_obj(py, f, o, |g, py, o| match o {
+        Obj::Tensors(s) => {
+            let t = g.lock(s)?;
+            Ok(match t.class() {
+                Class::Tensor => t.get().size().into_pyobject(py)?.into_any().unbind(),
+                Class::Vector => t
                     .items()
                     .iter()
                     .map(|t| t.size())
                     .collect::<Vec<_>>()
                     .into_pyobject(py)?
                     .into_any()
-                    .unbind()),
+                    .unbind(),
                 Class::Dict => {
                     let d = PyDict::new(py);
-                    for (k, t) in g.names().iter().zip(g.items()) {
+                    for (k, t) in t.names().iter().zip(t.items()) {
                         d.set_item(k, t.size())?;
                     }
-                    Ok(d.into_any().unbind())
+                    d.into_any().unbind()
                 }
-            }
+            })
         }
-        Some(Obj::Module(m)) => {
+        Obj::Module(m) => {
             let d = PyDict::new(py);
-            for (k, t) in plock(f, &m)?.named_parameters() {
+            for (k, t) in g.lock(m)?.named_parameters() {
                 d.set_item(k, t.size())?;
             }
             Ok(d.into_any().unbind())
         }
-        _ => Err(terr(
-            f,
-            format!(
-                "expecting a Tensor, Vector, Dict or Module, given {}",
-                x.get_type().name()?
-            ),
-        )),
-    }
+        _ => unreachable!(),
+    })
 }
 
 fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyDict>> {
@@ -372,64 +438,60 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
 #[pyfunction]
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
-    match obj(f, x)? {
-        Some(Obj::Tensors(s)) => {
-            let g = plock(f, &s)?;
-            match g.class() {
-                Class::Tensor => Ok(tensor_info(py, g.get())?.into_any().unbind()),
-                _ => {
-                    let l = PyList::empty(py);
-                    for t in g.items() {
-                        l.append(tensor_info(py, t)?)?;
-                    }
-                    Ok(l.into_any().unbind())
-                }
-            }
-        }
-        Some(Obj::Module(m)) => {
-            let m = plock(f, &m)?;
-            let d = PyDict::new(py);
-            d.set_item("type", m.kind())?;
-            d.set_item("name", m.name())?;
-            d.set_item("training", m.is_training())?;
-            d.set_item("parms", m.parmnames())?;
-            d.set_item(
-                "buffers",
-                m.named_buffers()
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect::<Vec<_>>(),
-            )?;
-            Ok(d.into_any().unbind())
-        }
-        Some(Obj::Loss(l)) => {
-            let d = PyDict::new(py);
-            d.set_item("type", plock(f, &l)?.kind())?;
-            Ok(d.into_any().unbind())
-        }
-        Some(Obj::Opt(o)) => {
-            let o = plock(f, &o)?;
-            let d = PyDict::new(py);
-            d.set_item("type", o.kind())?;
-            d.set_item("groups", o.groups())?;
-            d.set_item("lr", o.lr())?;
-            Ok(d.into_any().unbind())
-        }
-        Some(Obj::Model(m)) => {
-            let m = plock(f, &m)?;
-            let d = PyDict::new(py);
-            d.set_item("module", plock(f, m.module())?.kind())?;
-            d.set_item("loss", plock(f, m.loss_fn())?.kind())?;
-            d.set_item("optimizer", plock(f, m.optimizer())?.kind())?;
-            d.set_item("train", m.train.rows())?;
-            d.set_item("test", m.test.rows())?;
-            Ok(d.into_any().unbind())
-        }
-        None => Err(terr(
+    let Some(o) = obj(f, x)? else {
+        return Err(terr(
             f,
             format!("expecting a ktorch handle, given {}", x.get_type().name()?),
-        )),
-    }
+        ));
+    };
+    with_obj(py, f, o, |g, py, o| {
+        let d = PyDict::new(py);
+        match o {
+            Obj::Tensors(s) => {
+                let t = g.lock(s)?;
+                return Ok(match t.class() {
+                    Class::Tensor => tensor_info(py, t.get())?.into_any().unbind(),
+                    _ => {
+                        let l = PyList::empty(py);
+                        for x in t.items() {
+                            l.append(tensor_info(py, x)?)?;
+                        }
+                        l.into_any().unbind()
+                    }
+                });
+            }
+            Obj::Module(m) => {
+                let m = g.lock(m)?;
+                d.set_item("type", m.kind())?;
+                d.set_item("name", m.name())?;
+                d.set_item("training", m.is_training())?;
+                d.set_item("parms", m.parmnames())?;
+                d.set_item(
+                    "buffers",
+                    m.named_buffers()
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect::<Vec<_>>(),
+                )?;
+            }
+            Obj::Loss(l) => d.set_item("type", g.lock(l)?.kind())?,
+            Obj::Opt(o) => {
+                let o = g.lock(o)?;
+                d.set_item("type", o.kind())?;
+                d.set_item("groups", o.groups())?;
+                d.set_item("lr", o.lr())?;
+            }
+            Obj::Model(m) => {
+                let m = g.lock(m)?;
+                d.set_item("module", g.lock(m.module())?.kind())?;
+                d.set_item("loss", g.lock(m.loss_fn())?.kind())?;
+                d.set_item("optimizer", g.lock(m.optimizer())?.kind())?;
+                d.set_item("train", m.train.rows())?;
+                d.set_item("test", m.test.rows())?;
+            }
+        }
+        Ok(d.into_any().unbind())
+    })
 }
 
 /// grad(t): the gradient as an array (a list/dict for vectors/dicts), None where undefined.
@@ -445,26 +507,41 @@ pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             ),
         ));
     };
-    let g = plock(f, &s)?;
-    let one = |t: &tch::Tensor| -> PyResult<PyObject> {
-        let gr = t.f_grad().py()?;
-        if gr.defined() {
-            to_numpy(py, &gr)
-        } else {
-            Ok(py.None())
+    let ds = s.domains();
+    // the gradients are copied under the owner's lock: a run in another thread
+    // frees and recreates them every batch
+    let (class, names, grads) = call(py, f, ds, move |g| {
+        let t = g.lock(&s)?;
+        let grads = t
+            .full()
+            .iter()
+            .map(|x| {
+                let gr = x.f_grad()?;
+                Ok(if gr.defined() {
+                    Some(gr.f_detach_copy()?)
+                } else {
+                    None
+                })
+            })
+            .collect::<Result<Vec<_>, tch::TchError>>()?;
+        Ok((t.class(), t.names().to_vec(), grads))
+    })?;
+    let one = |gr: &Option<tch::Tensor>| -> PyResult<PyObject> {
+        match gr {
+            Some(t) => to_numpy(py, t),
+            None => Ok(py.None()),
         }
     };
-    match g.class() {
-        Class::Tensor => one(&g.full()[0]),
-        Class::Vector => Ok(PyList::new(
-            py,
-            g.full().iter().map(one).collect::<PyResult<Vec<_>>>()?,
-        )?
-        .into_any()
-        .unbind()),
+    match class {
+        Class::Tensor => one(&grads[0]),
+        Class::Vector => Ok(
+            PyList::new(py, grads.iter().map(one).collect::<PyResult<Vec<_>>>()?)?
+                .into_any()
+                .unbind(),
+        ),
         Class::Dict => {
             let d = PyDict::new(py);
-            for (k, t) in g.names().iter().zip(g.full()) {
+            for (k, t) in names.iter().zip(&grads) {
                 d.set_item(k, one(t)?)?;
             }
             Ok(d.into_any().unbind())
@@ -536,12 +613,10 @@ fn binary(
     b: &Bound<'_, PyAny>,
     op: fn(&tch::Tensor, &tch::Tensor) -> Result<tch::Tensor, tch::TchError>,
 ) -> PyResult<Py<Tensor>> {
-    let x = to_tch(func, a)?;
-    let y = to_tch(func, b)?;
-    let r = enter(py, func, move || {
-        op(&x, &y).map_err(ktorch_core::Error::from)
-    })
-    .py()?;
+    let x = src(func, a)?;
+    let y = src(func, b)?;
+    let ds = domains([x.domains(), y.domains()]);
+    let r = call(py, func, ds, move |g| Ok(op(&x.tensor(g)?, &y.tensor(g)?)?))?;
     wrap(py, r)
 }
 
@@ -557,40 +632,44 @@ pub fn add(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResu
     binary(py, "add", x, y, tch::Tensor::f_add)
 }
 
-fn float_of(func: &str, t: &tch::Tensor) -> PyResult<tch::Tensor> {
+fn float_of(t: tch::Tensor) -> Result<tch::Tensor, tch::TchError> {
     if t.is_floating_point() {
-        Ok(t.shallow_clone())
+        Ok(t)
     } else {
-        t.f_to_kind(Kind::Float).map_err(|e| kerr(func, e))
+        t.f_to_kind(Kind::Float)
     }
+}
+
+fn reduce(
+    py: Python<'_>,
+    func: &str,
+    x: &Bound<'_, PyAny>,
+    op: impl FnOnce(&tch::Tensor) -> Result<tch::Tensor, tch::TchError> + Send,
+) -> PyResult<Py<Tensor>> {
+    let x = src(func, x)?;
+    let ds = x.domains();
+    let r = call(py, func, ds, move |g| Ok(op(&float_of(x.tensor(g)?)?)?))?;
+    wrap(py, r)
 }
 
 /// mean(x[, dim]) -> Tensor.
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
-    let t = float_of("mean", &to_tch("mean", x)?)?;
-    let r = enter(py, "mean", move || {
-        Ok(match dim {
-            None => t.f_mean(t.kind())?,
-            Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind())?,
-        })
-    });
-    wrap(py, r.py()?)
+    reduce(py, "mean", x, move |t| match dim {
+        None => t.f_mean(t.kind()),
+        Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind()),
+    })
 }
 
 /// std(x[, dim]) -> Tensor (unbiased).
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
-    let t = float_of("std", &to_tch("std", x)?)?;
-    let r = enter(py, "std", move || {
-        Ok(match dim {
-            None => t.f_std(true)?,
-            Some(d) => t.f_std_dim(Some([d].as_slice()), true, false)?,
-        })
-    });
-    wrap(py, r.py()?)
+    reduce(py, "std", x, move |t| match dim {
+        None => t.f_std(true),
+        Some(d) => t.f_std_dim(Some([d].as_slice()), true, false),
+    })
 }
 
 /// objects(): the number of live handles (for leak checks).

@@ -204,3 +204,5 @@ impl Loss {
         }
     }
 }
+
+impl crate::sync::Share for Loss {}

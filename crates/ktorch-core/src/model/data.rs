@@ -58,6 +58,12 @@ impl Stage {
             }
         }
         common_size(func, &all, 0)?;
+        // the stage keeps tensors of its own (sharing storage, not autograd
+        // state or sizes) so nothing done to the given tensors reaches them
+        let all = all
+            .iter()
+            .map(Tensor::f_detach)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         self.data = Some(Data {
             all: Tensors::vector(all),
             nx,

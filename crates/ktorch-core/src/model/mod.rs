@@ -4,7 +4,6 @@ mod data;
 mod metrics;
 mod options;
 mod run;
-mod shared;
 
 use std::sync::Mutex;
 
@@ -20,8 +19,8 @@ pub use data::Stage;
 pub use metrics::Metric;
 pub use options::Options;
 
+pub use crate::sync::{held_here, lock, shared, Guard, Share, Shared};
 pub use run::Metrics;
-pub use shared::{held_here, lock, shared, try_lock, Guard, Shared};
 
 /// How a forward calculation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +239,16 @@ impl Model {
     /// An optimizer step.
     pub fn step(&self, func: &str) -> Result<()> {
         lock(func, &self.opt)?.step()
+    }
+}
+
+impl crate::sync::Share for Model {
+    fn parts(&self) -> Vec<std::sync::Arc<dyn crate::sync::Part>> {
+        vec![
+            self.module.as_part(),
+            self.loss.as_part(),
+            self.opt.as_part(),
+        ]
     }
 }
 

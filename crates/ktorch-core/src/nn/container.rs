@@ -111,9 +111,12 @@ impl std::fmt::Debug for Callback {
 
 impl Layer for Callback {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
-        (self.0)(m, xs)
+        self.0.call(m, xs)
     }
     layer_clone!();
+    fn callback(&self) -> Option<&CallbackFn> {
+        Some(&self.0)
+    }
 }
 
 fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) -> Result<Module> {

@@ -23,8 +23,25 @@ use crate::value::Value;
 pub use spec::Spec;
 
 /// A forward function written outside the core (a Python callable): it gets
-/// the callback module (for its parameters) and the inputs.
-pub type CallbackFn = Arc<dyn Fn(&Module, &[Tensor]) -> Result<Vec<Tensor>> + Send + Sync>;
+/// the callback module (for its parameters) and the inputs. Any closure of
+/// that shape is one; a type of its own can be found again with
+/// [`Module::callbacks`] and a downcast (`&**f as &dyn Any`).
+pub trait Callback: Send + Sync + std::any::Any {
+    /// Runs the forward calculation.
+    fn call(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>>;
+}
+
+impl<F> Callback for F
+where
+    F: Fn(&Module, &[Tensor]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+{
+    fn call(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self(m, xs)
+    }
+}
+
+/// A shared forward function for callback modules.
+pub type CallbackFn = Arc<dyn Callback>;
 
 /// The computation of one module type; parameters and children live in the
 /// [`Module`] that holds the layer.
@@ -33,6 +50,10 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>>;
     /// A copy of the layer's settings.
     fn clone_box(&self) -> Box<dyn Layer>;
+    /// The forward function of a callback layer.
+    fn callback(&self) -> Option<&CallbackFn> {
+        None
+    }
 }
 
 /// A module: a layer with its parameters, buffers and child modules.
@@ -143,7 +164,16 @@ impl Module {
         self.params.iter().find(|(k, _)| k == name).map(|(_, t)| t)
     }
 
-    /// The module's children with their names.
+    /// The forward functions of every callback layer in the tree.
+    pub fn callbacks(&self) -> Vec<CallbackFn> {
+        let mut out: Vec<CallbackFn> = self.layer.callback().into_iter().cloned().collect();
+        for (_, c) in &self.children {
+            out.extend(c.callbacks());
+        }
+        out
+    }
+
+    /// Child modules with their names.
     pub fn children(&self) -> &[(String, Module)] {
         &self.children
     }
@@ -344,3 +374,5 @@ pub fn module_types() -> Vec<&'static str> {
     }
     v
 }
+
+impl crate::sync::Share for Module {}

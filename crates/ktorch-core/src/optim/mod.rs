@@ -385,5 +385,7 @@ impl Optimizer {
     }
 }
 
+impl crate::sync::Share for Optimizer {}
+
 #[cfg(test)]
 mod tests;

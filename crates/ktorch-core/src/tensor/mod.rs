@@ -354,6 +354,8 @@ pub fn batch_count(n: i64, w: i64, droplast: bool) -> i64 {
     }
 }
 
+impl crate::sync::Share for Tensors {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,142 @@
+//! The one way into the core. [`call`] releases the GIL, takes the domains of
+//! every object the call touches (in one global order, waiting as long as
+//! needed while Python's signal handlers still run every 20 ms), then runs the
+//! work with panics caught. Objects are reached only through [`Gate::lock`],
+//! and a [`Gate`] exists only inside [`call`]: no tensor another object owns
+//! is touched without its owner's lock, and no thread waits for a lock while
+//! holding the GIL.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ktorch_core::sync::{hold, with_wait_hook, Domain, Guard, Shared};
+use ktorch_core::Error;
+use pyo3::prelude::*;
+
+use crate::errors::{clear_pending, panic_message, set_pending, Fail, Res};
+
+/// Proof that the current code runs inside [`call`]: GIL released, domains held.
+pub struct Gate {
+    func: String,
+    // not Send: a gate stays on the thread that holds the domains
+    _here: PhantomData<*const ()>,
+}
+
+impl Gate {
+    /// Locks an object (its domains are held already when the call named them).
+    #[allow(clippy::disallowed_methods)]
+    pub fn lock<'a, T: Send + 'static>(&self, s: &'a Shared<T>) -> Res<Guard<'a, T>> {
+        Ok(ktorch_core::sync::lock(&self.func, s)?)
+    }
+
+    /// The function the call is for.
+    pub fn func(&self) -> &str {
+        &self.func
+    }
+}
+
+thread_local! {
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Set at interpreter exit (atexit), before daemon threads are stopped.
+static FINALIZING: AtomicBool = AtomicBool::new(false);
+
+/// Called by `atexit`: from now on a thread without the GIL never takes it again.
+#[pyfunction]
+pub fn _finalizing() {
+    FINALIZING.store(true, Ordering::SeqCst);
+}
+
+/// A daemon thread still inside a call when the interpreter exits would be
+/// stopped with `pthread_exit` when it takes the GIL again, unwinding through
+/// Rust frames (an abort). It waits here instead, until the process ends.
+pub fn park_if_finalizing() {
+    while FINALIZING.load(Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
+
+/// Runs Python's signal handlers; an exception they raise ends the wait or
+/// the run it interrupts, and is raised by the call.
+pub fn check_signals(func: &str) -> ktorch_core::Result<()> {
+    park_if_finalizing();
+    Python::with_gil(|py| py.check_signals()).map_err(|e| {
+        set_pending(e);
+        Error::Interrupted(func.to_string())
+    })
+}
+
+#[allow(clippy::disallowed_methods)] // the one place that holds domains
+/// Runs `f` with the GIL released and the domains `ds` held (plus any that
+/// `f` locks), catching panics; errors become Python exceptions.
+pub fn call<R: Send>(
+    py: Python<'_>,
+    func: &str,
+    ds: Vec<Domain>,
+    f: impl FnOnce(&Gate) -> Res<R> + Send,
+) -> PyResult<R> {
+    let depth = DEPTH.with(|d| {
+        let n = d.get();
+        d.set(n + 1);
+        n
+    });
+    if depth == 0 {
+        clear_pending();
+    }
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    let _leave = Leave;
+    let name = func.to_string();
+    let r = py.allow_threads(move || {
+        let hook_name = name.clone();
+        with_wait_hook(
+            move || check_signals(&hook_name),
+            move || {
+                let gate = Gate {
+                    func: name,
+                    _here: PhantomData,
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _held = hold(&gate.func, &ds)?;
+                    f(&gate)
+                }));
+                park_if_finalizing();
+                match r {
+                    Ok(r) => r,
+                    Err(p) => {
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(Fail::Core(Error::Torch(format!(
+                            "{}: {}",
+                            gate.func,
+                            panic_message(&msg)
+                        ))))
+                    }
+                }
+            },
+        )
+    });
+    r.map_err(PyErr::from)
+}
+
+/// The union of several objects' domains.
+pub fn domains(lists: impl IntoIterator<Item = Vec<Domain>>) -> Vec<Domain> {
+    let mut out: Vec<Domain> = Vec::new();
+    for l in lists {
+        for d in l {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
