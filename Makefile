@@ -9,7 +9,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 
-.PHONY: help venv build demo test test-rust test-python bench lint soak fuzz
+.PHONY: help venv build demo test test-rust test-python bench lint soak thread-soak fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,10 @@ test: test-rust test-python ## every test: Rust core, then Python
 
 soak: build ## leak soak: 100k training steps, 10k model create/free cycles, flat RSS
 	$(PY) bench/soak.py 100000 10000
+
+SOAK_SECONDS ?= 600
+thread-soak: build ## 8 threads calling every function at random on shared objects (SOAK_SECONDS=600)
+	$(PY) bench/thread_soak.py $(SOAK_SECONDS) 8
 
 fuzz: build ## Hypothesis soak: many random api call sequences
 	$(PY) bench/fuzz_soak.py 2000

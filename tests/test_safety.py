@@ -129,74 +129,14 @@ def test_gradients_are_touched_under_the_owners_lock():
     assert int(out.split("calls")[1].split()[0]) > 100
 
 
-STRESS = """
-import random, sys, threading, time, traceback, numpy as np, ktorch as kt
-seconds, nthreads = {seconds}, {threads}
-rng = np.random.default_rng(0)
-X = rng.standard_normal((200, 4)).astype("f"); Y = rng.integers(0, 3, 200)
-q = kt.module(kt.seq("sequential", ("linear", 4, 8), "relu", ("linear", 8, 3)))
-o = kt.opt("adam", q, .01)
-m = kt.model(q, kt.loss("ce"), o)
-kt.train(m, batchsize=16, shuffle=True, metrics=["loss", "accuracy", "gradnorm"])
-kt.train(m, X, Y); kt.test(m, X, Y)
-q2 = kt.module(kt.seq("sequential", ("linear", 4, 3)))
-o2 = kt.opt("sgd", kt.parm(q, "0.bias"), .01)
-m2 = kt.model(q2, kt.loss("ce"), kt.opt("lbfgs", q2))
-kt.train(m2, X, Y)
-cb = kt.module(("callback", "cb", lambda mod, x: kt.mul(x, kt.parm(mod, "w")), {{"parms": {{"w": [1.0]}}}}))
-w = kt.parm(q, "0.weight")
-t = kt.tensor(X)
-v = kt.vector([w, kt.parm(q, "2.bias")])
-d = kt.dict({{"a": X, "b": Y}})
-Ok = (kt.KtorchError, TypeError)
-calls = [
-    lambda: kt.run(m), lambda: kt.testrun(m), lambda: kt.run(m2), lambda: kt.backstep(m),
-    lambda: kt.backward(m), lambda: kt.step(m), lambda: kt.step(o2), lambda: kt.zerograd(q),
-    lambda: kt.nograd(m), lambda: kt.clip(m, 1.0), lambda: kt.clip(o, 1.0, True), lambda: kt.clipv(v, 1),
-    lambda: kt.grad(w), lambda: kt.grad(v), lambda: kt.parm(q, "0.weight", kt.tensor(w)),
-    lambda: kt.parmnames(m), lambda: kt.info(m), lambda: kt.info(w), lambda: kt.size(q),
-    lambda: kt.forward(q, X), lambda: kt.evaluate(m, X), lambda: kt.eforward(cb, X[:, :1]),
-    lambda: kt.nforward(m), lambda: kt.loss(m, kt.forward(q, t), Y), lambda: kt.lr(m),
-    lambda: kt.lr(o, [0.01]), lambda: kt.train(m, "batchsize"), lambda: kt.train(m, batchsize=16),
-    lambda: kt.train(m), lambda: kt.test(m, metrics="loss"), lambda: kt.data(m), lambda: kt.input(m),
-    lambda: kt.target(m), lambda: kt.datasize(m), lambda: kt.testsize(m), lambda: kt.batch(m),
-    lambda: kt.restore(m), lambda: kt.batchinit(m), lambda: kt.testinit(m), lambda: kt.testbatch(m),
-    lambda: kt.shuffle(m), lambda: kt.unshuffle(m), lambda: kt.shuffle(d), lambda: kt.batch(d, 50),
-    lambda: kt.restore(d), lambda: kt.dict(d), lambda: kt.vector(v), lambda: kt.tensor(t),
-    lambda: kt.mean(t), lambda: kt.std(t, 0), lambda: kt.add(t, 1), lambda: kt.objclass(v),
-    lambda: kt.addref(m), lambda: kt.module(m), lambda: kt.opt("sgd", m), lambda: kt.objects(),
-    lambda: kt.train(m, X, Y), lambda: kt.data(m2, X, Y), lambda: kt.input(m2, X),
-    lambda: kt.target(m2, Y), lambda: kt.batch(t, 7), lambda: kt.restore(t),
-    lambda: kt.shuffle(t), lambda: kt.free(kt.addref(q)), lambda: kt.backward(kt.mean(kt.mul(w, w))),
-]
-errors, counts = [], [0] * nthreads
-def work(i):
-    r = random.Random(i)
-    end = time.time() + seconds
-    while time.time() < end:
-        c = r.choice(calls)
-        try:
-            c()
-        except Ok:
-            pass
-        except Exception:
-            errors.append(traceback.format_exc())
-            return
-        counts[i] += 1
-ts = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(nthreads)]
-for x in ts: x.start()
-for x in ts: x.join(seconds + 120)
-alive = sum(x.is_alive() for x in ts)
-print("calls", sum(counts), "alive", alive, "errors", len(errors))
-if errors: print(errors[0])
-sys.exit(1 if alive or errors else 0)
-"""
 
 
 def test_threads_calling_every_function_on_shared_objects():
     # 6 threads, random calls of every kind on one model, its module, optimizer,
     # parameter handles and a second model: no crash, no deadlock, no stray exception
-    rc, out = run_child(STRESS.format(seconds=8, threads=6), timeout=240)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "thread_soak.py"), "8", "6"],
+                       capture_output=True, text=True, timeout=240, cwd=ROOT)
+    rc, out = r.returncode, r.stdout + r.stderr
     assert rc == 0, out[-4000:]
     assert int(out.split("calls")[1].split()[0]) > 200
 
