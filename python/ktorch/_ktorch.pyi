@@ -1,38 +1,118 @@
 """Type stubs and documentation for the native module ktorch._ktorch."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final, overload
+
+import builtins
 
 import numpy as np
+import torch
+
+__all__ = [
+    "KtorchError",
+    "Tensor",
+    "Vector",
+    "Dict",
+    "Module",
+    "Loss",
+    "Optimizer",
+    "Model",
+    "tensor",
+    "vector",
+    "dict",
+    "free",
+    "addref",
+    "use",
+    "objclass",
+    "size",
+    "info",
+    "grad",
+    "seed",
+    "help",
+    "mul",
+    "add",
+    "mean",
+    "std",
+    "objects",
+    "module",
+    "parmnames",
+    "parm",
+    "loss",
+    "_lossfn",
+    "_loss_types",
+    "opt",
+    "lr",
+    "model",
+    "zerograd",
+    "nograd",
+    "forward",
+    "nforward",
+    "eforward",
+    "evaluate",
+    "backward",
+    "clipv",
+    "clip",
+    "step",
+    "backstep",
+    "run",
+    "testrun",
+    "train",
+    "test",
+    "data",
+    "testdata",
+    "input",
+    "testinput",
+    "target",
+    "testtarget",
+    "datasize",
+    "testsize",
+    "batch",
+    "testbatch",
+    "restore",
+    "testrestore",
+    "batchinit",
+    "testinit",
+    "shuffle",
+    "unshuffle",
+]
 
 class KtorchError(RuntimeError):
     """Raised for bad arguments and libtorch errors; the message names the function."""
 
+@final
 class Tensor:
     """A handle to a tensor (batching narrows it in place)."""
 
+@final
 class Vector:
     """A handle to a list of tensors."""
 
+@final
 class Dict:
     """A handle to tensors by name."""
 
+@final
 class Module:
     """A handle to a module tree (layers, parameters, buffers)."""
 
+@final
 class Loss:
     """A handle to a loss function."""
 
+@final
 class Optimizer:
     """A handle to an optimizer with parameter groups."""
 
+@final
 class Model:
     """A handle to a model: module, loss, optimizer, train/test options and data."""
 
-Handle = Tensor | Vector | Dict | Module | Loss | Optimizer | Model
-Data = np.ndarray | list[Any] | float | int | Tensor | Any
+_Handle = Tensor | Vector | Dict | Module | Loss | Optimizer | Model
+_Array = np.ndarray | list[Any] | float | int | bool | torch.Tensor
+_Data = _Array | Tensor | Any
 
-def tensor(*args: Any) -> Any:
+@overload
+def tensor() -> Tensor:
     """tensor(data, *options) -> Tensor; tensor(mode, *args, *options) -> Tensor;
     tensor(handle) -> numpy array (list of arrays for a Vector, dict for a Dict).
 
@@ -40,33 +120,55 @@ def tensor(*args: Any) -> Any:
     modes: randn, rand, randint(high, size) or (low, high, size), zeros, ones, full(size, value),
     empty, eye, arange, linspace, logspace, randperm.
     """
+@overload
+def tensor(h: Tensor, /) -> np.ndarray: ...
+@overload
+def tensor(h: Vector, /) -> list[np.ndarray]: ...
+@overload
+def tensor(h: Dict, /) -> builtins.dict[str, np.ndarray]: ...
+@overload
+def tensor(mode: str, /, *args: Any) -> Tensor: ...
+@overload
+def tensor(data: _Array, /, *options: str) -> Tensor: ...
 
-def vector(*args: Data) -> Any:
-    """vector(x, y, ...) -> Vector of tensors; vector(v) -> list of arrays."""
+@overload
+def vector(v: Vector, /) -> list[np.ndarray]:
+    """vector(x, y, ...) -> Vector of tensors (Tensor handles in a list are shared);
+    vector(v) -> list of arrays."""
 
-def dict(d: Any) -> Any:
+@overload
+def vector(*xs: _Array | Tensor) -> Vector: ...
+
+@overload
+def dict(d: Dict, /) -> builtins.dict[str, np.ndarray]:
     """dict({"a": x, ...}) -> Dict; dict(d) with a Dict -> dict of arrays."""
 
-def free(*handles: Handle) -> None:
+@overload
+def dict(d: builtins.dict[str, Any], /) -> Dict: ...
+
+def free(*handles: _Handle) -> None:
     """Releases each handle's object; any later use raises KtorchError."""
 
-def addref(h: Handle) -> Handle:
+def addref(x: _Handle) -> _Handle:
     """A second handle to the same object."""
 
-def use(h: Handle, new: Handle) -> None:
+def use(h: _Handle, new: _Handle) -> None:
     """Moves new's object into h (the old object is released, new is freed)."""
 
-def objclass(h: Handle) -> str:
+def objclass(x: _Handle) -> str:
     """tensor, vector, dictionary, module, loss, optimizer or model."""
 
-def size(h: Handle) -> Any:
+def size(x: _Handle) -> Any:
     """Shape of a tensor; shapes of a vector's or dict's members; a module's parameter shapes."""
 
-def info(h: Handle) -> Any:
+def info(x: _Handle) -> Any:
     """A dict describing the object (tensors: device, dtype, layout, gradient, leaf, gradfn, ...)."""
 
-def grad(t: Tensor | Vector | Dict) -> Any:
+def grad(x: Tensor | Vector | Dict) -> Any:
     """The gradient as a numpy array, or None where undefined."""
+
+def objects() -> int:
+    """The number of live handles (holding an object, not yet freed or garbage collected)."""
 
 def seed(n: int) -> None:
     """Seeds libtorch's random generators."""
@@ -74,10 +176,10 @@ def seed(n: int) -> None:
 def help(name: str | None = None) -> Any:
     """help("backward") gives the mode table; help("module"/"loss"/"optimizer") the names."""
 
-def mul(x: Data, y: Data) -> Tensor: ...
-def add(x: Data, y: Data) -> Tensor: ...
-def mean(x: Data, dim: int | None = None) -> Tensor: ...
-def std(x: Data, dim: int | None = None) -> Tensor:
+def mul(x: _Data, y: _Data) -> Tensor: ...
+def add(x: _Data, y: _Data) -> Tensor: ...
+def mean(x: _Data, dim: int | None = None) -> Tensor: ...
+def std(x: _Data, dim: int | None = None) -> Tensor:
     """Unbiased standard deviation."""
 
 def module(spec: Any) -> Module:
@@ -88,7 +190,7 @@ def module(spec: Any) -> Module:
 def parmnames(m: Module | Model) -> list[str]:
     """Parameter names, as PyTorch names them."""
 
-def parm(m: Module | Model, name: str, value: Data | None = None) -> Tensor | None:
+def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | None:
     """The named parameter as a Tensor sharing its storage; with value, copies value in."""
 
 def loss(*args: Any, **options: Any) -> Any:
@@ -104,10 +206,10 @@ def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float
 def model(q: Module, l: Loss, o: Optimizer) -> Model:
     """A model of module, loss and optimizer."""
 
-def zerograd(x: Handle) -> None:
+def zerograd(x: _Handle) -> None:
     """Sets gradients to zero (tensor, vector, dict, module, optimizer or model)."""
 
-def nograd(x: Handle) -> None:
+def nograd(x: _Handle) -> None:
     """Sets gradients to None."""
 
 def forward(*args: Any) -> Tensor | Vector:
@@ -126,10 +228,10 @@ def backward(*args: Any) -> float | None:
     """backward(t[, gradient][, mode]) with mode free/retain/create/createfree;
     backward(m[, x, y]) runs forward, loss and backward and returns the loss."""
 
-def clipv(x: Handle, value: float) -> float:
+def clipv(x: _Handle, value: float) -> float:
     """Clamps gradients to [-value, value]; returns nan."""
 
-def clip(x: Handle, maxnorm: float, *args: Any) -> float | list[float]:
+def clip(x: _Handle, maxnorm: float, *args: Any) -> float | list[float]:
     """clip(x, maxnorm[, normtype][, groupflag]): scales gradients to at most maxnorm;
     returns the previous norm (one per optimizer group with the group flag)."""
 
@@ -146,13 +248,43 @@ def run(m: Model, *args: Any) -> Any:
 def testrun(m: Model, *args: Any) -> Any:
     """One evaluation pass over the test data without gradients; returns the metrics."""
 
-def train(*args: Any, **options: Any) -> Any:
+@overload
+def train(m: Model, /) -> builtins.dict[str, Any]:
     """train(m) -> all options; train(m, name) -> value; train(m, [names]) -> dict;
     train(m, {name: value}), train(m, name, value), train(m, [names], [values]), train(m, **options) set;
     train(m, inputs[, targets]) defines data and returns the number of batches."""
+@overload
+def train(m: Model, name: str, /) -> Any: ...
+@overload
+def train(m: Model, names: list[str], /) -> builtins.dict[str, Any]: ...
+@overload
+def train(m: Model, settings: builtins.dict[str, Any], /) -> None: ...
+@overload
+def train(m: Model, name: str, value: Any, /) -> None: ...
+@overload
+def train(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) -> None: ...
+@overload
+def train(m: Model, /, **options: Any) -> None: ...
+@overload
+def train(m: Model, inputs: _Data | Vector | Dict | tuple[Any, ...], targets: _Data | Vector | Dict | tuple[Any, ...] | None = ..., /) -> int: ...
 
-def test(*args: Any, **options: Any) -> Any:
+@overload
+def test(m: Model, /) -> builtins.dict[str, Any]:
     """As train, for the test options and data."""
+@overload
+def test(m: Model, name: str, /) -> Any: ...
+@overload
+def test(m: Model, names: list[str], /) -> builtins.dict[str, Any]: ...
+@overload
+def test(m: Model, settings: builtins.dict[str, Any], /) -> None: ...
+@overload
+def test(m: Model, name: str, value: Any, /) -> None: ...
+@overload
+def test(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) -> None: ...
+@overload
+def test(m: Model, /, **options: Any) -> None: ...
+@overload
+def test(m: Model, inputs: _Data | Vector | Dict | tuple[Any, ...], targets: _Data | Vector | Dict | tuple[Any, ...] | None = ..., /) -> int: ...
 
 def data(m: Model, *args: Any) -> Any:
     """data(m) -> [inputs, targets]; data(m, x, y) defines training data."""

@@ -447,16 +447,15 @@ impl ktorch_core::nn::Callback for PyCallback {
             let r = (|| -> PyResult<Vec<TchTensor>> {
                 // the module handle shares the parameters of the module running
                 // now, whose domains this thread holds
+                let held = ktorch_core::sync::held_domains();
                 let mh = Py::new(
                     py,
-                    crate::handles::PyModule::new(Shared::with_domains(
-                        m.clone(),
-                        ktorch_core::sync::held_domains(),
-                    )),
+                    crate::handles::PyModule::new(Shared::with_domains(m.clone(), held.clone())),
                 )?;
                 let mut args: Vec<PyObject> = vec![mh.into_any()];
                 for x in xs {
-                    args.push(wrap(py, x.shallow_clone())?.into_any());
+                    // the inputs may be the model's data: handles on them take its lock
+                    args.push(wrap_shared(py, x.shallow_clone(), held.clone())?.into_any());
                 }
                 let out = f.call1(py, PyTuple::new(py, args)?)?;
                 let out = out.bind(py);
