@@ -4,69 +4,193 @@ from typing import Any
 
 from ktorch import _ktorch as _ktorch
 from ktorch._ktorch import (
-    KtorchError as KtorchError,
-    Tensor as Tensor,
-    Vector as Vector,
     Dict as Dict,
-    Module as Module,
+)
+from ktorch._ktorch import (
+    KtorchError as KtorchError,
+)
+from ktorch._ktorch import (
     Loss as Loss,
-    Optimizer as Optimizer,
+)
+from ktorch._ktorch import (
     Model as Model,
-    tensor as tensor,
-    vector as vector,
-    dict as dict,
-    free as free,
-    addref as addref,
-    use as use,
-    objclass as objclass,
-    size as size,
-    info as info,
-    grad as grad,
-    seed as seed,
-    help as help,
-    mul as mul,
+)
+from ktorch._ktorch import (
+    Module as Module,
+)
+from ktorch._ktorch import (
+    Optimizer as Optimizer,
+)
+from ktorch._ktorch import (
+    Tensor as Tensor,
+)
+from ktorch._ktorch import (
+    Vector as Vector,
+)
+from ktorch._ktorch import (
     add as add,
-    mean as mean,
-    std as std,
-    objects as objects,
-    module as module,
-    parmnames as parmnames,
-    parm as parm,
-    loss as loss,
-    opt as opt,
-    lr as lr,
-    model as model,
-    zerograd as zerograd,
-    nograd as nograd,
-    forward as forward,
-    nforward as nforward,
-    eforward as eforward,
-    evaluate as evaluate,
-    backward as backward,
-    clipv as clipv,
-    clip as clip,
-    step as step,
+)
+from ktorch._ktorch import (
+    addref as addref,
+)
+from ktorch._ktorch import (
     backstep as backstep,
-    run as run,
-    testrun as testrun,
-    train as train,
-    test as test,
-    data as data,
-    testdata as testdata,
-    input as input,
-    testinput as testinput,
-    target as target,
-    testtarget as testtarget,
-    datasize as datasize,
-    testsize as testsize,
+)
+from ktorch._ktorch import (
+    backward as backward,
+)
+from ktorch._ktorch import (
     batch as batch,
-    testbatch as testbatch,
-    restore as restore,
-    testrestore as testrestore,
+)
+from ktorch._ktorch import (
     batchinit as batchinit,
-    testinit as testinit,
+)
+from ktorch._ktorch import (
+    clip as clip,
+)
+from ktorch._ktorch import (
+    clipv as clipv,
+)
+from ktorch._ktorch import (
+    data as data,
+)
+from ktorch._ktorch import (
+    datasize as datasize,
+)
+from ktorch._ktorch import (
+    dict as dict,
+)
+from ktorch._ktorch import (
+    eforward as eforward,
+)
+from ktorch._ktorch import (
+    evaluate as evaluate,
+)
+from ktorch._ktorch import (
+    forward as forward,
+)
+from ktorch._ktorch import (
+    free as free,
+)
+from ktorch._ktorch import (
+    grad as grad,
+)
+from ktorch._ktorch import (
+    help as help,
+)
+from ktorch._ktorch import (
+    info as info,
+)
+from ktorch._ktorch import (
+    input as input,
+)
+from ktorch._ktorch import (
+    loss as loss,
+)
+from ktorch._ktorch import (
+    lr as lr,
+)
+from ktorch._ktorch import (
+    mean as mean,
+)
+from ktorch._ktorch import (
+    model as model,
+)
+from ktorch._ktorch import (
+    module as module,
+)
+from ktorch._ktorch import (
+    mul as mul,
+)
+from ktorch._ktorch import (
+    nforward as nforward,
+)
+from ktorch._ktorch import (
+    nograd as nograd,
+)
+from ktorch._ktorch import (
+    objclass as objclass,
+)
+from ktorch._ktorch import (
+    objects as objects,
+)
+from ktorch._ktorch import (
+    opt as opt,
+)
+from ktorch._ktorch import (
+    parm as parm,
+)
+from ktorch._ktorch import (
+    parmnames as parmnames,
+)
+from ktorch._ktorch import (
+    restore as restore,
+)
+from ktorch._ktorch import (
+    run as run,
+)
+from ktorch._ktorch import (
+    seed as seed,
+)
+from ktorch._ktorch import (
     shuffle as shuffle,
+)
+from ktorch._ktorch import (
+    size as size,
+)
+from ktorch._ktorch import (
+    std as std,
+)
+from ktorch._ktorch import (
+    step as step,
+)
+from ktorch._ktorch import (
+    target as target,
+)
+from ktorch._ktorch import (
+    tensor as tensor,
+)
+from ktorch._ktorch import (
+    test as test,
+)
+from ktorch._ktorch import (
+    testbatch as testbatch,
+)
+from ktorch._ktorch import (
+    testdata as testdata,
+)
+from ktorch._ktorch import (
+    testinit as testinit,
+)
+from ktorch._ktorch import (
+    testinput as testinput,
+)
+from ktorch._ktorch import (
+    testrestore as testrestore,
+)
+from ktorch._ktorch import (
+    testrun as testrun,
+)
+from ktorch._ktorch import (
+    testsize as testsize,
+)
+from ktorch._ktorch import (
+    testtarget as testtarget,
+)
+from ktorch._ktorch import (
+    train as train,
+)
+from ktorch._ktorch import (
     unshuffle as unshuffle,
+)
+from ktorch._ktorch import (
+    use as use,
+)
+from ktorch._ktorch import (
+    vector as vector,
+)
+from ktorch._ktorch import (
+    zerograd as zerograd,
 )
 
 def seq(container: Any, *children: Any) -> list[Any]:

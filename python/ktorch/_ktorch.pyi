@@ -1,9 +1,8 @@
 """Type stubs and documentation for the native module ktorch._ktorch."""
 
+import builtins
 from collections.abc import Callable
 from typing import Any, final, overload
-
-import builtins
 
 import numpy as np
 import torch
