@@ -109,6 +109,7 @@ class Model:
 _Handle = Tensor | Vector | Dict | Module | Loss | Optimizer | Model
 _Array = np.ndarray | list[Any] | float | int | bool | torch.Tensor
 _Data = _Array | Tensor | Any
+_Inputs = _Data | Vector | Dict | tuple[Any, ...]
 
 @overload
 def tensor() -> Tensor:
@@ -265,7 +266,7 @@ def train(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) ->
 @overload
 def train(m: Model, /, **options: Any) -> None: ...
 @overload
-def train(m: Model, inputs: _Data | Vector | Dict | tuple[Any, ...], targets: _Data | Vector | Dict | tuple[Any, ...] | None = ..., /) -> int: ...
+def train(m: Model, inputs: _Inputs, targets: _Inputs | None = ..., /) -> int: ...
 
 @overload
 def test(m: Model, /) -> builtins.dict[str, Any]:
@@ -283,7 +284,7 @@ def test(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) -> 
 @overload
 def test(m: Model, /, **options: Any) -> None: ...
 @overload
-def test(m: Model, inputs: _Data | Vector | Dict | tuple[Any, ...], targets: _Data | Vector | Dict | tuple[Any, ...] | None = ..., /) -> int: ...
+def test(m: Model, inputs: _Inputs, targets: _Inputs | None = ..., /) -> int: ...
 
 def data(m: Model, *args: Any) -> Any:
     """data(m) -> [inputs, targets]; data(m, x, y) defines training data."""
