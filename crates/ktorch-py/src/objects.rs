@@ -1,0 +1,347 @@
+//! Handle life and read-outs of any object: free, addref, use, objclass, size, info, help, seed, objects.
+
+use ktorch_core::tensor::{kind_name, Class};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::errors::{kerr, terr, Res};
+use crate::gate::{call, Gate};
+use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
+
+macro_rules! each_handle {
+    ($x:expr, $h:ident => $body:expr, $other:expr) => {
+        if let Ok($h) = $x.downcast::<Tensor>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<Vector>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<Dict>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyModule>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyLoss>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyOptimizer>() {
+            $body
+        } else if let Ok($h) = $x.downcast::<PyModel>() {
+            $body
+        } else {
+            $other
+        }
+    };
+}
+
+/// free(h, ...): releases each handle's object; later use raises KtorchError.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let f = "free";
+    if args.is_empty() {
+        return Err(terr(f, "expecting one or more handles"));
+    }
+    for a in args.iter() {
+        each_handle!(a, h => { h.get().get(f)?; }, return Err(terr(f, format!("expecting a ktorch handle, given {}", a.get_type().name()?))));
+    }
+    for a in args.iter() {
+        each_handle!(a, h => { h.get().free(); }, {});
+    }
+    Ok(())
+}
+
+/// addref(h): a second handle to the same object.
+#[pyfunction]
+pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "addref";
+    each_handle!(x, h => {
+        let n = Py::new(py, h.get().another(py, f)?)?;
+        Ok(n.into_any())
+    }, Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
+}
+
+/// use(h, new): moves new's object into h (h's old object is released, new is freed).
+#[pyfunction(name = "use")]
+pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
+    let f = "use";
+    macro_rules! mv {
+        ($t:ty) => {
+            if let Ok(a) = h.downcast::<$t>() {
+                let b = new.downcast::<$t>().map_err(|_| {
+                    terr(
+                        f,
+                        format!(
+                            "expecting a second {} to move, given {}",
+                            stringify!($t),
+                            new.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ),
+                    )
+                })?;
+                if a.is(b) {
+                    return Ok(());
+                }
+                a.get().get(f)?;
+                let (x, keep) = b.get().take(f)?;
+                a.get().replace(x, keep);
+                return Ok(());
+            }
+        };
+    }
+    mv!(Tensor);
+    mv!(Vector);
+    mv!(Dict);
+    mv!(PyModule);
+    mv!(PyLoss);
+    mv!(PyOptimizer);
+    mv!(PyModel);
+    Err(terr(
+        f,
+        format!("expecting a ktorch handle, given {}", h.get_type().name()?),
+    ))
+}
+
+/// Runs `f` with the GIL inside a call that holds `o`'s lock (building
+/// Python values from the object's state).
+fn with_obj(
+    py: Python<'_>,
+    func: &str,
+    o: Obj,
+    f: impl FnOnce(&Gate, Python<'_>, &Obj) -> Res<PyObject> + Send,
+) -> PyResult<PyObject> {
+    let ds = o.domains();
+    call(py, func, ds, move |g| Python::with_gil(|py| f(g, py, &o)))
+}
+
+/// objclass(h): tensor, vector, dictionary, module, loss, optimizer or model.
+#[pyfunction]
+pub fn objclass(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    let f = "objclass";
+    Ok(match obj(f, x)? {
+        Some(Obj::Tensors(s)) => {
+            let ds = s.domains();
+            call(py, f, ds, move |g| Ok(g.lock(&s)?.class().name()))?
+        }
+        Some(Obj::Module(_)) => "module",
+        Some(Obj::Loss(_)) => "loss",
+        Some(Obj::Opt(_)) => "optimizer",
+        Some(Obj::Model(_)) => "model",
+        None => {
+            return Err(terr(
+                f,
+                format!("expecting a ktorch handle, given {}", x.get_type().name()?),
+            ))
+        }
+    })
+}
+
+/// size(h): a tensor's shape; for a vector or dict one shape per member; for a module its parameter shapes.
+#[pyfunction]
+pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "size";
+    let o = match obj(f, x)? {
+        Some(o @ (Obj::Tensors(_) | Obj::Module(_))) => o,
+        _ => {
+            return Err(terr(
+                f,
+                format!(
+                    "expecting a Tensor, Vector, Dict or Module, given {}",
+                    x.get_type().name()?
+                ),
+            ))
+        }
+    };
+    with_obj(py, f, o, |g, py, o| match o {
+        Obj::Tensors(s) => {
+            let t = g.lock(s)?;
+            Ok(match t.class() {
+                Class::Tensor => t.get().size().into_pyobject(py)?.into_any().unbind(),
+                Class::Vector => t
+                    .items()
+                    .iter()
+                    .map(|t| t.size())
+                    .collect::<Vec<_>>()
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind(),
+                Class::Dict => {
+                    let d = PyDict::new(py);
+                    for (k, t) in t.names().iter().zip(t.items()) {
+                        d.set_item(k, t.size())?;
+                    }
+                    d.into_any().unbind()
+                }
+            })
+        }
+        Obj::Module(m) => {
+            let d = PyDict::new(py);
+            for (k, t) in g.lock(m)?.named_parameters() {
+                d.set_item(k, t.size())?;
+            }
+            Ok(d.into_any().unbind())
+        }
+        _ => unreachable!(),
+    })
+}
+
+fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("device", ktorch_core::tensor::device_name(t.device()))?;
+    d.set_item("dtype", kind_name(t.kind()))?;
+    d.set_item("layout", if t.is_sparse() { "sparse" } else { "strided" })?;
+    d.set_item(
+        "gradient",
+        if t.requires_grad() { "grad" } else { "nograd" },
+    )?;
+    let pt = crate::convert::to_torch(py, t)?;
+    d.set_item("pin", pt.call_method0("is_pinned")?)?;
+    d.set_item(
+        "memory",
+        if t.is_contiguous() {
+            "contiguous"
+        } else {
+            "strided"
+        },
+    )?;
+    let gf = pt.getattr("grad_fn")?;
+    let gf = if gf.is_none() {
+        String::new()
+    } else {
+        gf.get_type().name()?.to_string()
+    };
+    d.set_item("leaf", pt.getattr("is_leaf")?)?;
+    d.set_item("gradfn", gf)?;
+    d.set_item("dim", t.dim())?;
+    d.set_item("size", t.size())?;
+    d.set_item("stride", t.stride())?;
+    d.set_item("numel", t.numel())?;
+    d.set_item("itemsize", t.kind().elt_size_in_bytes())?;
+    d.set_item("contiguous", t.is_contiguous())?;
+    d.set_item("offset", pt.call_method0("storage_offset")?)?;
+    // references to the tensor besides the temporary made for this call
+    let uses: i64 = pt.call_method0("_use_count")?.extract()?;
+    d.set_item("ref", uses - 1)?;
+    Ok(d)
+}
+
+/// info(h): a dict describing the object.
+#[pyfunction]
+pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let f = "info";
+    let Some(o) = obj(f, x)? else {
+        return Err(terr(
+            f,
+            format!("expecting a ktorch handle, given {}", x.get_type().name()?),
+        ));
+    };
+    with_obj(py, f, o, |g, py, o| {
+        let d = PyDict::new(py);
+        match o {
+            Obj::Tensors(s) => {
+                let t = g.lock(s)?;
+                return Ok(match t.class() {
+                    Class::Tensor => tensor_info(py, t.get())?.into_any().unbind(),
+                    _ => {
+                        let l = PyList::empty(py);
+                        for x in t.items() {
+                            l.append(tensor_info(py, x)?)?;
+                        }
+                        l.into_any().unbind()
+                    }
+                });
+            }
+            Obj::Module(m) => {
+                let m = g.lock(m)?;
+                d.set_item("type", m.kind())?;
+                d.set_item("name", m.name())?;
+                d.set_item("training", m.is_training())?;
+                d.set_item("parms", m.parmnames())?;
+                d.set_item(
+                    "buffers",
+                    m.named_buffers()
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect::<Vec<_>>(),
+                )?;
+            }
+            Obj::Loss(l) => d.set_item("type", g.lock(l)?.kind())?,
+            Obj::Opt(o) => {
+                let o = g.lock(o)?;
+                d.set_item("type", o.kind())?;
+                d.set_item("groups", o.groups())?;
+                d.set_item("lr", o.lr())?;
+            }
+            Obj::Model(m) => {
+                let m = g.lock(m)?;
+                d.set_item("module", g.lock(m.module())?.kind())?;
+                d.set_item("loss", g.lock(m.loss_fn())?.kind())?;
+                d.set_item("optimizer", g.lock(m.optimizer())?.kind())?;
+                d.set_item("train", m.train.rows())?;
+                d.set_item("test", m.test.rows())?;
+            }
+        }
+        Ok(d.into_any().unbind())
+    })
+}
+
+/// seed(n): seeds libtorch's random generators.
+#[pyfunction]
+pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let n: i64 = n
+        .extract()
+        .map_err(|_| terr("seed", "expecting an integer seed"))?;
+    tch::manual_seed(n);
+    Ok(())
+}
+
+/// help(name): documentation tables, e.g. help("backward") for the modes.
+#[pyfunction]
+#[pyo3(signature = (name=None))]
+pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    let f = "help";
+    let topic: Option<String> = match name {
+        None => None,
+        Some(n) => Some(n.extract().map_err(|_| terr(f, "expecting a topic name"))?),
+    };
+    match topic.as_deref() {
+        Some("backward") => {
+            let l = PyList::empty(py);
+            for (m, r, c, d) in ktorch_core::autograd::MODES {
+                let row = PyDict::new(py);
+                row.set_item("mode", m)?;
+                row.set_item("retain", r)?;
+                row.set_item("create", c)?;
+                row.set_item("description", d)?;
+                l.append(row)?;
+            }
+            Ok(l.into_any().unbind())
+        }
+        Some("module") => Ok(ktorch_core::nn::module_types()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some("loss") => Ok(ktorch_core::loss::LOSS_TYPES
+            .to_vec()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some("optimizer") | Some("opt") => Ok(ktorch_core::optim::OPTIMIZER_TYPES
+            .to_vec()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        None => Ok(vec!["backward", "module", "loss", "optimizer"]
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Some(s) => Err(kerr(
+            f,
+            format!("no help for `{s}`, topics: backward, module, loss, optimizer"),
+        )),
+    }
+}
+
+/// objects(): the number of live handles (for leak checks).
+#[pyfunction]
+pub fn objects() -> i64 {
+    crate::handles::live()
+}
