@@ -187,7 +187,7 @@ fn testrun_metrics_come_back_in_the_original_order() -> Result<()> {
 #[test]
 fn run_without_data_is_an_error_and_interrupts_restore() -> Result<()> {
     let mut m = linear_model(0.1)?;
-    let e = m.run("run").err().expect("no data");
+    let e = m.run("run").expect_err("no data");
     assert_eq!(e.to_string(), "run: no training data defined");
     m.train.opts.batchsize = 2;
     m.train.set_data(
@@ -201,8 +201,7 @@ fn run_without_data_is_an_error_and_interrupts_restore() -> Result<()> {
             n += 1;
             n > 2
         })
-        .err()
-        .expect("interrupted");
+        .expect_err("interrupted");
     assert!(matches!(e, ktorch_core::Error::Interrupted(_)));
     assert_eq!(m.train.size(), 10);
     Ok(())
