@@ -128,6 +128,27 @@ pub(super) struct State {
     prev_loss: f64,
 }
 
+impl State {
+    /// A copy to go back to after a step. A step replaces the direction, the history
+    /// entries and `h_diag` with new tensors and updates only `prev_flat_grad` in
+    /// place, so that one is copied and the others are shared.
+    pub(super) fn snapshot(&self) -> Result<State> {
+        let share = |v: &VecDeque<Tensor>| v.iter().map(Tensor::shallow_clone).collect();
+        Ok(State {
+            func_evals: self.func_evals,
+            n_iter: self.n_iter,
+            d: self.d.as_ref().map(Tensor::shallow_clone),
+            t: self.t,
+            old_dirs: share(&self.old_dirs),
+            old_stps: share(&self.old_stps),
+            ro: share(&self.ro),
+            h_diag: self.h_diag.as_ref().map(Tensor::shallow_clone),
+            prev_flat_grad: self.prev_flat_grad.as_ref().map(copy_of).transpose()?,
+            prev_loss: self.prev_loss,
+        })
+    }
+}
+
 /// Every gradient as one flat vector, zeros for undefined gradients.
 fn gather_flat_grad(params: &[Tensor]) -> Result<Tensor> {
     let mut views = Vec::with_capacity(params.len());
