@@ -398,6 +398,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn restore_puts_back_parameters_and_state() {
+        for search in ["none", "strong_wolfe"] {
+            let make = || {
+                let ps = params();
+                let o = Optimizer::new(
+                    "lbfgs",
+                    ps.iter().map(Tensor::shallow_clone).collect(),
+                    &[],
+                    &kws(&[("search", search.into()), ("iter", 3i64.into())]),
+                )
+                .expect("new");
+                (ps, o)
+            };
+            let (ps, mut o) = make();
+            // a first step builds history, so the saved state is not the empty one
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            let at: Vec<Tensor> = ps.iter().map(|p| p.detach().copy()).collect();
+            let saved = o.save_lbfgs().expect("save").expect("lbfgs saves");
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            assert!(
+                ps.iter().zip(&at).any(|(p, a)| !p.equal(a)),
+                "{search}: moved"
+            );
+            o.restore_lbfgs(saved).expect("restore");
+            for (p, a) in ps.iter().zip(&at) {
+                assert!(p.equal(a), "{search}: parameters put back");
+            }
+            // the step after restoring is the step the saved point would have taken
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            let (ps2, mut o2) = make();
+            for _ in 0..2 {
+                let _ = o2.step_with(&mut || Ok(backward(&ps2))).expect("step");
+            }
+            for (p, q) in ps.iter().zip(&ps2) {
+                assert!(p.equal(q), "{search}: same as without the undone step");
+            }
+        }
+        let sgd = Optimizer::new("sgd", params(), &[], &[]).expect("sgd");
+        assert!(sgd.save_lbfgs().expect("save").is_none());
+    }
+
     fn rosenbrock(xy: &Tensor) -> Tensor {
         let (x, y) = (xy.select(0, 0), xy.select(0, 1));
         let a: Tensor = (&x - 1.0).square();
