@@ -1,6 +1,8 @@
 """Bad input: each call raises kt.KtorchError or TypeError naming the function (or carrying
 libtorch's own message), the interpreter survives, and the objects are unchanged."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,32 @@ XC = np.arange(18, dtype=np.float32).reshape(6, 3) / 10
 YC = np.ones((6, 3), np.float32)
 F32, F64, I64 = np.float32, np.float64, np.int64
 NAN, INF = float("nan"), float("inf")
+
+
+def quiet(make):
+    """A torch tensor made without torch's beta/prototype warnings (pytest makes warnings errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make()
+
+
+# torch.Tensor kinds tch cannot hold or ktorch does not compute with (issue 8, item 3)
+TX = torch.from_numpy(X)
+ODD = {
+    "coo": quiet(lambda: TX.to_sparse()),
+    "csr": quiet(lambda: TX.to_sparse_csr()),
+    "mkldnn": quiet(lambda: TX.to_mkldnn()),
+    "jagged": quiet(lambda: torch.nested.nested_tensor([torch.zeros(8), torch.zeros(3)], layout=torch.jagged)),
+    "nested": quiet(lambda: torch.nested.nested_tensor([torch.zeros(8), torch.zeros(3)])),
+    "meta": torch.empty(10, 4, device="meta"),
+    "float8": torch.zeros(10, dtype=torch.float8_e4m3fn),
+    "qint8": torch.quantize_per_tensor(TX, 0.1, 0, torch.qint8),
+    "uint64big": torch.tensor([2**63] * 10, dtype=torch.uint64),
+    "complex32": quiet(lambda: torch.zeros(3, 4, dtype=torch.complex32)),
+    "bits8": torch.zeros(10, 3, dtype=torch.bits8),
+    "int4": torch.zeros(10, 4, dtype=torch.int4),
+    "float4": torch.zeros(10, 4, dtype=torch.float4_e2m1fn_x2),
+}
 
 
 def freed(h):
@@ -66,6 +94,10 @@ class Env:
             return "abc"
         if mode == "shape":
             return torch.zeros(7)
+        if mode == "sparse":
+            return ODD["coo"]
+        if mode == "uint64":
+            return torch.tensor([[2**63] * 3] * 2, dtype=torch.uint64)
         if mode == "reenter-model":
             kt.train(self.cm, "batchsize")
         if mode == "reenter-module":
@@ -196,11 +228,11 @@ CASES = [
     ("opt-unknown-setting", lambda e: kt.opt("sgd", e.q, 0.1, nosuch=1), K, "sgd: unrecognized option: nosuch"),
     ("opt-group-bad-setting", lambda e: kt.opt(e.o3, 1, kt.module(("linear", 2, 2)), -5.0), K, "sgd: lr must be non-negative"),
     # losses
-    ("loss-target-batch", lambda e: kt.loss(e.l, np.zeros((3, 4), np.float32), np.zeros(5, np.int64)), K, "ce:"),
+    ("loss-target-batch", lambda e: kt.loss(e.l, np.zeros((3, 4), np.float32), np.zeros(5, np.int64)), K, "loss: ce:"),
     ("mse-shape", lambda e: kt.mse(np.zeros((3, 4), np.float32), np.zeros((5, 2), np.float32)), K, "mse: output size [3, 4] does not match target size [5, 2]"),
     ("loss-too-many-settings", lambda e: kt.loss("mse", 1, 2), K, "mse:"),
     ("loss-bad-reduction", lambda e: kt.loss("mse", {"reduce": "nosuch"}), K, "mse: reduce: unrecognized value `nosuch`"),
-    ("model-loss-shape", lambda e: kt.loss(e.m, np.zeros((3, 3), np.float32), np.zeros(7, np.int64)), K, "ce:"),
+    ("model-loss-shape", lambda e: kt.loss(e.m, np.zeros((3, 3), np.float32), np.zeros(7, np.int64)), K, "loss: ce:"),
     ("run-target-shape", lambda e: kt.backstep(e.m, X, np.zeros(3, np.int64)), K, "ce: Expected input batch_size (10) to match target batch_size (3)"),
     # step functions
     ("backward-args", lambda e: kt.backward(e.m, X), T, "backward: expecting (model) or (model, inputs, targets)"),
@@ -402,6 +434,33 @@ CASES = [
     ("cb-reenter-model-backstep", lambda e: e.cb("reenter-model", lambda: kt.backstep(e.cm)), K, "in use by this thread"),
     ("cb-reenter-module-forward", lambda e: e.cb("reenter-module", lambda: kt.forward(e.cq, XC[0])), K, "in use by this thread"),
     ("cb-reenter-parm-run", lambda e: e.cb("reenter-parm", lambda: kt.run(e.cm)), K, "in use by this thread"),
+    # --- dtypes, layouts and devices ktorch cannot compute with: refused at the boundary, never a panic ---
+    ("mul-sparse-coo", lambda e: kt.mul(ODD["coo"], X), T, "mul: sparse_coo tensors are not supported, given a torch.Tensor with layout torch.sparse_coo"),
+    ("vector-sparse-csr", lambda e: kt.vector(X, ODD["csr"]), T, "vector: sparse_csr tensors are not supported, given a torch.Tensor with layout torch.sparse_csr"),
+    ("data-mkldnn", lambda e: kt.data(e.m, ODD["mkldnn"], Y), T, "data: mkldnn tensors are not supported, given a torch.Tensor with layout torch._mkldnn"),
+    ("forward-sparse-coo", lambda e: kt.forward(e.q, ODD["coo"]), T, "forward: sparse_coo tensors are not supported"),
+    ("parm-nested-jagged", lambda e: kt.parm(e.q, "0.bias", ODD["jagged"]), T, "parm: nested tensors are not supported, given a torch.Tensor with layout torch.jagged"),
+    ("parm-nested-strided", lambda e: kt.parm(e.q, "0.bias", ODD["nested"]), T, "parm: nested tensors are not supported, given a nested torch.Tensor"),
+    ("train-meta", lambda e: kt.train(e.m, ODD["meta"], Y), T, "train: meta tensors hold no data, given a torch.Tensor on device meta"),
+    ("tensor-meta", lambda e: kt.tensor(ODD["meta"]), T, "tensor: meta tensors hold no data"),
+    ("target-float8", lambda e: kt.target(e.m, ODD["float8"]), T, "target: float8_e4m3fn tensors are not supported, given a torch.Tensor of dtype torch.float8_e4m3fn"),
+    ("input-qint8", lambda e: kt.input(e.m, ODD["qint8"]), T, "input: qint8 tensors are not supported, given a torch.Tensor of dtype torch.qint8"),
+    ("tensor-uint64-big", lambda e: kt.tensor(ODD["uint64big"]), T, "tensor: uint64 values of 2**63 or more do not fit int64, given a torch.Tensor"),
+    ("tensor-uint64-big-numpy", lambda e: kt.tensor(np.array([2**64 - 1], np.uint64)), T, "tensor: uint64 values of 2**63 or more do not fit int64, given a numpy array"),
+    ("train-uint64-big-list", lambda e: kt.train(e.m, X, [2**63] * 10), T, "train: uint64 values of 2**63 or more"),
+    ("target-uint64-big", lambda e: kt.target(e.m, ODD["uint64big"]), T, "target: uint64 values of 2**63 or more"),
+    ("mse-complex32", lambda e: kt.mse(ODD["complex32"], ODD["complex32"]), T, "mse: complex32 tensors are not supported"),
+    ("loss-bits8", lambda e: kt.loss(e.l, ODD["bits8"], Y), T, "loss: bits8 tensors are not supported, given a torch.Tensor of dtype torch.bits8"),
+    ("backstep-int4", lambda e: kt.backstep(e.m, ODD["int4"], Y), T, "backstep: int4 tensors are not supported"),
+    ("run-float4", lambda e: kt.run(e.m, ODD["float4"], Y), T, "run: float4_e2m1fn_x2 tensors are not supported"),
+    ("cb-returns-sparse", lambda e: e.cb("sparse", lambda: kt.forward(e.cq, XC[0])), K, "callback: TypeError: callback: sparse_coo tensors are not supported"),
+    ("cb-returns-uint64-big", lambda e: e.cb("uint64", lambda: kt.run(e.cm)), K, "callback: TypeError: callback: uint64 values of 2**63 or more"),
+    # --- floats for integer options: finite, integral and in range, never saturated (item 4) ---
+    ("batchsize-1e300", lambda e: kt.train(e.m, batchsize=1e300), K, "batchsize: value expects an integer, given float 1e300, outside the 64-bit integer range"),
+    ("tasks-1e300", lambda e: kt.train(e.m, "tasks", 1e300), K, "tasks: value expects an integer, given float 1e300"),
+    ("task-2**63", lambda e: kt.train(e.m, task=2.0**63), K, "task: value expects an integer, given float"),
+    ("shuffleseed-minus-1e300", lambda e: kt.train(e.m, shuffleseed=-1e300), K, "shuffleseed: value expects an integer"),
+    ("test-batchsize-1e300", lambda e: kt.test(e.m, batchsize=1e300), K, "batchsize: value expects an integer, given float 1e300"),
 ]
 
 

@@ -9,6 +9,7 @@ import faulthandler
 import gc
 import math
 import time
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -22,6 +23,7 @@ import ktorch as kt
 torch.set_num_threads(1)
 
 ALLOWED = (kt.KtorchError, TypeError)
+DATA = (np.ndarray, torch.Tensor)
 HANDLES = (kt.Tensor, kt.Vector, kt.Dict, kt.Module, kt.Loss, kt.Optimizer, kt.Model)
 
 # ---------------------------------------------------------------------------
@@ -32,7 +34,47 @@ small_int = st.integers(-2, 6)
 odd_float = st.sampled_from([0.0, 0.1, 1.0, -1.0, 2.5, math.nan, math.inf, -math.inf, 1e30])
 any_scalar = st.one_of(small_int, odd_float, st.booleans(), st.none(), st.sampled_from(["x", "sum", "skip", ""]),
                        st.integers(-(2**70), 2**70))
-dtypes = st.sampled_from(["float32", "float32", "float32", "float64", "int64", "bool"])
+dtypes = st.sampled_from(["float32", "float32", "float32", "float64", "int64", "bool", "uint16", "uint32", "uint64"])
+# torch.Tensor kinds: unsigned (widened), and dtypes, layouts, devices ktorch refuses (issue 8, item 3)
+TORCH_FORMS = ["torch", "conj", "uint16", "uint32", "uint64", "uint64big", "float8", "complex32", "qint8", "bits8",
+               "int4", "sparse_coo", "sparse_csr", "mkldnn", "nested", "jagged", "meta"]
+
+
+def torch_form(a, form):
+    """The array as a torch.Tensor of the given kind (a plain one where the kind cannot hold it)."""
+    t = torch.from_numpy(a.copy())
+    f = t.double().nan_to_num(0.0, 0.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if form == "conj":
+                return torch.complex(f, f).conj()
+            if form in ("uint16", "uint32", "uint64"):
+                return (f.abs() * 100).to(getattr(torch, form))
+            if form == "uint64big":
+                return torch.full(t.shape, 2**63, dtype=torch.uint64)
+            if form == "float8":
+                return f.to(torch.float8_e4m3fn)
+            if form == "complex32":
+                return f.to(torch.complex32)
+            if form == "qint8":
+                return torch.quantize_per_tensor(f.float(), 0.1, 0, torch.qint8)
+            if form in ("bits8", "int4"):
+                return torch.zeros(t.shape, dtype=getattr(torch, form))
+            if form == "sparse_coo":
+                return t.to_sparse()
+            if form == "sparse_csr":
+                return t.to_sparse_csr()
+            if form == "mkldnn":
+                return t.float().to_mkldnn()
+            if form in ("nested", "jagged"):
+                layout = torch.jagged if form == "jagged" else torch.strided
+                return torch.nested.nested_tensor([f.reshape(-1), f.reshape(-1)[:1]], layout=layout)
+            if form == "meta":
+                return torch.empty(t.shape, dtype=t.dtype, device="meta")
+        except (RuntimeError, TypeError, ValueError, IndexError):
+            pass
+        return t
 
 
 @st.composite
@@ -42,7 +84,9 @@ def arrays(draw, rows=None):
     ndim = draw(st.integers(1, 3))
     shape = [r] + [draw(st.integers(0, 5)) for _ in range(ndim - 1)]
     seed = draw(st.integers(0, 2**16))
-    a = np.random.default_rng(seed).standard_normal(shape).astype(draw(dtypes))
+    x = np.random.default_rng(seed).standard_normal(shape)
+    dtype = draw(dtypes)
+    a = (np.abs(x) * 1000).astype(dtype) if dtype.startswith("uint") else x.astype(dtype)
     if a.dtype.kind == "f" and a.size and draw(st.booleans()):
         a.flat[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     layout = draw(st.sampled_from(["c", "c", "c", "fortran", "strided", "reversed", "transposed"]))
@@ -54,7 +98,8 @@ def arrays(draw, rows=None):
         a = a[::-1]
     elif layout == "transposed" and a.ndim == 2:
         a = np.ascontiguousarray(a.T).T
-    return a
+    form = draw(st.sampled_from(["numpy"] * 12 + TORCH_FORMS))
+    return a if form == "numpy" else torch_form(a, form)
 
 
 @st.composite
@@ -234,9 +279,9 @@ class Interp:
         if name == "tmode":
             return kt.tensor(a[0], *a[1], *a[2])
         if name == "vector":
-            return kt.vector(*[x if isinstance(x, np.ndarray) else p(x, *T) for x in a[0]])
+            return kt.vector(*[x if isinstance(x, DATA) else p(x, *T) for x in a[0]])
         if name == "dict":
-            return kt.dict({f"k{i}": x if isinstance(x, np.ndarray) else p(x, *T) for i, x in enumerate(a[0])})
+            return kt.dict({f"k{i}": x if isinstance(x, DATA) else p(x, *T) for i, x in enumerate(a[0])})
         if name == "module":
             return kt.module(a[0])
         if name == "loss":
@@ -264,7 +309,7 @@ class Interp:
             h = p(a[0], Q, M)
             if a[1] is None:
                 return f(h)
-            return f(h, a[1] if isinstance(a[1], np.ndarray) else p(a[1], *T))
+            return f(h, a[1] if isinstance(a[1], DATA) else p(a[1], *T))
         if name in ("backstep", "backward", "run", "testrun"):
             f = getattr(kt, name)
             h = p(a[0], M, *T) if name == "backward" else p(a[0], M)

@@ -81,6 +81,17 @@ impl PartialEq for Value {
     }
 }
 
+/// `f` as an i64 when it is finite, integral and within [-2**63, 2**63), else None.
+pub fn float_to_int(f: f64) -> Option<i64> {
+    // -2**63 and 2**63 are exact in f64; every integral f64 in between converts exactly
+    const LIM: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_finite() && f.fract() == 0.0 && (-LIM..LIM).contains(&f) {
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
 impl From<bool> for Value {
     fn from(b: bool) -> Self {
         Value::Bool(b)
@@ -129,11 +140,25 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// The value as an integer (a float with an integral value is accepted).
+    /// The value as an integer: a float is accepted when it is finite, integral
+    /// and within the 64-bit range (it is never rounded or saturated).
     pub fn as_int(&self, func: &str, what: &str) -> Result<i64> {
         match self {
             Value::Int(i) => Ok(*i),
-            Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Ok(*f as i64),
+            Value::Float(f) => float_to_int(*f).ok_or_else(|| {
+                err(
+                    func,
+                    if !f.is_finite() {
+                        format!("{what} expects an integer, given float {f}")
+                    } else if f.fract() != 0.0 {
+                        format!("{what} expects an integer, given float")
+                    } else {
+                        format!(
+                            "{what} expects an integer, given float {f:e}, outside the 64-bit integer range"
+                        )
+                    }
+                )
+            }),
             Value::Tensor(t) if t.numel() == 1 && !t.is_floating_point() => {
                 Ok(t.f_int64_value(&[])?)
             }
@@ -210,5 +235,51 @@ impl Value {
                 .collect(),
             v => Ok(vec![v.as_str(func, what)?.to_string()]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_become_integers_only_when_exact() {
+        let int = |f: f64| Value::Float(f).as_int("train", "value");
+        assert_eq!(int(3.0).expect("3"), 3);
+        assert_eq!(int(-0.0).expect("-0"), 0);
+        assert_eq!(int(-9_223_372_036_854_775_808.0).expect("min"), i64::MIN);
+        assert_eq!(
+            int(9_223_372_036_854_774_784.0).expect("largest below 2**63"),
+            9_223_372_036_854_774_784
+        );
+        for f in [
+            1e300,
+            -1e300,
+            9_223_372_036_854_775_808.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            2.5,
+            1e-300,
+        ] {
+            let e = int(f).expect_err("refused");
+            assert!(
+                e.to_string()
+                    .starts_with("train: value expects an integer, given float"),
+                "{f}: {e}"
+            );
+        }
+        assert_eq!(
+            int(1e300).expect_err("range").to_string(),
+            "train: value expects an integer, given float 1e300, outside the 64-bit integer range"
+        );
+        assert_eq!(
+            int(f64::INFINITY).expect_err("inf").to_string(),
+            "train: value expects an integer, given float inf"
+        );
+        assert_eq!(
+            Value::Int(i64::MAX).as_int("f", "x").expect("int"),
+            i64::MAX
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ktorch_core::sync::{shared, Domain, Shared};
-use ktorch_core::tensor::{Class, Tensors};
+use ktorch_core::tensor::{kinds, Class, Tensors};
 use ktorch_core::{Module, Value};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -12,7 +12,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3_tch::PyTensor;
 use tch::Tensor as TchTensor;
 
-use crate::errors::{terr, IntoPy, Res};
+use crate::errors::{terr, IntoPy, KtorchError, Res};
 use crate::gate::{call, Gate};
 use crate::handles::{is_handle, Tensor, Vector};
 
@@ -66,8 +66,7 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
         ));
     }
     if is_torch(x)? {
-        let t: PyTensor = x.extract()?;
-        return Ok(t.0);
+        return torch_data(func, x);
     }
     if x.is_none() || x.is_instance_of::<PyString>() || x.is_instance_of::<PyDict>() {
         return Err(terr(
@@ -111,11 +110,63 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
             format!("cannot make a tensor from array of dtype {dt}"),
         ));
     }
+    // the platform's duplicate C types (numpy.ulonglong beside numpy.uint64 ...) are
+    // unknown to torch: view the array as the canonical dtype of the same layout
+    let canonical = np.call_method1("dtype", (a.getattr("dtype")?.getattr("str")?,))?;
+    let a = a.call_method1("view", (canonical,))?;
     let tt = torch(py)?
         .call_method1("tensor", (a,))
         .map_err(|e| terr(func, format!("cannot make a tensor: {e}")))?;
     let t: PyTensor = tt.extract()?;
-    Ok(t.0)
+    // numpy's uint16/32/64 arrive as torch's unsigned dtypes, which tch cannot name
+    kinds::admit(t.0, "a numpy array").map_err(|m| terr(func, m))
+}
+
+/// A torch.Tensor as ktorch data, shared with the caller: strided, on a cpu, cuda or
+/// mps device, of a dtype ktorch computes with (uint16/32/64 are widened losslessly,
+/// a copy). Anything else is a TypeError naming `func` and what was given.
+fn torch_data(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
+    let py = x.py();
+    let layout = x.getattr("layout")?;
+    if !layout.is(&torch(py)?.getattr("strided")?) {
+        let name = layout.str()?.to_string();
+        let short = match name.trim_start_matches("torch.").trim_start_matches('_') {
+            "jagged" => "nested",
+            s => s,
+        };
+        return Err(terr(
+            func,
+            format!("{short} tensors are not supported, given a torch.Tensor with layout {name}"),
+        ));
+    }
+    if x.getattr("is_nested")?.is_truthy()? {
+        return Err(terr(
+            func,
+            "nested tensors are not supported, given a nested torch.Tensor with layout torch.strided",
+        ));
+    }
+    let dev = x.getattr("device")?;
+    let ty: String = dev.getattr("type")?.extract()?;
+    match ty.as_str() {
+        "cpu" | "cuda" | "mps" => {}
+        "meta" => {
+            return Err(terr(
+                func,
+                "meta tensors hold no data, given a torch.Tensor on device meta",
+            ))
+        }
+        _ => {
+            return Err(terr(
+                func,
+                format!(
+                    "{ty} tensors are not supported, given a torch.Tensor on device {}",
+                    dev.str()?
+                ),
+            ))
+        }
+    }
+    let t: PyTensor = x.extract()?;
+    kinds::admit(t.0, "a torch.Tensor").map_err(|m| terr(func, m))
 }
 
 /// A torch.Tensor sharing storage with `t`.
@@ -133,6 +184,22 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
             return Ok(v);
         }
     }
+    // never reached through the api (every tensor entering ktorch passes kinds::admit);
+    // kept so that no tensor can make tch panic here
+    let kind = match t.f_kind() {
+        Ok(k) if kinds::is_strided(t) => k,
+        _ => {
+            return Err(KtorchError::new_err(format!(
+                "cannot return the values of a {} tensor of dtype torch.{}",
+                if kinds::is_strided(t) {
+                    "strided"
+                } else {
+                    "sparse, mkldnn or nested"
+                },
+                kinds::dtype_name(t)
+            )))
+        }
+    };
     let mut c = t
         .f_detach()
         .map_err(ktorch_core::Error::from)
@@ -140,12 +207,25 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
         .f_to_device(tch::Device::Cpu)
         .map_err(ktorch_core::Error::from)
         .py()?;
-    if c.kind() == tch::Kind::BFloat16 {
-        c = c
-            .f_to_kind(tch::Kind::Float)
-            .map_err(ktorch_core::Error::from)
-            .py()?;
+    // numpy has no bfloat16, complex32, float8 or quantized dtypes: widen, dequantize
+    use tch::Kind::*;
+    let wide = match kind {
+        BFloat16 | Float8e5m2 | Float8e4m3fn | Float8e5m2fnuz | Float8e4m3fnuz => {
+            Some(c.f_to_kind(Float))
+        }
+        ComplexHalf => Some(c.f_to_kind(ComplexFloat)),
+        QInt8 | QUInt8 | QInt32 => Some(c.f_dequantize()),
+        _ => None,
+    };
+    if let Some(w) = wide {
+        c = w.map_err(ktorch_core::Error::from).py()?;
     }
+    // numpy() refuses tensors with the conjugate or negative bit set
+    c = c
+        .f_resolve_conj()
+        .and_then(|c| c.f_resolve_neg())
+        .map_err(ktorch_core::Error::from)
+        .py()?;
     let c = if c.data_ptr() == t.data_ptr() {
         c.f_detach_copy().map_err(ktorch_core::Error::from).py()?
     } else {
@@ -162,7 +242,10 @@ pub fn to_numpy(py: Python<'_>, t: &TchTensor) -> PyResult<PyObject> {
 /// A 0-dim tensor as a numpy scalar of its dtype, read without an array in between.
 fn scalar(py: Python<'_>, t: &TchTensor) -> PyResult<Option<PyObject>> {
     use tch::Kind::*;
-    let name = match t.kind() {
+    let Ok(kind) = t.f_kind() else {
+        return Ok(None);
+    };
+    let name = match kind {
         Float | BFloat16 => "float32",
         Double => "float64",
         Half => "float16",

@@ -125,7 +125,17 @@ pub fn call<R: Send>(
             },
         )
     });
-    r.map_err(PyErr::from)
+    r.map_err(|e| named(func, e).into())
+}
+
+/// A libtorch error names the function the user called.
+fn named(func: &str, e: Fail) -> Fail {
+    match e {
+        Fail::Core(Error::Torch(m)) if !m.starts_with(&format!("{func}: ")) => {
+            Fail::Core(Error::Torch(format!("{func}: {m}")))
+        }
+        e => e,
+    }
 }
 
 /// The union of several objects' domains.

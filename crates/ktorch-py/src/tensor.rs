@@ -300,8 +300,13 @@ pub fn add(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResu
     binary(py, "add", x, y, tch::Tensor::f_add)
 }
 
+/// Integer and bool data as float32; floating and complex data as they are.
 fn float_of(t: tch::Tensor) -> Result<tch::Tensor, tch::TchError> {
-    if t.is_floating_point() {
+    let complex = matches!(
+        t.f_kind()?,
+        Kind::ComplexHalf | Kind::ComplexFloat | Kind::ComplexDouble
+    );
+    if t.is_floating_point() || complex {
         Ok(t)
     } else {
         t.f_to_kind(Kind::Float)

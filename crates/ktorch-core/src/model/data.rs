@@ -4,13 +4,16 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{err, Result};
 use crate::model::options::Options;
-use crate::tensor::{batch_count, common_size, Tensors};
+use crate::tensor::{batch_count, common_size, kinds, Tensors};
 
 /// Inputs and targets of one stage, batched and shuffled as one.
 #[derive(Debug)]
 pub struct Data {
     all: Tensors,
     nx: usize,
+    /// Rows when the data was given: tensors given as torch.Tensor are shared with
+    /// the caller, who may resize them; every pass and batch checks they still agree.
+    rows: i64,
     perm: Option<Tensor>,
     index: Option<i64>,
 }
@@ -50,6 +53,7 @@ impl Stage {
         let mut all = x;
         all.extend(y.unwrap_or_default());
         for t in &all {
+            kinds::check(func, t)?;
             if t.dim() == 0 {
                 return Err(err(
                     func,
@@ -57,7 +61,7 @@ impl Stage {
                 ));
             }
         }
-        common_size(func, &all, 0)?;
+        let rows = common_size(func, &all, 0)?;
         // the stage keeps tensors of its own (sharing storage, not autograd
         // state or sizes) so nothing done to the given tensors reaches them
         let all = all
@@ -67,6 +71,7 @@ impl Stage {
         self.data = Some(Data {
             all: Tensors::vector(all),
             nx,
+            rows,
             perm: None,
             index: None,
         });
@@ -138,24 +143,75 @@ impl Stage {
         })
     }
 
-    /// Full number of rows.
+    /// Full number of rows, as given (0 with no data).
     pub fn rows(&self) -> i64 {
-        self.data
-            .as_ref()
-            .and_then(|d| common_size("data", d.all.full(), 0).ok())
-            .unwrap_or(0)
+        self.data.as_ref().map_or(0, |d| d.rows)
+    }
+
+    /// Checks that the data still has the rows it was given with (a torch.Tensor given
+    /// as data is shared, and its owner may have resized it since); returns the rows.
+    /// Reads sizes only: no device work.
+    pub fn check(&self, func: &str) -> Result<i64> {
+        let Some(d) = self.data.as_ref() else {
+            return Ok(0);
+        };
+        let full = d.all.full();
+        let rows = |t: &Tensor| t.size().first().copied();
+        if full.iter().all(|t| rows(t) == Some(d.rows)) {
+            return Ok(d.rows);
+        }
+        let list = |ts: &[Tensor]| {
+            ts.iter()
+                .map(|t| rows(t).map_or_else(|| "a scalar".to_string(), |n| format!("{n} rows")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (x, y) = full.split_at(d.nx.min(full.len()));
+        let mut msg = format!(
+            "{} data changed size after it was given: inputs {}",
+            if self.opts.train { "training" } else { "test" },
+            list(x)
+        );
+        if !y.is_empty() {
+            msg.push_str(&format!(", targets {}", list(y)));
+        }
+        msg.push_str(&format!(
+            ", given with {} rows; define the data again",
+            d.rows
+        ));
+        Err(err(func, msg))
+    }
+
+    /// [`Stage::check`] when `x` are the stage's current inputs (the same tensors,
+    /// as a step on the stage's own data gets them), else nothing.
+    pub fn check_if_own(&self, func: &str, x: &[Tensor]) -> Result<()> {
+        let own = self.data.as_ref().is_some_and(|d| {
+            let mine = &d.all.items()[..d.nx.min(d.all.len())];
+            mine.len() == x.len()
+                && mine.iter().zip(x).all(|(a, b)| {
+                    kinds::is_strided(b) && a.data_ptr() == b.data_ptr() && a.size() == b.size()
+                })
+        });
+        if own {
+            self.check(func)?;
+        }
+        Ok(())
     }
 
     /// Rows in the current batch (all rows when not batching).
     pub fn size(&self) -> i64 {
         self.data
             .as_ref()
-            .and_then(|d| d.all.items().first().map(|t| t.size()[0]))
+            .and_then(|d| {
+                d.all
+                    .items()
+                    .first()
+                    .and_then(|t| t.size().first().copied())
+            })
             .unwrap_or(0)
     }
 
-    fn width(&self) -> i64 {
-        let n = self.rows();
+    fn width(&self, n: i64) -> i64 {
         let w = self.opts.batchsize;
         if w <= 0 || w > n {
             n
@@ -164,36 +220,42 @@ impl Stage {
         }
     }
 
-    /// Number of batches this task processes.
+    /// Number of batches this task processes: batches task, task+tasks, ... of all.
     pub fn batches(&self) -> i64 {
-        let all = batch_count(self.rows(), self.opts.batchsize, self.opts.droplast);
-        let (k, t) = (self.opts.task, self.opts.tasks.max(1));
-        if all <= k {
-            0
-        } else {
-            (all - k + t - 1) / t
-        }
+        tasks_share(
+            batch_count(self.rows(), self.opts.batchsize, self.opts.droplast),
+            self.opts.task,
+            self.opts.tasks,
+        )
     }
 
     /// Moves to the next batch: true while one is selected, false (full size
     /// restored) after the last.
     pub fn batch(&mut self, func: &str) -> Result<bool> {
-        let count = batch_count(self.rows(), self.opts.batchsize, self.opts.droplast);
-        let w = self.width();
+        let n = self.check(func)?;
+        let count = batch_count(n, self.opts.batchsize, self.opts.droplast);
+        let w = self.width(n);
         let (task, tasks) = (self.opts.task, self.opts.tasks.max(1));
         let d = self.data_mut(func)?;
+        // past the last batch (or past i64::MAX, for a huge number of tasks): done
         let next = match d.index {
-            None => task,
-            Some(i) => i + tasks,
+            None => Some(task),
+            Some(i) => i.checked_add(tasks),
         };
-        if next >= count {
+        let Some(next) = next.filter(|i| *i < count) else {
             d.all.restore();
             d.index = None;
             return Ok(false);
-        }
+        };
         d.all.narrow_rows(func, w, next)?;
         d.index = Some(next);
         Ok(true)
+    }
+
+    /// Restores full size, checks the data is still the size it was given with.
+    fn restore_checked(&mut self, func: &str) -> Result<i64> {
+        self.restore();
+        self.check(func)
     }
 
     /// Restores full size; returns the number of rows.
@@ -210,7 +272,7 @@ impl Stage {
         if self.data.is_none() {
             return Ok(-1);
         }
-        self.restore();
+        self.restore_checked(func)?;
         if self.opts.train && self.opts.shuffle {
             self.shuffle(func)?;
         }
@@ -219,7 +281,7 @@ impl Stage {
 
     /// Shuffles inputs and targets with one permutation, tracking it for unshuffle.
     pub fn shuffle(&mut self, func: &str) -> Result<()> {
-        let n = self.rows();
+        let n = self.restore_checked(func)?;
         let p = self.permutation(n)?;
         let d = self.data_mut(func)?;
         d.index = None;
@@ -233,6 +295,7 @@ impl Stage {
 
     /// Restores the original row order.
     pub fn unshuffle(&mut self, func: &str) -> Result<()> {
+        self.check(func)?;
         let d = self.data_mut(func)?;
         d.index = None;
         if let Some(p) = d.perm.take() {
@@ -276,6 +339,17 @@ impl Stage {
     }
 }
 
+/// How many of `all` batches task `task` of `tasks` visits: batches task,
+/// task + tasks, ... below all (tasks below 1 count as 1; no overflow for any values).
+fn tasks_share(all: i64, task: i64, tasks: i64) -> i64 {
+    let t = tasks.max(1);
+    if task < 0 || all <= task {
+        0
+    } else {
+        (all - task - 1) / t + 1
+    }
+}
+
 /// Fisher-Yates with SplitMix64: the same seed gives the same permutations on every task.
 fn seeded_perm(n: i64, mut state: u64) -> (Vec<i64>, u64) {
     let mut next = || {
@@ -291,4 +365,121 @@ fn seeded_perm(n: i64, mut state: u64) -> (Vec<i64>, u64) {
         p.swap(i, j);
     }
     (p, state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    fn stage(rows: i64, batchsize: i64, task: i64, tasks: i64) -> Stage {
+        let mut s = Stage::new(true);
+        s.opts
+            .set(&[
+                ("batchsize".into(), Value::Int(batchsize)),
+                ("tasks".into(), Value::Int(tasks)),
+                ("task".into(), Value::Int(task)),
+            ])
+            .expect("options");
+        let x = Tensor::arange(rows, (Kind::Int64, Device::Cpu));
+        let y = Tensor::arange(rows, (Kind::Int64, Device::Cpu));
+        s.set_data("train", vec![x], Some(vec![y])).expect("data");
+        s
+    }
+
+    /// The first row of each batch the stage visits, divided by the batch size.
+    fn visits(s: &mut Stage, w: i64) -> Vec<i64> {
+        let mut v = vec![];
+        while s.batch("batch").expect("batch") {
+            let x = s.inputs().expect("inputs").remove(0);
+            v.push(x.int64_value(&[0]) / w);
+            assert!(v.len() <= 100, "runaway batching: {v:?}");
+        }
+        v
+    }
+
+    #[test]
+    fn task_batches() {
+        for (task, tasks, want) in [
+            (0, 1, vec![0, 1, 2, 3, 4]),
+            (1, 2, vec![1, 3]),
+            (3, 4, vec![3]),
+            (3, i64::MAX, vec![3]),
+            (0, i64::MAX, vec![0]),
+            (4, i64::MAX, vec![4]),
+            (i64::MAX - 1, i64::MAX, vec![]),
+        ] {
+            let mut s = stage(50, 10, task, tasks);
+            assert_eq!(
+                s.init("batchinit").expect("init"),
+                want.len() as i64,
+                "{task}/{tasks}"
+            );
+            assert_eq!(s.batches(), want.len() as i64);
+            assert_eq!(visits(&mut s, 10), want, "task {task} of {tasks}");
+            assert_eq!(s.size(), 50);
+        }
+    }
+
+    #[test]
+    fn share_never_overflows() {
+        assert_eq!(tasks_share(5, 0, i64::MAX), 1);
+        assert_eq!(tasks_share(i64::MAX, 0, 1), i64::MAX);
+        assert_eq!(tasks_share(i64::MAX, i64::MAX - 1, i64::MAX), 1);
+        assert_eq!(tasks_share(i64::MAX, 1, 2), i64::MAX / 2);
+        assert_eq!(tasks_share(10, 10, 3), 0);
+        assert_eq!(tasks_share(10, 9, 3), 1);
+        assert_eq!(tasks_share(10, 0, 3), 4);
+    }
+
+    #[test]
+    fn resized_data_is_an_error() {
+        let mut s = stage(40, 10, 0, 1);
+        assert!(s.batch("batch").expect("first batch"));
+        // the caller resizes a shared input: the next batch, a new pass, a step all say so
+        let mut x = s.inputs_full().expect("inputs").remove(0);
+        let _ = x.resize_([5]);
+        let want = "training data changed size after it was given: inputs 5 rows, targets 40 rows, given with 40 rows";
+        for f in ["batch", "run", "batchinit"] {
+            let e = match f {
+                "batch" => s.batch(f).map(|_| 0),
+                _ => s.init(f),
+            }
+            .expect_err("resized");
+            assert!(e.to_string().starts_with(&format!("{f}: {want}")), "{e}");
+        }
+        assert_eq!(s.rows(), 40);
+        let _ = x.resize_(Vec::<i64>::new());
+        let e = s.init("run").expect_err("scalar");
+        assert!(e.to_string().contains("inputs a scalar"), "{e}");
+        assert_eq!(s.size(), 0);
+        // a new definition is accepted and batches again
+        s.set_data(
+            "train",
+            vec![Tensor::zeros([20, 2], (Kind::Float, Device::Cpu))],
+            None,
+        )
+        .expect("redefine");
+        assert_eq!(s.init("batchinit").expect("init"), 2);
+    }
+
+    #[test]
+    fn unusable_tensors_are_refused() {
+        let mut s = Stage::new(true);
+        let sparse = Tensor::eye(4, (Kind::Float, Device::Cpu)).to_sparse_sparse_dim(2);
+        let e = s.set_data("train", vec![sparse], None).expect_err("sparse");
+        assert!(
+            e.to_string()
+                .starts_with("train: sparse tensors are not supported"),
+            "{e}"
+        );
+        let f8 = Tensor::zeros([4], (Kind::Float8e4m3fn, Device::Cpu));
+        let e = s.set_data("train", vec![f8], None).expect_err("float8");
+        assert!(
+            e.to_string()
+                .starts_with("train: float8_e4m3fn tensors are not supported"),
+            "{e}"
+        );
+        assert!(!s.has_data());
+    }
 }

@@ -374,6 +374,45 @@ mod tests {
     }
 
     #[test]
+    fn integer_options_refuse_inexact_floats() {
+        for train in [true, false] {
+            let names: &[&str] = if train {
+                &["batchsize", "task", "tasks", "shuffleseed"]
+            } else {
+                &["batchsize"]
+            };
+            for name in names {
+                for f in [1e300, -1e300, 9.3e18, f64::INFINITY, f64::NAN, 2.5] {
+                    let mut o = Options::new(train);
+                    let before = o.clone();
+                    let e = o
+                        .set(&[(name.to_string(), Value::Float(f))])
+                        .expect_err("refused");
+                    assert!(
+                        e.to_string()
+                            .starts_with(&format!("{name}: value expects an integer, given float")),
+                        "{name}={f}: {e}"
+                    );
+                    assert_eq!(o, before, "{name}={f} changed the options");
+                }
+            }
+        }
+        // integral floats in range are taken as they are
+        let mut o = Options::new(true);
+        o.set(&[
+            ("batchsize".into(), Value::Float(64.0)),
+            ("tasks".into(), Value::Float(4.0)),
+            ("task".into(), Value::Float(3.0)),
+            ("shuffleseed".into(), Value::Float(-7.0)),
+        ])
+        .expect("set");
+        assert_eq!(
+            (o.batchsize, o.tasks, o.task, o.shuffleseed),
+            (64, 4, 3, Some(-7))
+        );
+    }
+
+    #[test]
     fn task_below_tasks() {
         let mut o = Options::new(true);
         let e = o

@@ -22,6 +22,7 @@ pub(crate) fn step(
     y: &[Tensor],
     opts: &Options,
 ) -> Result<Tensor> {
+    model.train.check_if_own(func, x)?;
     let ps = Params::of(model, func)?;
     let mut rel = model.take_release(&ps.all)?;
     let r = step_full(model, func, x, y, opts, &ps, &mut rel);
@@ -82,6 +83,14 @@ fn step_full(
     let want_norm =
         opts.nonfinite != NonFinite::Proceed || opts.metrics.contains(&Metric::GradNorm);
     let norm_type = opts.clipnorm.map_or(2.0, |(_, p)| p);
+    // lbfgs evaluates at points it has already moved to: under skip/raise a step with
+    // any non-finite evaluation (gradient norm or loss) is undone, state included
+    let saved = match opts.nonfinite {
+        NonFinite::Proceed => None,
+        NonFinite::Skip | NonFinite::Raise => o.save_lbfgs()?,
+    };
+    let check_loss = saved.is_some();
+    let mut nonfinite = false;
     let mut closure = || -> Result<Tensor> {
         rel.release()?;
         let out = m.forward(x)?;
@@ -92,20 +101,31 @@ fn step_full(
         } else {
             None
         };
+        let mut why = None;
         if let (Some(n), NonFinite::Raise | NonFinite::Skip) = (&norm, opts.nonfinite) {
             let v = n.f_double_value(&[])?;
             if !v.is_finite() {
-                if opts.nonfinite == NonFinite::Raise {
-                    return Err(err(func, format!("non-finite gradient norm: {v}")));
-                }
-                // no gradients: the optimizer leaves every parameter as it is
-                rel.release()?;
-                if first.is_none() {
-                    first = Some(out);
-                    first_norm = norm;
-                }
-                return Ok(loss.f_detach()?);
+                why = Some(format!("non-finite gradient norm: {v}"));
             }
+        }
+        if why.is_none() && check_loss {
+            let v = loss.f_double_value(&[])?;
+            if !v.is_finite() {
+                why = Some(format!("non-finite loss: {v}"));
+            }
+        }
+        if let Some(why) = why {
+            nonfinite = true;
+            if opts.nonfinite == NonFinite::Raise {
+                return Err(err(func, why));
+            }
+            // no gradients: the optimizer leaves every parameter as it is
+            rel.release()?;
+            if first.is_none() {
+                first = Some(out);
+                first_norm = norm;
+            }
+            return Ok(loss.f_detach()?);
         }
         if first_norm.is_none() {
             first_norm = norm;
@@ -127,7 +147,13 @@ fn step_full(
         }
         Ok(loss.f_detach()?)
     };
-    let loss = o.step_with(&mut closure)?;
+    let r = o.step_with(&mut closure);
+    if let Some(s) = saved {
+        if nonfinite || r.is_err() {
+            o.restore_lbfgs(s)?;
+        }
+    }
+    let loss = r?;
     Ok(Stepped {
         loss,
         out: first.unwrap_or_default(),

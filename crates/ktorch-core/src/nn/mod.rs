@@ -256,6 +256,7 @@ impl Module {
     /// Copies `value` into the named parameter; shape must match, the dtype is converted.
     pub fn set_param(&self, func: &str, name: &str, value: &Tensor) -> Result<()> {
         let mut p = self.param(func, name)?;
+        crate::tensor::kinds::check(func, value)?;
         if p.size() != value.size() {
             return Err(err(
                 func,

@@ -128,6 +128,27 @@ pub(super) struct State {
     prev_loss: f64,
 }
 
+impl State {
+    /// A copy to go back to after a step. A step replaces the direction, the history
+    /// entries and `h_diag` with new tensors and updates only `prev_flat_grad` in
+    /// place, so that one is copied and the others are shared.
+    pub(super) fn snapshot(&self) -> Result<State> {
+        let share = |v: &VecDeque<Tensor>| v.iter().map(Tensor::shallow_clone).collect();
+        Ok(State {
+            func_evals: self.func_evals,
+            n_iter: self.n_iter,
+            d: self.d.as_ref().map(Tensor::shallow_clone),
+            t: self.t,
+            old_dirs: share(&self.old_dirs),
+            old_stps: share(&self.old_stps),
+            ro: share(&self.ro),
+            h_diag: self.h_diag.as_ref().map(Tensor::shallow_clone),
+            prev_flat_grad: self.prev_flat_grad.as_ref().map(copy_of).transpose()?,
+            prev_loss: self.prev_loss,
+        })
+    }
+}
+
 /// Every gradient as one flat vector, zeros for undefined gradients.
 fn gather_flat_grad(params: &[Tensor]) -> Result<Tensor> {
     let mut views = Vec::with_capacity(params.len());
@@ -375,6 +396,48 @@ mod tests {
                 "{search}: gradient {gmax}, loss {first} -> {last}"
             );
         }
+    }
+
+    #[test]
+    fn restore_puts_back_parameters_and_state() {
+        for search in ["none", "strong_wolfe"] {
+            let make = || {
+                let ps = params();
+                let o = Optimizer::new(
+                    "lbfgs",
+                    ps.iter().map(Tensor::shallow_clone).collect(),
+                    &[],
+                    &kws(&[("search", search.into()), ("iter", 3i64.into())]),
+                )
+                .expect("new");
+                (ps, o)
+            };
+            let (ps, mut o) = make();
+            // a first step builds history, so the saved state is not the empty one
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            let at: Vec<Tensor> = ps.iter().map(|p| p.detach().copy()).collect();
+            let saved = o.save_lbfgs().expect("save").expect("lbfgs saves");
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            assert!(
+                ps.iter().zip(&at).any(|(p, a)| !p.equal(a)),
+                "{search}: moved"
+            );
+            o.restore_lbfgs(saved).expect("restore");
+            for (p, a) in ps.iter().zip(&at) {
+                assert!(p.equal(a), "{search}: parameters put back");
+            }
+            // the step after restoring is the step the saved point would have taken
+            let _ = o.step_with(&mut || Ok(backward(&ps))).expect("step");
+            let (ps2, mut o2) = make();
+            for _ in 0..2 {
+                let _ = o2.step_with(&mut || Ok(backward(&ps2))).expect("step");
+            }
+            for (p, q) in ps.iter().zip(&ps2) {
+                assert!(p.equal(q), "{search}: same as without the undone step");
+            }
+        }
+        let sgd = Optimizer::new("sgd", params(), &[], &[]).expect("sgd");
+        assert!(sgd.save_lbfgs().expect("save").is_none());
     }
 
     fn rosenbrock(xy: &Tensor) -> Tensor {

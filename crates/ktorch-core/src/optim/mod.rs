@@ -131,6 +131,13 @@ struct Group {
     state: Vec<ParamState>,
 }
 
+/// An lbfgs optimizer's parameter values and state saved before a step, to go back to.
+#[derive(Debug)]
+pub(crate) struct Saved {
+    params: Vec<(Tensor, Tensor)>,
+    lbfgs: lbfgs::State,
+}
+
 /// An optimizer: a kind, default settings and parameter groups with per-parameter state.
 #[derive(Debug)]
 pub struct Optimizer {
@@ -335,6 +342,36 @@ impl Optimizer {
         let loss = tch::with_grad(&mut *closure)?;
         self.step()?;
         Ok(loss)
+    }
+
+    /// For lbfgs, whose step evaluates the loss at several points and moves the
+    /// parameters in between: the parameter values and the optimizer state now, to go
+    /// back to with [`Optimizer::restore_lbfgs`]. None for the other optimizers, whose
+    /// step evaluates once before it moves anything.
+    pub(crate) fn save_lbfgs(&self) -> Result<Option<Saved>> {
+        if !matches!(self.defaults, Settings::Lbfgs(_)) {
+            return Ok(None);
+        }
+        let _guard = tch::no_grad_guard();
+        let mut params = Vec::new();
+        for p in self.params() {
+            let v = ops::copy_of(&p)?;
+            params.push((p, v));
+        }
+        Ok(Some(Saved {
+            params,
+            lbfgs: self.lbfgs.snapshot()?,
+        }))
+    }
+
+    /// Puts back the parameter values and lbfgs state of [`Optimizer::save_lbfgs`].
+    pub(crate) fn restore_lbfgs(&mut self, s: Saved) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for (p, v) in &s.params {
+            p.shallow_clone().f_copy_(v)?;
+        }
+        self.lbfgs = s.lbfgs;
+        Ok(())
     }
 
     /// Learning rate of each group (with no groups, the default learning rate).

@@ -70,12 +70,22 @@ pub fn device_from_name(func: &str, name: &str) -> Result<Option<Device>> {
 }
 
 /// The api's name for a device.
+///
+/// tch reads a tensor's device through a C wrapper that answers `Mps` for MPS and for
+/// every device type tch has no variant for; on a libtorch without MPS the one such
+/// device a tensor can be on is `meta` (shapes without data), so `Mps` is named
+/// `meta` there.
 pub fn device_name(d: Device) -> String {
+    device_name_with(d, tch::utils::has_mps())
+}
+
+fn device_name_with(d: Device, has_mps: bool) -> String {
     match d {
         Device::Cpu => "cpu".into(),
         Device::Cuda(0) => "cuda".into(),
         Device::Cuda(i) => format!("cuda:{i}"),
-        Device::Mps => "mps".into(),
+        Device::Mps if has_mps => "mps".into(),
+        Device::Mps => "meta".into(),
         Device::Vulkan => "vulkan".into(),
     }
 }
@@ -294,4 +304,20 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
         _ => return Err(err(func, format!("unrecognized creation mode: {mode}"))),
     };
     o.apply(func, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(device_name(Device::Cpu), "cpu");
+        assert_eq!(device_name(Device::Cuda(1)), "cuda:1");
+        assert_eq!(device_name_with(Device::Mps, true), "mps");
+        assert_eq!(device_name_with(Device::Mps, false), "meta");
+        if !tch::utils::has_mps() {
+            assert_eq!(device_name(Device::Mps), "meta");
+        }
+    }
 }

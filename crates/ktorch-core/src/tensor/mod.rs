@@ -1,6 +1,7 @@
 //! Tensor collections (a tensor, a vector, a dictionary) with batching and shuffling in place.
 
 mod create;
+pub mod kinds;
 
 use tch::{Device, Kind, Tensor};
 
@@ -195,7 +196,7 @@ impl Tensors {
             }
         };
         let n = self.common_size(func, dim)?;
-        if next * w >= n {
+        if next.checked_mul(w).is_none_or(|start| start >= n) {
             self.restore();
             return Ok(false);
         }
@@ -207,7 +208,7 @@ impl Tensors {
     pub fn batch_at(&mut self, func: &str, w: i64, dim: i64, i: i64) -> Result<()> {
         let n = self.common_size(func, dim)?;
         check_batch_size(func, w, n)?;
-        let count = (n + w - 1) / w;
+        let count = batch_count(n, w, false);
         if i < 0 || i >= count {
             return Err(err(
                 func,
@@ -230,8 +231,23 @@ impl Tensors {
             Some(b) => b.full,
             None => std::mem::take(&mut self.items),
         };
-        let n = common_size(func, &full, dim).unwrap_or(0);
-        let start = i * w;
+        let n = match common_size(func, &full, dim) {
+            Ok(n) => n,
+            Err(e) => {
+                self.items = full;
+                return Err(e);
+            }
+        };
+        let start = match i.checked_mul(w) {
+            Some(s) if i >= 0 && s < n => s,
+            _ => {
+                self.items = full;
+                return Err(err(
+                    func,
+                    format!("batch {i} of size {w} starts past the {n} row(s) of the data"),
+                ));
+            }
+        };
         let len = w.min(n - start);
         let mut items = Vec::with_capacity(full.len());
         for t in &full {
@@ -346,11 +362,15 @@ pub fn batch_count(n: i64, w: i64, droplast: bool) -> i64 {
     if n == 0 {
         return 0;
     }
+    if n <= 0 {
+        return 0;
+    }
     let w = if w <= 0 || w > n { n } else { w };
     if droplast {
         n / w
     } else {
-        (n + w - 1) / w
+        // ceil(n / w) without forming n + w - 1, which overflows for n near i64::MAX
+        (n - 1) / w + 1
     }
 }
 
@@ -408,5 +428,32 @@ mod tests {
         assert_eq!(batch_count(10, 3, true), 3);
         assert_eq!(batch_count(10, 0, false), 1);
         assert_eq!(batch_count(10, 100, false), 1);
+        assert_eq!(batch_count(i64::MAX, i64::MAX - 1, false), 2);
+        assert_eq!(batch_count(i64::MAX, 2, false), i64::MAX / 2 + 1);
+        assert_eq!(batch_count(i64::MAX, 1, true), i64::MAX);
+        assert_eq!(batch_count(-3, 2, false), 0);
+    }
+
+    #[test]
+    fn batch_index_past_the_end_is_an_error() {
+        let mut x = Tensors::tensor(Tensor::arange(10, (Kind::Int64, Device::Cpu)));
+        for i in [4, i64::MAX / 3, i64::MAX, -1] {
+            let e = x.narrow_rows("batch", 3, i).expect_err("past the end");
+            assert!(e.to_string().starts_with("batch: batch"), "{e}");
+            assert_eq!(
+                vals(x.get()).len(),
+                10,
+                "data kept after a refused batch {i}"
+            );
+            assert!(!x.batching());
+        }
+        x.narrow_rows("batch", 3, 3).expect("last batch");
+        assert_eq!(vals(x.get()), vec![9]);
+        // moving on from the last batch ends the pass, whatever the size
+        let mut y = Tensors::tensor(Tensor::arange(10, (Kind::Int64, Device::Cpu)));
+        assert!(y.batch("batch", 9, 0).expect("first"));
+        assert!(y.batch("batch", 9, 0).expect("second"));
+        assert!(!y.batch("batch", 9, 0).expect("end"));
+        assert_eq!(vals(y.get()).len(), 10);
     }
 }
