@@ -22,8 +22,9 @@ pub enum Value {
     Dict(Vec<(String, Value)>),
     /// A tensor (array data).
     Tensor(tch::Tensor),
-    /// A Python callable or other opaque object, kept by the binding layer.
-    Callable(crate::nn::CallbackFn),
+    /// A function (a callback module's forward function, see
+    /// `nn::callable`), opaque here: whoever takes it knows its type.
+    Callable(std::sync::Arc<dyn std::any::Any + Send + Sync>),
 }
 
 impl std::fmt::Debug for Value {

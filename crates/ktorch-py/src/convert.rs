@@ -474,7 +474,7 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Tensor(to_tch(func, x)?));
     }
     if x.is_callable() && !is_handle(x) {
-        return Ok(Value::Callable(callback(x)));
+        return Ok(ktorch_core::nn::callable(callback(x)));
     }
     Err(PyTypeError::new_err(format!(
         "{func}: unsupported argument of type {}",
@@ -595,7 +595,10 @@ fn callback(f: &Bound<'_, PyAny>) -> ktorch_core::nn::CallbackFn {
 pub fn callables(py: Python<'_>, v: &Value, out: &mut Vec<Py<PyAny>>) {
     match v {
         Value::Callable(c) => {
-            let any: &dyn std::any::Any = &**c;
+            let Some(f) = c.downcast_ref::<ktorch_core::nn::CallbackFn>() else {
+                return;
+            };
+            let any: &dyn std::any::Any = &**f;
             if let Some(p) = any.downcast_ref::<PyCallback>() {
                 if p.weak {
                     if let Some(f) = p.callable(py) {

@@ -122,7 +122,10 @@ impl Layer for Callback {
 fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) -> Result<Module> {
     let a = Args::parse("callback", &["fn", "parms", "buffers"], pos, kw)?;
     let f = match a.get("fn") {
-        Some(Value::Callable(f)) => f.clone(),
+        Some(Value::Callable(f)) => match f.downcast_ref::<CallbackFn>() {
+            Some(f) => f.clone(),
+            None => return Err(err("callback", "fn expects a forward function")),
+        },
         Some(v) => {
             return Err(err(
                 "callback",

@@ -43,6 +43,11 @@ where
 /// A shared forward function for callback modules.
 pub type CallbackFn = Arc<dyn Callback>;
 
+/// A forward function as a spec value: `("callback", name, callable(f), ...)`.
+pub fn callable(f: CallbackFn) -> Value {
+    Value::Callable(Arc::new(f))
+}
+
 /// The computation of one module type; parameters and children live in the
 /// [`Module`] that holds the layer.
 pub trait Layer: Send + Sync + std::fmt::Debug {
