@@ -1,4 +1,48 @@
 //! ktorch-core: the ktorch training api on libtorch, for Rust programs and the Python module.
+//!
+//! A [`Model`] holds a [`Module`], a [`Loss`] and an [`Optimizer`], each a
+//! [`Shared`] object (other holders, such as a second model or a handle in the
+//! Python module, may share it), with training and test stages: options and
+//! data. [`Model::run`] trains one pass over the batches of the training data
+//! and returns the metrics asked for; [`Model::testrun`] evaluates.
+//!
+//! ```
+//! use ktorch_core::model::Metric;
+//! use ktorch_core::sync::shared;
+//! use ktorch_core::{Loss, Model, Module, Optimizer, Value};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! fn main() -> ktorch_core::Result<()> {
+//!     // ("sequential", ("linear", 2, 16), "relu", ("linear", 16, 3))
+//!     let linear = |i, o| Value::Tuple(vec!["linear".into(), Value::Int(i), Value::Int(o)]);
+//!     let spec = Value::List(vec!["sequential".into(), linear(2, 16), "relu".into(), linear(16, 3)]);
+//!     let q = Module::from_value(&spec)?;
+//!     let o = Optimizer::new("sgd", q.parameters(), &[Value::Float(0.1), Value::Float(0.9)], &[])?;
+//!     let l = Loss::new("ce", &[], &[])?;
+//!     let mut m = Model::new(shared(q), shared(l), shared(o));
+//!
+//!     m.train.opts.batchsize = 50;
+//!     m.train.opts.shuffle = true;
+//!     m.train.opts.metrics = vec![Metric::Loss, Metric::Accuracy];
+//!     let x = Tensor::randn([500, 2], (Kind::Float, Device::Cpu));
+//!     let y = x.sum_dim_intlist(1, false, Kind::Float).gt(0.0).to_kind(Kind::Int64);
+//!     m.train.set_data("train", vec![x], Some(vec![y]))?;
+//!
+//!     for epoch in 0..10 {
+//!         let r = m.run("run")?;
+//!         let loss = r[0].1.as_ref().map_or(f64::NAN, |t| t.double_value(&[]));
+//!         let accuracy = r[1].1.as_ref().map_or(f64::NAN, |t| t.double_value(&[]));
+//!         println!("epoch {epoch}: loss {loss:.4}, accuracy {accuracy:.1}%");
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Objects shared between threads are reached through [`sync::lock`]: objects
+//! that share tensors share a lock domain, so a run in one thread and a
+//! gradient read-out in another never touch the same tensor at once.
+//! `examples/spirals.rs` trains the spiral example; `examples/steps.rs` writes
+//! the training loop by hand with the explicit steps.
 #![warn(missing_docs)]
 
 pub mod args;

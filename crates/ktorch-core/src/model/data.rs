@@ -305,7 +305,7 @@ impl Stage {
         Ok(())
     }
 
-    /// The permutation applied so far (row i holds original row perm[i]).
+    /// The permutation applied so far (row `i` holds original row `perm[i]`).
     pub fn order(&self) -> Option<&Tensor> {
         self.data.as_ref().and_then(|d| d.perm.as_ref())
     }
