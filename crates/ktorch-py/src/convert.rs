@@ -292,11 +292,6 @@ pub fn wrap(py: Python<'_>, t: TchTensor) -> PyResult<Py<Tensor>> {
     Py::new(py, Tensor::new(shared(Tensors::tensor(t))))
 }
 
-/// A new Vector handle around `ts`, tensors no other object holds.
-pub fn wrap_vector(py: Python<'_>, ts: Vec<TchTensor>) -> PyResult<Py<Vector>> {
-    Py::new(py, Vector::new(shared(Tensors::vector(ts))))
-}
-
 /// A new Tensor handle on a tensor that objects in domains `ds` hold too
 /// (a parameter, a model's data): using it takes their locks.
 pub fn wrap_shared(py: Python<'_>, t: TchTensor, ds: Vec<Domain>) -> PyResult<Py<Tensor>> {

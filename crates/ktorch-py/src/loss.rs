@@ -5,7 +5,7 @@ use ktorch_core::Loss;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::convert::{settings, wrap};
+use crate::convert::{settings, wrap_shared};
 use crate::data::tensors_arg;
 use crate::errors::{terr, IntoPy};
 use crate::gate::{call, domains};
@@ -56,6 +56,7 @@ pub fn loss(
         }
     };
     let ds = domains([o.domains(), x.domains(), y.domains()]);
+    let held = ds.clone();
     let r = call(py, f, ds, move |g| {
         let (x, y) = (x.tensors(g)?, y.tensors(g)?);
         Ok(match &o {
@@ -64,7 +65,8 @@ pub fn loss(
             _ => unreachable!(),
         })
     })?;
-    Ok(wrap(py, r)?.into_any())
+    // the result's graph reaches the parameters of every input: it is locked with them
+    Ok(wrap_shared(py, r, held)?.into_any())
 }
 
 /// The functional form of a loss: `_lossfn(name, x, y, *settings)` -> Tensor.
@@ -84,10 +86,11 @@ pub fn _lossfn(
     let x = tensors_arg(name, x)?;
     let y = tensors_arg(name, y)?;
     let ds = domains([x.domains(), y.domains()]);
+    let held = ds.clone();
     let r = call(py, name, ds, move |g| {
         Ok(l.forward(&x.tensors(g)?, &y.tensors(g)?)?)
     })?;
-    wrap(py, r)
+    wrap_shared(py, r, held)
 }
 
 /// The names of every loss.

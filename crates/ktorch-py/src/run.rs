@@ -3,12 +3,12 @@
 use ktorch_core::autograd::{backward as core_backward, reset_grads, Mode};
 use ktorch_core::clip::{clip_norm, clip_value, distinct};
 use ktorch_core::model::{forward as module_forward, Fwd, Metric};
-use ktorch_core::sync::{shared, Shared};
+use ktorch_core::sync::{shared, Domain, Shared};
 use ktorch_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
-use crate::convert::{to_numpy, wrap, wrap_vector, Srcs};
+use crate::convert::{to_numpy, wrap_shared, wrap_vector_shared, Srcs};
 use crate::data::{model_of, set_data, tensors_arg};
 use crate::errors::{terr, IntoPy};
 use crate::gate::{call, check_signals, domains};
@@ -126,7 +126,14 @@ pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     })
 }
 
-fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<PyObject> {
+/// Outputs as arrays, or as a Tensor (Vector for several) locked with the
+/// objects in `ds` (their graph reaches those objects' parameters).
+fn outputs(
+    py: Python<'_>,
+    mut out: Vec<tch::Tensor>,
+    arrays: bool,
+    ds: Vec<Domain>,
+) -> PyResult<PyObject> {
     if arrays {
         if out.len() == 1 {
             return to_numpy(py, &out[0]);
@@ -141,9 +148,9 @@ fn outputs(py: Python<'_>, mut out: Vec<tch::Tensor>, arrays: bool) -> PyResult<
         .unbind());
     }
     if out.len() == 1 {
-        return Ok(wrap(py, out.remove(0))?.into_any());
+        return Ok(wrap_shared(py, out.remove(0), ds)?.into_any());
     }
-    Ok(wrap_vector(py, out)?.into_any())
+    Ok(wrap_vector_shared(py, out, ds)?.into_any())
 }
 
 fn forward_fn(
@@ -174,6 +181,7 @@ fn forward_fn(
         }
     };
     let ds = domains([o.domains(), xs.domains()]);
+    let held = ds.clone();
     let out = call(py, f, ds, move |g| {
         let x = xs.tensors(g)?;
         Ok(match &o {
@@ -187,7 +195,7 @@ fn forward_fn(
             _ => unreachable!(),
         })
     })?;
-    outputs(py, out, arrays)
+    outputs(py, out, arrays, held)
 }
 
 /// forward(q, x...) or forward(m[, x...]): training mode, with gradients.
@@ -413,16 +421,18 @@ pub fn backstep(
     model_step(py, f, &s, x, y, |m, x, y| m.backstep(f, x, y))
 }
 
+/// Metrics as arrays, or as Tensors locked with the model (`ds`).
 fn metrics_to_py(
     py: Python<'_>,
     ms: Vec<(Metric, Option<tch::Tensor>)>,
     tensor: bool,
     dictionary: bool,
+    ds: Vec<Domain>,
 ) -> PyResult<PyObject> {
     let conv = |t: Option<tch::Tensor>| -> PyResult<PyObject> {
         match t {
             None => Ok(py.None()),
-            Some(t) if tensor => Ok(wrap(py, t)?.into_any()),
+            Some(t) if tensor => Ok(wrap_shared(py, t, ds.clone())?.into_any()),
             Some(t) => to_numpy(py, &t),
         }
     };
@@ -459,6 +469,7 @@ fn run_fn(
         set_data(py, f, &s, train, &rest)?;
     }
     let ds = s.domains();
+    let held = ds.clone();
     let (r, tensor, dictionary) = call(py, f, ds, move |g| {
         let mut stop = interrupt_check(f);
         let mut m = g.lock(&s)?;
@@ -470,7 +481,7 @@ fn run_fn(
         };
         Ok((r, o.tensor, o.dictionary))
     })?;
-    metrics_to_py(py, r, tensor, dictionary)
+    metrics_to_py(py, r, tensor, dictionary, held)
 }
 
 /// A check run between batches, at most every 20 ms: it runs Python's signal

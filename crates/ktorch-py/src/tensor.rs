@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use tch::Kind;
 
 use crate::convert::{
-    is_data, owned_tensor, src, tensors_to_py, to_numpy, to_value, wrap, Src, Srcs,
+    is_data, owned_tensor, src, tensors_to_py, to_numpy, to_value, wrap, wrap_shared, Src, Srcs,
 };
 use crate::errors::{terr, IntoPy};
 use crate::gate::{call, domains};
@@ -284,8 +284,10 @@ fn binary(
     let x = src(func, a)?;
     let y = src(func, b)?;
     let ds = domains([x.domains(), y.domains()]);
+    let held = ds.clone();
     let r = call(py, func, ds, move |g| Ok(op(&x.tensor(g)?, &y.tensor(g)?)?))?;
-    wrap(py, r)
+    // the result's graph reaches its inputs' leaves: it is locked with them
+    wrap_shared(py, r, held)
 }
 
 /// mul(x, y) -> Tensor.
@@ -321,8 +323,9 @@ fn reduce(
 ) -> PyResult<Py<Tensor>> {
     let x = src(func, x)?;
     let ds = x.domains();
+    let held = ds.clone();
     let r = call(py, func, ds, move |g| Ok(op(&float_of(x.tensor(g)?)?)?))?;
-    wrap(py, r)
+    wrap_shared(py, r, held)
 }
 
 /// mean(x[, dim]) -> Tensor.
