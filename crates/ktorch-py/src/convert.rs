@@ -12,7 +12,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3_tch::PyTensor;
 use tch::Tensor as TchTensor;
 
-use crate::errors::{terr, IntoPy, KtorchError, Res};
+use crate::errors::{type_error, IntoPy, KtorchError, Res};
 use crate::gate::{call, Gate};
 use crate::handles::{is_handle, Tensor, Vector};
 
@@ -57,7 +57,7 @@ pub fn is_data(x: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// data (copied); handles are refused (see [`Src`]).
 pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     if is_handle(x) {
-        return Err(terr(
+        return Err(type_error(
             func,
             format!(
                 "expecting array data or a Tensor, given a {}",
@@ -69,7 +69,7 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
         return torch_data(func, x);
     }
     if x.is_none() || x.is_instance_of::<PyString>() || x.is_instance_of::<PyDict>() {
-        return Err(terr(
+        return Err(type_error(
             func,
             format!("expecting array data, given {}", x.get_type().name()?),
         ));
@@ -77,7 +77,7 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     let py = x.py();
     let np = numpy(py)?;
     let a = np.call_method1("asarray", (x,)).map_err(|e| {
-        terr(
+        type_error(
             func,
             format!(
                 "cannot make a tensor from {}: {e}",
@@ -105,7 +105,7 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     };
     if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c") {
         let dt = a.getattr("dtype")?.str()?.to_string();
-        return Err(terr(
+        return Err(type_error(
             func,
             format!("cannot make a tensor from array of dtype {dt}"),
         ));
@@ -116,10 +116,10 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     let a = a.call_method1("view", (canonical,))?;
     let tt = torch(py)?
         .call_method1("tensor", (a,))
-        .map_err(|e| terr(func, format!("cannot make a tensor: {e}")))?;
+        .map_err(|e| type_error(func, format!("cannot make a tensor: {e}")))?;
     let t: PyTensor = tt.extract()?;
     // numpy's uint16/32/64 arrive as torch's unsigned dtypes, which tch cannot name
-    kinds::admit(t.0, "a numpy array").map_err(|m| terr(func, m))
+    kinds::admit(t.0, "a numpy array").map_err(|m| type_error(func, m))
 }
 
 /// A torch.Tensor as ktorch data, shared with the caller: strided, on a cpu, cuda or
@@ -134,13 +134,13 @@ fn torch_data(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
             "jagged" => "nested",
             s => s,
         };
-        return Err(terr(
+        return Err(type_error(
             func,
             format!("{short} tensors are not supported, given a torch.Tensor with layout {name}"),
         ));
     }
     if x.getattr("is_nested")?.is_truthy()? {
-        return Err(terr(
+        return Err(type_error(
             func,
             "nested tensors are not supported, given a nested torch.Tensor with layout torch.strided",
         ));
@@ -150,13 +150,13 @@ fn torch_data(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     match ty.as_str() {
         "cpu" | "cuda" | "mps" => {}
         "meta" => {
-            return Err(terr(
+            return Err(type_error(
                 func,
                 "meta tensors hold no data, given a torch.Tensor on device meta",
             ))
         }
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 func,
                 format!(
                     "{ty} tensors are not supported, given a torch.Tensor on device {}",
@@ -166,7 +166,7 @@ fn torch_data(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
         }
     }
     let t: PyTensor = x.extract()?;
-    kinds::admit(t.0, "a torch.Tensor").map_err(|m| terr(func, m))
+    kinds::admit(t.0, "a torch.Tensor").map_err(|m| type_error(func, m))
 }
 
 /// A torch.Tensor sharing storage with `t`.
@@ -421,7 +421,7 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
     if x.is_instance_of::<PyInt>() {
         return Ok(Value::Int(x.extract().map_err(|_| {
-            crate::errors::kerr(func, "integer out of range for a 64-bit integer")
+            crate::errors::ktorch_error(func, "integer out of range for a 64-bit integer")
         })?));
     }
     if x.is_instance_of::<PyFloat>() {
@@ -449,7 +449,7 @@ pub fn to_value(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Value> {
         for (k, v) in d.iter() {
             let k: String = k
                 .extract()
-                .map_err(|_| terr(func, "dictionary keys must be strings"))?;
+                .map_err(|_| type_error(func, "dictionary keys must be strings"))?;
             out.push((k, to_value(func, &v)?));
         }
         return Ok(Value::Dict(out));

@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 use crate::convert::{
     is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Key, Src, Srcs,
 };
-use crate::errors::{kerr, terr, IntoPy};
+use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Dict, Obj, PyModel, Vector};
 
@@ -41,10 +41,10 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Srcs> {
                         out.push(Key::Name(s.to_str()?.to_string()));
                     } else if k.is_instance_of::<PyInt>() {
                         out.push(Key::Index(k.extract().map_err(|_| {
-                            kerr(func, "selection index out of range for a 64-bit integer")
+                            ktorch_error(func, "selection index out of range for a 64-bit integer")
                         })?));
                     } else {
-                        return Err(terr(func, "selection expects indices or names"));
+                        return Err(type_error(func, "selection expects indices or names"));
                     }
                 }
                 return Ok(Srcs(vec![Src::Handle(s, Some(out))]));
@@ -57,7 +57,7 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Srcs> {
         return Ok(Srcs(out));
     }
     if !is_data(x)? {
-        return Err(terr(
+        return Err(type_error(
             func,
             format!(
                 "expecting data (array, Tensor, Vector, Dict or a selection tuple), given {}",
@@ -71,7 +71,7 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Srcs> {
 pub(crate) fn model_of(func: &str, m: &Bound<'_, PyAny>) -> PyResult<Shared<Model>> {
     match m.downcast::<PyModel>() {
         Ok(h) => h.get().get(func),
-        Err(_) => Err(terr(
+        Err(_) => Err(type_error(
             func,
             format!("expecting a Model, given {}", m.get_type().name()?),
         )),
@@ -136,12 +136,17 @@ fn stage_fn(
     let f = if train { "train" } else { "test" };
     let m = model_of(
         f,
-        &args.get_item(0).map_err(|_| terr(f, "expecting a Model"))?,
+        &args
+            .get_item(0)
+            .map_err(|_| type_error(f, "expecting a Model"))?,
     )?;
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
     let op = if let Some(kw) = kw {
         if !rest.is_empty() {
-            return Err(terr(f, "options given both by position and by keyword"));
+            return Err(type_error(
+                f,
+                "options given both by position and by keyword",
+            ));
         }
         OptCall::Set(kwargs(f, Some(kw))?)
     } else {
@@ -162,7 +167,7 @@ fn stage_fn(
                 let names = names_of(a).unwrap_or_default();
                 let vals: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
                 if vals.len() != names.len() {
-                    return Err(kerr(
+                    return Err(ktorch_error(
                         f,
                         format!("{} name(s) given with {} value(s)", names.len(), vals.len()),
                     ));
@@ -221,7 +226,7 @@ pub(crate) fn set_data(
             },
         ),
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!(
                     "expecting (model, inputs[, targets]), given {} data argument(s)",
@@ -478,7 +483,7 @@ pub fn batch(
     match obj(f, x)? {
         Some(Obj::Model(_)) => {
             if size.is_some() {
-                return Err(terr(
+                return Err(type_error(
                     f,
                     "batch(model) takes no size: set the batchsize option",
                 ));
@@ -486,7 +491,7 @@ pub fn batch(
             Ok(Some(on_stage(py, f, x, true, |st| st.batch(f))?))
         }
         Some(Obj::Tensors(s)) => {
-            let size = size.ok_or_else(|| terr(f, "expecting a batch size"))?;
+            let size = size.ok_or_else(|| type_error(f, "expecting a batch size"))?;
             let (w, dim) = match to_value(f, size)? {
                 Value::Tuple(v) | Value::List(v) if v.len() == 2 => {
                     (v[0].as_int(f, "size").py()?, v[1].as_int(f, "dim").py()?)
@@ -505,7 +510,7 @@ pub fn batch(
                 })
             })
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             f,
             format!(
                 "expecting a Model, Tensor, Vector or Dict, given {}",
@@ -531,7 +536,7 @@ pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
             let ds = s.domains();
             call(py, f, ds, move |g| Ok(g.lock(&s)?.restore()))
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             f,
             format!(
                 "expecting a Model, Tensor, Vector or Dict, given {}",
@@ -567,7 +572,10 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
     match obj(f, x)? {
         Some(Obj::Model(_)) => {
             if dim != 0 {
-                return Err(kerr(f, "models shuffle along the first dimension only"));
+                return Err(ktorch_error(
+                    f,
+                    "models shuffle along the first dimension only",
+                ));
             }
             on_stage(py, f, x, true, |st| st.shuffle(f))
         }
@@ -578,7 +586,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
                 Ok(())
             })
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             f,
             format!(
                 "expecting a Model, Tensor, Vector or Dict, given {}",

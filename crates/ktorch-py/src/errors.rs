@@ -100,12 +100,12 @@ impl From<Fail> for PyErr {
 pub type Res<T> = Result<T, Fail>;
 
 /// A `KtorchError` naming the function.
-pub fn kerr(func: &str, msg: impl std::fmt::Display) -> PyErr {
+pub fn ktorch_error(func: &str, msg: impl std::fmt::Display) -> PyErr {
     KtorchError::new_err(format!("{func}: {msg}"))
 }
 
 /// A `TypeError` naming the function.
-pub fn terr(func: &str, msg: impl std::fmt::Display) -> PyErr {
+pub fn type_error(func: &str, msg: impl std::fmt::Display) -> PyErr {
     PyTypeError::new_err(format!("{func}: {msg}"))
 }
 

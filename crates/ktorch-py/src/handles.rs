@@ -15,7 +15,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use crate::errors::kerr;
+use crate::errors::ktorch_error;
 
 /// Handles holding an object right now, across every class.
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -72,7 +72,7 @@ macro_rules! handle {
                 self.slot()
                     .as_ref()
                     .map(|s| s.obj.clone())
-                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))
+                    .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))
             }
 
             /// The object's domains, or an error naming `func` if the handle was freed.
@@ -114,7 +114,7 @@ macro_rules! handle {
                 let s = self
                     .slot()
                     .take()
-                    .ok_or_else(|| kerr(func, concat!($py, " has been freed")))?;
+                    .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))?;
                 LIVE.fetch_sub(1, Ordering::SeqCst);
                 Ok((s.obj, s.keep))
             }
@@ -125,7 +125,7 @@ macro_rules! handle {
                     let g = self.slot();
                     let s = g
                         .as_ref()
-                        .ok_or_else(|| kerr(func, concat!($py, " has been freed")))?;
+                        .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))?;
                     (s.obj.clone(), keep_copy(py, &s.keep))
                 };
                 Ok(Self::with_keep(obj, keep))

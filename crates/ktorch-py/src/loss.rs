@@ -7,7 +7,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::convert::{settings, wrap_shared};
 use crate::data::tensors_arg;
-use crate::errors::{terr, IntoPy};
+use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Obj, PyLoss};
 
@@ -21,7 +21,7 @@ pub fn loss(
 ) -> PyResult<PyObject> {
     let f = "loss";
     let first = args.get_item(0).map_err(|_| {
-        terr(
+        type_error(
             f,
             "expecting a loss name, or a Loss or Model with output and target",
         )
@@ -33,7 +33,7 @@ pub fn loss(
         return Ok(Py::new(py, PyLoss::new(shared(l)))?.into_any());
     }
     if args.len() != 3 {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!(
                 "expecting (loss or model, output, target), given {} argument(s)",
@@ -46,7 +46,7 @@ pub fn loss(
     let o = match obj(f, &first)? {
         Some(o @ (Obj::Loss(_) | Obj::Model(_))) => o,
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!(
                     "expecting a loss name, Loss or Model, given {}",

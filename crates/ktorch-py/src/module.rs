@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::convert::{callables, src, to_value, wrap_shared};
-use crate::errors::{terr, IntoPy};
+use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Keep, Obj, PyModel, PyModule};
 
@@ -26,7 +26,7 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
                 let keep = spec.downcast::<PyModule>()?.get().keep(py);
                 Py::new(py, PyModule::with_keep(m, keep))
             }
-            _ => Err(terr(f, "expecting a module spec or a Model")),
+            _ => Err(type_error(f, "expecting a module spec or a Model")),
         };
     }
     let v = to_value(f, spec)?;
@@ -44,7 +44,7 @@ fn module_of(py: Python<'_>, func: &str, x: &Bound<'_, PyAny>) -> PyResult<Share
             let ds = m.domains();
             call(py, func, ds, move |g| Ok(g.lock(&m)?.module().clone()))
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             func,
             format!(
                 "expecting a Module or Model, given {}",
@@ -76,7 +76,7 @@ pub fn parm(
     let s = module_of(py, f, m)?;
     let name = name
         .downcast::<PyString>()
-        .map_err(|_| terr(f, "expecting a parameter name"))?
+        .map_err(|_| type_error(f, "expecting a parameter name"))?
         .to_str()?
         .to_string();
     match value {

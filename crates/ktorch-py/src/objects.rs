@@ -4,7 +4,7 @@ use ktorch_core::tensor::{kind_name, Class};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::errors::{kerr, terr, Res};
+use crate::errors::{ktorch_error, type_error, Res};
 use crate::gate::{call, Gate};
 use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
 
@@ -36,10 +36,10 @@ macro_rules! each_handle {
 pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
     let f = "free";
     if args.is_empty() {
-        return Err(terr(f, "expecting one or more handles"));
+        return Err(type_error(f, "expecting one or more handles"));
     }
     for a in args.iter() {
-        each_handle!(a, h => { h.get().get(f)?; }, return Err(terr(f, format!("expecting a ktorch handle, given {}", a.get_type().name()?))));
+        each_handle!(a, h => { h.get().get(f)?; }, return Err(type_error(f, format!("expecting a ktorch handle, given {}", a.get_type().name()?))));
     }
     for a in args.iter() {
         each_handle!(a, h => { h.get().free(); }, {});
@@ -54,7 +54,7 @@ pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     each_handle!(x, h => {
         let n = Py::new(py, h.get().another(py, f)?)?;
         Ok(n.into_any())
-    }, Err(terr(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
+    }, Err(type_error(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
 }
 
 /// use(h, new): moves new's object into h (h's old object is released, new is freed).
@@ -65,7 +65,7 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
         ($t:ty) => {
             if let Ok(a) = h.downcast::<$t>() {
                 let b = new.downcast::<$t>().map_err(|_| {
-                    terr(
+                    type_error(
                         f,
                         format!(
                             "expecting a second {} to move, given {}",
@@ -94,7 +94,7 @@ pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
     mv!(PyLoss);
     mv!(PyOptimizer);
     mv!(PyModel);
-    Err(terr(
+    Err(type_error(
         f,
         format!("expecting a ktorch handle, given {}", h.get_type().name()?),
     ))
@@ -126,7 +126,7 @@ pub fn objclass(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<&'static str> 
         Some(Obj::Opt(_)) => "optimizer",
         Some(Obj::Model(_)) => "model",
         None => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!("expecting a ktorch handle, given {}", x.get_type().name()?),
             ))
@@ -141,7 +141,7 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let o = match obj(f, x)? {
         Some(o @ (Obj::Tensors(_) | Obj::Module(_))) => o,
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!(
                     "expecting a Tensor, Vector, Dict or Module, given {}",
@@ -228,7 +228,7 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
     let Some(o) = obj(f, x)? else {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!("expecting a ktorch handle, given {}", x.get_type().name()?),
         ));
@@ -288,7 +288,7 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
 pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
     let n: i64 = n
         .extract()
-        .map_err(|_| terr("seed", "expecting an integer seed"))?;
+        .map_err(|_| type_error("seed", "expecting an integer seed"))?;
     tch::manual_seed(n);
     Ok(())
 }
@@ -300,7 +300,10 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
     let f = "help";
     let topic: Option<String> = match name {
         None => None,
-        Some(n) => Some(n.extract().map_err(|_| terr(f, "expecting a topic name"))?),
+        Some(n) => Some(
+            n.extract()
+                .map_err(|_| type_error(f, "expecting a topic name"))?,
+        ),
     };
     match topic.as_deref() {
         Some("backward") => {
@@ -333,7 +336,7 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
             .into_pyobject(py)?
             .into_any()
             .unbind()),
-        Some(s) => Err(kerr(
+        Some(s) => Err(ktorch_error(
             f,
             format!("no help for `{s}`, topics: backward, module, loss, optimizer"),
         )),

@@ -7,7 +7,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::convert::{settings, to_value};
 use crate::errors::Res;
-use crate::errors::{terr, IntoPy};
+use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains, Gate};
 use crate::handles::{obj, Obj, PyOptimizer};
 
@@ -37,7 +37,7 @@ fn params(g: &Gate, o: &Obj) -> Res<Vec<tch::Tensor>> {
 /// The handle `x` as a source of parameters; None if it is not a handle.
 fn source(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
     match obj(func, x)? {
-        Some(Obj::Loss(_)) => Err(terr(func, "a Loss has no parameters to optimize")),
+        Some(Obj::Loss(_)) => Err(type_error(func, "a Loss has no parameters to optimize")),
         o => Ok(o),
     }
 }
@@ -54,7 +54,7 @@ pub fn opt(
     let f = "opt";
     let first = args
         .get_item(0)
-        .map_err(|_| terr(f, "expecting an optimizer name or an Optimizer"))?;
+        .map_err(|_| type_error(f, "expecting an optimizer name or an Optimizer"))?;
     if let Ok(name) = first.downcast::<PyString>() {
         let (src, rest) = match args.get_item(1) {
             Ok(x) => match source(f, &x)? {
@@ -78,7 +78,7 @@ pub fn opt(
         return Ok(Py::new(py, PyOptimizer::new(Shared::with_domains(o, own)))?.into_any());
     }
     let Some(Obj::Opt(o)) = obj(f, &first)? else {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!(
                 "expecting an optimizer name or an Optimizer, given {}",
@@ -87,7 +87,7 @@ pub fn opt(
         ));
     };
     if args.len() < 3 {
-        return Err(terr(
+        return Err(type_error(
             f,
             "expecting (optimizer, group, parameters, *settings)",
         ));
@@ -95,9 +95,9 @@ pub fn opt(
     let grp: i64 = args
         .get_item(1)?
         .extract()
-        .map_err(|_| terr(f, "group expects an integer"))?;
+        .map_err(|_| type_error(f, "group expects an integer"))?;
     let src = source(f, &args.get_item(2)?)?.ok_or_else(|| {
-        terr(
+        type_error(
             f,
             "parameters expects a Module, Model, Tensor, Vector or Dict",
         )
@@ -128,7 +128,7 @@ pub fn lr(
     let o = match obj(f, x)? {
         Some(o @ (Obj::Opt(_) | Obj::Model(_))) => o,
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!(
                     "expecting an Optimizer or Model, given {}",

@@ -10,7 +10,7 @@ use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{to_numpy, wrap_shared, wrap_vector_shared, Srcs};
 use crate::data::{model_of, set_data, tensors_arg};
-use crate::errors::{terr, IntoPy};
+use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, check_signals, domains};
 use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 
@@ -31,12 +31,12 @@ pub fn model(
     };
     let q = q
         .downcast::<PyModule>()
-        .map_err(|_| terr(f, format!("module expects a Module, given {}", name(q))))?;
+        .map_err(|_| type_error(f, format!("module expects a Module, given {}", name(q))))?;
     let l = l
         .downcast::<PyLoss>()
-        .map_err(|_| terr(f, format!("loss expects a Loss, given {}", name(l))))?;
+        .map_err(|_| type_error(f, format!("loss expects a Loss, given {}", name(l))))?;
     let o = o.downcast::<PyOptimizer>().map_err(|_| {
-        terr(
+        type_error(
             f,
             format!("optimizer expects an Optimizer, given {}", name(o)),
         )
@@ -65,10 +65,10 @@ fn on_params<R: Send>(
     op: impl FnOnce(Vec<Vec<tch::Tensor>>) -> ktorch_core::Result<R> + Send,
 ) -> PyResult<R> {
     let o = match obj(func, x)? {
-        Some(Obj::Loss(_)) => return Err(terr(func, "a Loss has no parameters")),
+        Some(Obj::Loss(_)) => return Err(type_error(func, "a Loss has no parameters")),
         Some(o) => o,
         None => {
-            return Err(terr(
+            return Err(type_error(
                 func,
                 format!(
                     "expecting a Tensor, Vector, Dict, Module, Optimizer or Model, given {}",
@@ -162,7 +162,7 @@ fn forward_fn(
 ) -> PyResult<PyObject> {
     let first = args
         .get_item(0)
-        .map_err(|_| terr(f, "expecting a Module or Model"))?;
+        .map_err(|_| type_error(f, "expecting a Module or Model"))?;
     let mut xs = Srcs::default();
     for a in args.iter().skip(1) {
         xs.0.extend(tensors_arg(f, &a)?.0);
@@ -171,7 +171,7 @@ fn forward_fn(
     let o = match obj(f, &first)? {
         Some(o @ (Obj::Module(_) | Obj::Model(_))) => o,
         _ => {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 format!(
                     "expecting a Module or Model, given {}",
@@ -233,7 +233,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
     let f = "backward";
     let first = args
         .get_item(0)
-        .map_err(|_| terr(f, "expecting a Tensor, Vector, Dict or Model"))?;
+        .map_err(|_| type_error(f, "expecting a Tensor, Vector, Dict or Model"))?;
     match obj(f, &first)? {
         Some(Obj::Model(m)) => {
             let (x, y) = match args.len() {
@@ -243,7 +243,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     Some(tensors_arg(f, &args.get_item(2)?)?),
                 ),
                 n => {
-                    return Err(terr(
+                    return Err(type_error(
                         f,
                         format!(
                             "expecting (model) or (model, inputs, targets), given {n} argument(s)"
@@ -259,18 +259,18 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
             let mut grads: Option<Srcs> = None;
             let rest: Vec<_> = args.iter().skip(1).collect();
             if rest.len() > 2 {
-                return Err(terr(f, "expecting (tensors[, gradient][, mode])"));
+                return Err(type_error(f, "expecting (tensors[, gradient][, mode])"));
             }
             for (i, a) in rest.iter().enumerate() {
                 if let Ok(s) = a.downcast::<PyString>() {
                     if i + 1 != rest.len() {
-                        return Err(terr(f, "mode must be the last argument"));
+                        return Err(type_error(f, "mode must be the last argument"));
                     }
                     mode = Mode::from_name(f, s.to_str()?).py()?;
                 } else if i == 0 {
                     grads = Some(tensors_arg(f, a)?);
                 } else {
-                    return Err(terr(f, "expecting (tensors[, gradient][, mode])"));
+                    return Err(type_error(f, "expecting (tensors[, gradient][, mode])"));
                 }
             }
             let ds = domains([
@@ -287,7 +287,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
             })?;
             Ok(None)
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             f,
             format!(
                 "expecting a Tensor, Vector, Dict or Model, given {}",
@@ -358,9 +358,9 @@ pub fn clip(
         } else if i == 0 {
             p = a
                 .extract()
-                .map_err(|_| terr(f, "norm type expects a number"))?;
+                .map_err(|_| type_error(f, "norm type expects a number"))?;
         } else {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 "expecting (tensors, maxnorm[, normtype][, groupflag])",
             ));
@@ -392,7 +392,7 @@ pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
             let ds = m.domains();
             call(py, f, ds, move |g| Ok(g.lock(&m)?.step(f)?))
         }
-        _ => Err(terr(
+        _ => Err(type_error(
             f,
             format!(
                 "expecting an Optimizer or Model, given {}",
@@ -416,7 +416,12 @@ pub fn backstep(
     let (x, y) = match (x, y) {
         (None, None) => (None, None),
         (Some(x), Some(y)) => (Some(tensors_arg(f, x)?), Some(tensors_arg(f, y)?)),
-        _ => return Err(terr(f, "expecting (model) or (model, inputs, targets)")),
+        _ => {
+            return Err(type_error(
+                f,
+                "expecting (model) or (model, inputs, targets)",
+            ))
+        }
     };
     model_step(py, f, &s, x, y, |m, x, y| m.backstep(f, x, y))
 }
@@ -464,7 +469,10 @@ fn run_fn(
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
         if rest.len() != 2 {
-            return Err(terr(f, "expecting (model) or (model, inputs, targets)"));
+            return Err(type_error(
+                f,
+                "expecting (model) or (model, inputs, targets)",
+            ));
         }
         set_data(py, f, &s, train, &rest)?;
     }

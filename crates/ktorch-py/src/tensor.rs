@@ -10,7 +10,7 @@ use tch::Kind;
 use crate::convert::{
     is_data, owned_tensor, src, tensors_to_py, to_numpy, to_value, wrap, wrap_shared, Src, Srcs,
 };
-use crate::errors::{terr, IntoPy};
+use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Dict, Obj, Tensor, Vector};
 
@@ -20,7 +20,7 @@ fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
             x.downcast::<PyString>()
                 .map(|s| s.to_string())
                 .map_err(|_| {
-                    terr(
+                    type_error(
                         func,
                         format!(
                             "expecting option names as strings, given {}",
@@ -53,7 +53,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         || first.is_instance_of::<Dict>()
     {
         if args.len() > 1 {
-            return Err(terr(
+            return Err(type_error(
                 f,
                 "expecting a single Tensor, Vector or Dict to return values",
             ));
@@ -79,7 +79,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!(
                 "expecting array data, a creation mode or a handle, given {}",
@@ -177,7 +177,7 @@ fn gather(
 pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     let f = "dict";
     if args.len() != 1 {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!(
                 "expecting one argument, a dict or a Dict, given {}",
@@ -193,7 +193,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         return values(py, f, &s);
     }
     let d = a.downcast::<PyDict>().map_err(|_| {
-        terr(
+        type_error(
             f,
             format!(
                 "expecting a dict of names to data, given {}",
@@ -209,7 +209,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     for (k, v) in d.iter() {
         let k: String = k
             .extract()
-            .map_err(|_| terr(f, "dictionary keys must be strings"))?;
+            .map_err(|_| type_error(f, "dictionary keys must be strings"))?;
         keys.push(k);
         srcs.push(src(f, &v)?);
     }
@@ -224,7 +224,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
 pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "grad";
     let Some(Obj::Tensors(s)) = obj(f, x)? else {
-        return Err(terr(
+        return Err(type_error(
             f,
             format!(
                 "expecting a Tensor, Vector or Dict, given {}",

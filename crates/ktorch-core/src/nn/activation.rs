@@ -211,7 +211,7 @@ impl Layer for Act {
             Act::LogSigmoid => x.f_log_sigmoid()?,
             Act::LogSoftmax(d) => x.f_log_softmax(*d, None)?,
             Act::Mish => x.f_mish()?,
-            Act::Prelu => x.f_prelu(m.p(0))?,
+            Act::Prelu => x.f_prelu(m.param_at(0)?)?,
             Act::Relu => x.f_relu()?,
             Act::Relu6 => x.f_relu6()?,
             Act::Rrelu(lo, up) if m.is_training() => {

@@ -200,11 +200,11 @@ fn parametrised_gradients_are_finite() {
 fn prelu_weight() {
     let m = act("prelu", vec![Value::Int(3), Value::Float(0.1)]);
     assert_eq!(shapes(&m), named(&[("weight", &[3])]));
-    assert_close(m.p(0), &floats(&[0.1, 0.1, 0.1]));
+    assert_close(m.param_at(0).expect("weight"), &floats(&[0.1, 0.1, 0.1]));
     let x = randn(&[2, 3, 4]);
-    assert_close(&fwd(&m, &[&x]), &x.prelu(m.p(0)));
+    assert_close(&fwd(&m, &[&x]), &x.prelu(m.param_at(0).expect("weight")));
     let m = act("prelu", vec![]);
-    assert_close(m.p(0), &floats(&[0.25]));
+    assert_close(m.param_at(0).expect("weight"), &floats(&[0.25]));
 }
 
 #[test]

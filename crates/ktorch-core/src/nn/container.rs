@@ -88,9 +88,9 @@ impl Layer for Residual {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
         want_inputs(m.kind(), xs, 1, 1)?;
         let kids = m.children();
-        let a = kids[0].1.forward1(xs)?;
+        let a = kids[0].1.forward_first(xs)?;
         let b = match kids.get(1) {
-            Some((_, c)) => c.forward1(xs)?,
+            Some((_, c)) => c.forward_first(xs)?,
             None => xs[0].shallow_clone(),
         };
         Ok(vec![a.f_add(&b)?])

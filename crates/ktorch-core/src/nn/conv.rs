@@ -192,7 +192,14 @@ impl Layer for Conv {
                 ),
             ));
         }
-        let (w, b) = (m.p(0), if self.bias { Some(m.p(1)) } else { None });
+        let (w, b) = (
+            m.param_at(0)?,
+            if self.bias {
+                Some(m.param_at(1)?)
+            } else {
+                None
+            },
+        );
         let (s, dl, g) = (self.stride.as_slice(), self.dilate.as_slice(), self.groups);
         let y = if self.transposed {
             let p = match &self.pad {
@@ -261,13 +268,20 @@ mod tests {
             shapes(&m),
             named(&[("weight", &[16, 1, 3, 3]), ("bias", &[16])])
         );
-        assert_uniform(m.p(0), 1.0 / 3.0);
+        assert_uniform(m.param_at(0).expect("declared"), 1.0 / 3.0);
         let x = randn(&[2, 1, 8, 8]);
         let y = fwd(&m, &[&x]);
         assert_eq!(y.size(), [2, 16, 6, 6]);
         assert_close(
             &y,
-            &x.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1),
+            &x.conv2d(
+                m.param_at(0).expect("declared"),
+                Some(m.param_at(1).expect("declared")),
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                1,
+            ),
         );
     }
 
@@ -278,7 +292,14 @@ mod tests {
         let x = randn(&[3, 2, 11]);
         assert_close(
             &fwd(&m, &[&x]),
-            &x.conv1d(m.p(0), Some(m.p(1)), [2], [1], [2], 2),
+            &x.conv1d(
+                m.param_at(0).expect("declared"),
+                Some(m.param_at(1).expect("declared")),
+                [2],
+                [1],
+                [2],
+                2,
+            ),
         );
         // unbatched input
         let x = randn(&[2, 11]);
@@ -295,7 +316,14 @@ mod tests {
         let x = randn(&[1, 2, 4, 5, 6]);
         assert_close(
             &fwd(&m, &[&x]),
-            &x.conv3d::<Tensor>(m.p(0), None, [1; 3], [0; 3], [1; 3], 1),
+            &x.conv3d::<Tensor>(
+                m.param_at(0).expect("declared"),
+                None,
+                [1; 3],
+                [0; 3],
+                [1; 3],
+                1,
+            ),
         );
     }
 
@@ -309,7 +337,14 @@ mod tests {
         assert_eq!(y.size(), [1, 2, 9, 7]);
         assert_close(
             &y,
-            &x.conv2d_padding(m.p(0), Some(m.p(1)), [1, 1], "same", [2, 2], 1),
+            &x.conv2d_padding(
+                m.param_at(0).expect("declared"),
+                Some(m.param_at(1).expect("declared")),
+                [1, 1],
+                "same",
+                [2, 2],
+                1,
+            ),
         );
         let m = make(
             "conv1d",
@@ -347,7 +382,14 @@ mod tests {
         let xp = x.pad([1, 1, 1, 1], "reflect", None);
         assert_close(
             &fwd(&m, &[&x]),
-            &xp.conv2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [1, 1], 1),
+            &xp.conv2d(
+                m.param_at(0).expect("declared"),
+                Some(m.param_at(1).expect("declared")),
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                1,
+            ),
         );
     }
 
@@ -355,9 +397,17 @@ mod tests {
     fn convtranspose_params_and_forward() {
         let m = make("convtranspose1d", ints(&[4, 6, 3, 2, 1, 1, 2]));
         assert_eq!(shapes(&m), named(&[("weight", &[4, 3, 3]), ("bias", &[6])]));
-        assert_uniform(m.p(0), 1.0 / 9f64.sqrt());
+        assert_uniform(m.param_at(0).expect("declared"), 1.0 / 9f64.sqrt());
         let x = randn(&[2, 4, 5]);
-        let want = x.conv_transpose1d(m.p(0), Some(m.p(1)), [2], [1], [1], 2, [1]);
+        let want = x.conv_transpose1d(
+            m.param_at(0).expect("declared"),
+            Some(m.param_at(1).expect("declared")),
+            [2],
+            [1],
+            [1],
+            2,
+            [1],
+        );
         assert_close(&fwd(&m, &[&x]), &want);
         assert_eq!(want.size(), [2, 6, 10]);
         let m = make(
@@ -369,7 +419,15 @@ mod tests {
             named(&[("weight", &[3, 5, 2, 3]), ("bias", &[5])])
         );
         let x = randn(&[1, 3, 4, 4]);
-        let want = x.conv_transpose2d(m.p(0), Some(m.p(1)), [1, 1], [0, 0], [0, 0], 1, [1, 1]);
+        let want = x.conv_transpose2d(
+            m.param_at(0).expect("declared"),
+            Some(m.param_at(1).expect("declared")),
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            1,
+            [1, 1],
+        );
         assert_close(&fwd(&m, &[&x]), &want);
     }
 

@@ -111,8 +111,12 @@ struct Linear {
 impl Layer for Linear {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
         want_inputs(m.kind(), xs, 1, 1)?;
-        let b = if self.bias { Some(m.p(1)) } else { None };
-        Ok(vec![xs[0].f_linear(m.p(0), b)?])
+        let b = if self.bias {
+            Some(m.param_at(1)?)
+        } else {
+            None
+        };
+        Ok(vec![xs[0].f_linear(m.param_at(0)?, b)?])
     }
     layer_clone!();
 }
@@ -126,8 +130,12 @@ struct Bilinear {
 impl Layer for Bilinear {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
         want_inputs(m.kind(), xs, 2, 2)?;
-        let b = if self.bias { Some(m.p(1)) } else { None };
-        Ok(vec![Tensor::f_bilinear(&xs[0], &xs[1], m.p(0), b)?])
+        let b = if self.bias {
+            Some(m.param_at(1)?)
+        } else {
+            None
+        };
+        Ok(vec![Tensor::f_bilinear(&xs[0], &xs[1], m.param_at(0)?, b)?])
     }
     layer_clone!();
 }
@@ -155,12 +163,12 @@ impl Layer for Embed {
         if let Some(n) = self.maxnorm {
             // As PyTorch: rows looked up are rescaled in place to the maximum norm.
             let _g = tch::no_grad_guard();
-            let mut w = m.p(0).shallow_clone();
+            let mut w = m.param_at(0)?.shallow_clone();
             let _ = w.f_embedding_renorm_(&x.f_contiguous()?, n, self.normtype)?;
         }
         let pad = self.pad.unwrap_or(-1);
         Ok(vec![Tensor::f_embedding(
-            m.p(0),
+            m.param_at(0)?,
             x,
             pad,
             self.scale,
@@ -181,9 +189,15 @@ mod tests {
     fn linear_matches_functional() {
         let m = make("linear", vec![Value::Int(4), Value::Int(3)]);
         assert_eq!(shapes(&m), named(&[("weight", &[3, 4]), ("bias", &[3])]));
-        assert_uniform(m.p(0), 0.5);
+        assert_uniform(m.param_at(0).expect("declared"), 0.5);
         let x = randn(&[2, 4]);
-        assert_close(&fwd(&m, &[&x]), &x.linear(m.p(0), Some(m.p(1))));
+        assert_close(
+            &fwd(&m, &[&x]),
+            &x.linear(
+                m.param_at(0).expect("declared"),
+                Some(m.param_at(1).expect("declared")),
+            ),
+        );
         let m = make(
             "linear",
             vec![
@@ -202,9 +216,14 @@ mod tests {
             vec![Value::Int(3), Value::Int(4), Value::Int(5)],
         );
         assert_eq!(shapes(&m), named(&[("weight", &[5, 3, 4]), ("bias", &[5])]));
-        assert_uniform(m.p(0), 1.0 / 3f64.sqrt());
+        assert_uniform(m.param_at(0).expect("declared"), 1.0 / 3f64.sqrt());
         let (x, y) = (randn(&[2, 3]), randn(&[2, 4]));
-        let want = Tensor::bilinear(&x, &y, m.p(0), Some(m.p(1)));
+        let want = Tensor::bilinear(
+            &x,
+            &y,
+            m.param_at(0).expect("declared"),
+            Some(m.param_at(1).expect("declared")),
+        );
         assert_close(&fwd(&m, &[&x, &y]), &want);
         assert_eq!(want.size(), [2, 5]);
         let e = m.forward(&[x]).expect_err("one input");
@@ -218,11 +237,22 @@ mod tests {
     fn embed_pads_and_looks_up() {
         let m = make("embed", vec![Value::Int(10), Value::Int(4), Value::Int(-1)]);
         assert_eq!(shapes(&m), named(&[("weight", &[10, 4])]));
-        assert_eq!(m.p(0).get(9).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            m.param_at(0)
+                .expect("declared")
+                .get(9)
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[]),
+            0.0
+        );
         let x = Tensor::from_slice(&[1i64, 9, 3, 3]).view([2, 2]);
         let y = fwd(&m, &[&x]);
         assert_eq!(y.size(), [2, 2, 4]);
-        assert_close(&y, &Tensor::embedding(m.p(0), &x, 9, false, false));
+        assert_close(
+            &y,
+            &Tensor::embedding(m.param_at(0).expect("declared"), &x, 9, false, false),
+        );
         let e = build_err("embed", vec![Value::Int(10), Value::Int(4), Value::Int(10)]);
         assert!(e.starts_with("embed: padindex must be within"), "{e}");
         let e = build_err("embed", vec![Value::Int(10)]);

@@ -154,14 +154,20 @@ impl Module {
         &self.params
     }
 
-    /// The module's own parameter at position `i`.
-    pub fn p(&self, i: usize) -> &Tensor {
-        &self.params[i].1
+    /// The module's own parameter at position `i` (in the order its layer declared them).
+    pub fn param_at(&self, i: usize) -> Result<&Tensor> {
+        self.params
+            .get(i)
+            .map(|(_, t)| t)
+            .ok_or_else(|| err(&self.kind, format!("no parameter at position {i}")))
     }
 
-    /// The module's own buffer at position `i`.
-    pub fn b(&self, i: usize) -> &Tensor {
-        &self.buffers[i].1
+    /// The module's own buffer at position `i` (in the order its layer declared them).
+    pub fn buffer_at(&self, i: usize) -> Result<&Tensor> {
+        self.buffers
+            .get(i)
+            .map(|(_, t)| t)
+            .ok_or_else(|| err(&self.kind, format!("no buffer at position {i}")))
     }
 
     /// The module's own parameter called `name`, if any.
@@ -283,8 +289,8 @@ impl Module {
         self.layer.forward(self, xs)
     }
 
-    /// Forward with one output expected.
-    pub fn forward1(&self, xs: &[Tensor]) -> Result<Tensor> {
+    /// Forward, keeping the first output (an error if there is none).
+    pub fn forward_first(&self, xs: &[Tensor]) -> Result<Tensor> {
         let mut out = self.forward(xs)?;
         if out.is_empty() {
             return Err(err(&self.kind, "forward returned no output"));

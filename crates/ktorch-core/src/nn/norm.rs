@@ -170,19 +170,19 @@ impl Layer for BatchNorm {
         let mut factor = self.momentum.unwrap_or(0.0);
         if training && self.track {
             let _g = tch::no_grad_guard();
-            let mut count = m.b(2).shallow_clone();
+            let mut count = m.buffer_at(2)?.shallow_clone();
             let _ = count.f_add_scalar_(1)?;
             if self.momentum.is_none() {
                 factor = 1.0 / count.f_double_value(&[])?;
             }
         }
         let (w, b) = if self.affine {
-            (Some(m.p(0)), Some(m.p(1)))
+            (Some(m.param_at(0)?), Some(m.param_at(1)?))
         } else {
             (None, None)
         };
         let (mean, var) = if self.track {
-            (Some(m.b(0)), Some(m.b(1)))
+            (Some(m.buffer_at(0)?), Some(m.buffer_at(1)?))
         } else {
             (None, None)
         };
@@ -211,8 +211,16 @@ struct LayerNorm {
 impl Layer for LayerNorm {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
         want_inputs(m.kind(), xs, 1, 1)?;
-        let w = if self.weight { Some(m.p(0)) } else { None };
-        let b = if self.bias { Some(m.p(1)) } else { None };
+        let w = if self.weight {
+            Some(m.param_at(0)?)
+        } else {
+            None
+        };
+        let b = if self.bias {
+            Some(m.param_at(1)?)
+        } else {
+            None
+        };
         Ok(vec![xs[0].f_layer_norm(
             self.shape.as_slice(),
             w,
@@ -245,7 +253,7 @@ impl Layer for GroupNorm {
             ));
         }
         let (w, b) = if self.affine {
-            (Some(m.p(0)), Some(m.p(1)))
+            (Some(m.param_at(0)?), Some(m.param_at(1)?))
         } else {
             (None, None)
         };
@@ -279,8 +287,8 @@ mod tests {
         let x = randn(&[4, 3, 5, 5]) * 2 + 1;
         let y = fwd(&m, &[&x]);
         let want = x.batch_norm(
-            Some(m.p(0)),
-            Some(m.p(1)),
+            Some(m.param_at(0).expect("declared")),
+            Some(m.param_at(1).expect("declared")),
             None::<&Tensor>,
             None,
             true,
@@ -290,15 +298,16 @@ mod tests {
         );
         assert_close(&y, &want);
         let (mean, var) = stats(&x);
-        assert_close(m.b(0), &(&mean * 0.1));
-        assert_close(m.b(1), &(&var * 0.1 + 0.9));
-        assert_eq!(m.b(2).int64_value(&[]), 1);
+        assert_close(m.buffer_at(0).expect("declared"), &(&mean * 0.1));
+        assert_close(m.buffer_at(1).expect("declared"), &(&var * 0.1 + 0.9));
+        assert_eq!(m.buffer_at(2).expect("declared").int64_value(&[]), 1);
         // eval mode uses the running statistics and leaves them alone
         m.set_training(false);
         let y = fwd(&m, &[&x]);
-        let want = (&x - m.b(0).view([1, 3, 1, 1])) / (m.b(1).view([1, 3, 1, 1]) + 1e-5).sqrt();
+        let want = (&x - m.buffer_at(0).expect("declared").view([1, 3, 1, 1]))
+            / (m.buffer_at(1).expect("declared").view([1, 3, 1, 1]) + 1e-5).sqrt();
         assert_close(&y, &want);
-        assert_eq!(m.b(2).int64_value(&[]), 1);
+        assert_eq!(m.buffer_at(2).expect("declared").int64_value(&[]), 1);
     }
 
     #[test]
@@ -312,15 +321,18 @@ mod tests {
         let _ = fwd(&m, &[&x2]);
         let both = Tensor::cat(&[&x1, &x2], 0);
         let mean = (x1.mean_dim(0, false, Kind::Float) + x2.mean_dim(0, false, Kind::Float)) / 2;
-        assert_close(m.b(0), &mean);
-        assert_eq!(m.b(2).int64_value(&[]), 2);
+        assert_close(m.buffer_at(0).expect("declared"), &mean);
+        assert_eq!(m.buffer_at(2).expect("declared").int64_value(&[]), 2);
         assert_eq!(both.size(), [12, 2]);
         let m = make(
             "batchnorm1d",
             vec![Value::Int(2), kw(vec![("momentum", Value::Null)])],
         );
         let _ = fwd(&m, &[&x1]);
-        assert_close(m.b(0), &x1.mean_dim(0, false, Kind::Float));
+        assert_close(
+            m.buffer_at(0).expect("declared"),
+            &x1.mean_dim(0, false, Kind::Float),
+        );
     }
 
     #[test]
@@ -339,8 +351,8 @@ mod tests {
         m.set_training(false);
         let x = randn(&[5, 3, 4]);
         let want = x.batch_norm(
-            Some(m.p(0)),
-            Some(m.p(1)),
+            Some(m.param_at(0).expect("declared")),
+            Some(m.param_at(1).expect("declared")),
             None::<&Tensor>,
             None,
             true,
@@ -373,7 +385,13 @@ mod tests {
         let x = randn(&[2, 3, 4]);
         assert_close(
             &fwd(&m, &[&x]),
-            &x.layer_norm([3, 4], Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+            &x.layer_norm(
+                [3, 4],
+                Some(m.param_at(0).expect("declared")),
+                Some(m.param_at(1).expect("declared")),
+                1e-5,
+                false,
+            ),
         );
         let m = make(
             "layernorm",
@@ -382,7 +400,13 @@ mod tests {
         assert_eq!(shapes(&m), named(&[("weight", &[4])]));
         assert_close(
             &fwd(&m, &[&x]),
-            &x.layer_norm([4], Some(m.p(0)), None, 1e-5, false),
+            &x.layer_norm(
+                [4],
+                Some(m.param_at(0).expect("declared")),
+                None,
+                1e-5,
+                false,
+            ),
         );
         let m = make(
             "layernorm",
@@ -395,7 +419,13 @@ mod tests {
         let x = randn(&[3, 6, 5]);
         assert_close(
             &fwd(&m, &[&x]),
-            &x.group_norm(2, Some(m.p(0)), Some(m.p(1)), 1e-5, false),
+            &x.group_norm(
+                2,
+                Some(m.param_at(0).expect("declared")),
+                Some(m.param_at(1).expect("declared")),
+                1e-5,
+                false,
+            ),
         );
         assert_eq!(
             build_err("groupnorm", vec![Value::Int(4), Value::Int(6)]),

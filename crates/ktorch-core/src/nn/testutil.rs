@@ -73,7 +73,7 @@ pub(crate) fn floats(xs: &[f64]) -> Tensor {
 /// One forward output.
 pub(crate) fn fwd(m: &Module, xs: &[&Tensor]) -> Tensor {
     let xs: Vec<Tensor> = xs.iter().map(|t| t.shallow_clone()).collect();
-    m.forward1(&xs)
+    m.forward_first(&xs)
         .unwrap_or_else(|e| panic!("{}: {e}", m.kind()))
 }
 
