@@ -1,6 +1,6 @@
 //! Stages, the run loop and metrics through the core alone (no Python).
 
-use ktorch_core::model::{Metric, Stage};
+use ktorch_core::model::{Metric, Phase, Stage};
 use ktorch_core::sync::{lock, shared};
 use ktorch_core::{Loss, Model, Module, Optimizer, Result, Value};
 use tch::{Device, Kind, Tensor};
@@ -19,7 +19,7 @@ fn rows(n: i64) -> Tensor {
 
 /// A stage with rows 0..n as its one input and 10*(0..n) as its target.
 fn stage(n: i64, batchsize: i64) -> Stage {
-    let mut s = Stage::new(true);
+    let mut s = Stage::new(Phase::Train);
     s.opts.batchsize = batchsize;
     s.set_data("train", vec![rows(n)], Some(vec![rows(n) * 10]))
         .expect("data");
@@ -197,7 +197,7 @@ fn run_without_data_is_an_error_and_interrupts_restore() -> Result<()> {
     )?;
     let mut n = 0;
     let e = m
-        .run_with("run", &mut || {
+        .pass_with(Phase::Train, "run", &mut || {
             n += 1;
             n > 2
         })

@@ -1,5 +1,6 @@
 //! Model options and data: train/test, data, input, target, sizes, batching, shuffling.
 
+use ktorch_core::model::Phase;
 use ktorch_core::sync::Shared;
 use ktorch_core::{Model, Value};
 use pyo3::prelude::*;
@@ -129,11 +130,11 @@ enum OptCall {
 
 fn stage_fn(
     py: Python<'_>,
-    train: bool,
+    phase: Phase,
     args: &Bound<'_, PyTuple>,
     kw: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyObject> {
-    let f = if train { "train" } else { "test" };
+    let f = phase.name();
     let m = model_of(
         f,
         &args
@@ -180,13 +181,13 @@ fn stage_fn(
                         .collect::<PyResult<Vec<_>>>()?,
                 )
             }
-            _ => return set_data(py, f, &m, train, &rest),
+            _ => return set_data(py, f, &m, phase, &rest),
         }
     };
     let ds = m.domains();
     let out = call(py, f, ds, move |g| {
         let mut m = g.lock(&m)?;
-        let opts = &mut m.stage(train).opts;
+        let opts = &mut m.stage(phase).opts;
         Ok(match op {
             OptCall::All => Some(Value::Dict(opts.all())),
             OptCall::One(n) => Some(opts.get(&n)?),
@@ -212,7 +213,7 @@ pub(crate) fn set_data(
     py: Python<'_>,
     f: &str,
     m: &Shared<Model>,
-    train: bool,
+    phase: Phase,
     rest: &[Bound<'_, PyAny>],
 ) -> PyResult<PyObject> {
     let (x, y) = match rest {
@@ -247,7 +248,7 @@ pub(crate) fn set_data(
             Some(y) => Some(y.tensors(g)?),
             None => None,
         };
-        Ok(g.lock(&m)?.stage(train).set_data(f, x, y)?)
+        Ok(g.lock(&m)?.stage(phase).set_data(f, x, y)?)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
@@ -260,7 +261,7 @@ pub fn train(
     args: &Bound<'_, PyTuple>,
     kw: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyObject> {
-    stage_fn(py, true, args, kw)
+    stage_fn(py, Phase::Train, args, kw)
 }
 
 /// test(m, ...): get or set test options, or define test data (returns batches).
@@ -271,7 +272,7 @@ pub fn test(
     args: &Bound<'_, PyTuple>,
     kw: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyObject> {
-    stage_fn(py, false, args, kw)
+    stage_fn(py, Phase::Test, args, kw)
 }
 
 /// Copies of tensors another object holds, for values handed to Python.
@@ -302,19 +303,19 @@ fn arrays(py: Python<'_>, ts: Option<Vec<tch::Tensor>>) -> PyResult<PyObject> {
 fn data_fn(
     py: Python<'_>,
     f: &str,
-    train: bool,
+    phase: Phase,
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
-        return set_data(py, f, &s, train, &rest);
+        return set_data(py, f, &s, phase, &rest);
     }
     let ds = s.domains();
     let (x, y) = call(py, f, ds, move |g| {
         let mut m = g.lock(&s)?;
-        let st = m.stage(train);
+        let st = m.stage(phase);
         Ok((copies(st.inputs())?, copies(st.targets())?))
     })?;
     Ok(PyList::new(py, [arrays(py, x)?, arrays(py, y)?])?
@@ -326,7 +327,7 @@ fn data_fn(
 #[pyfunction]
 #[pyo3(signature = (m, *args))]
 pub fn data(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
-    data_fn(py, "data", true, m, args)
+    data_fn(py, "data", Phase::Train, m, args)
 }
 
 /// testdata(m) -> [inputs, targets]; testdata(m, x, y) defines test data.
@@ -337,7 +338,7 @@ pub fn testdata(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    data_fn(py, "testdata", false, m, args)
+    data_fn(py, "testdata", Phase::Test, m, args)
 }
 
 /// Sources from several positional arguments.
@@ -352,7 +353,7 @@ fn srcs_of(f: &str, args: &Bound<'_, PyTuple>) -> PyResult<Srcs> {
 fn input_fn(
     py: Python<'_>,
     f: &str,
-    train: bool,
+    phase: Phase,
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
@@ -362,13 +363,13 @@ fn input_fn(
         let ds = domains([s.domains(), x.domains()]);
         let n = call(py, f, ds, move |g| {
             let x = x.tensors(g)?;
-            Ok(g.lock(&s)?.stage(train).set_inputs(f, x)?)
+            Ok(g.lock(&s)?.stage(phase).set_inputs(f, x)?)
         })?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
     let ds = s.domains();
     let held = ds.clone();
-    let x = call(py, f, ds, move |g| Ok(g.lock(&s)?.stage(train).inputs()))?;
+    let x = call(py, f, ds, move |g| Ok(g.lock(&s)?.stage(phase).inputs()))?;
     // the handles share the model's data: using them takes the model's lock
     match x {
         None => Ok(py.None()),
@@ -380,7 +381,7 @@ fn input_fn(
 fn target_fn(
     py: Python<'_>,
     f: &str,
-    train: bool,
+    phase: Phase,
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
@@ -390,13 +391,13 @@ fn target_fn(
         let ds = domains([s.domains(), y.domains()]);
         let n = call(py, f, ds, move |g| {
             let y = y.tensors(g)?;
-            Ok(g.lock(&s)?.stage(train).set_targets(f, Some(y))?)
+            Ok(g.lock(&s)?.stage(phase).set_targets(f, Some(y))?)
         })?;
         return Ok(n.into_pyobject(py)?.into_any().unbind());
     }
     let ds = s.domains();
     let y = call(py, f, ds, move |g| {
-        Ok(copies(g.lock(&s)?.stage(train).targets())?)
+        Ok(copies(g.lock(&s)?.stage(phase).targets())?)
     })?;
     arrays(py, y)
 }
@@ -409,7 +410,7 @@ pub fn input(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    input_fn(py, "input", true, m, args)
+    input_fn(py, "input", Phase::Train, m, args)
 }
 
 /// testinput(m) -> Tensor (Vector for several); testinput(m, x, ...) defines test inputs.
@@ -420,7 +421,7 @@ pub fn testinput(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    input_fn(py, "testinput", false, m, args)
+    input_fn(py, "testinput", Phase::Test, m, args)
 }
 
 /// target(m) -> array(s) or None; target(m, y, ...) defines training targets.
@@ -431,7 +432,7 @@ pub fn target(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    target_fn(py, "target", true, m, args)
+    target_fn(py, "target", Phase::Train, m, args)
 }
 
 /// testtarget(m) -> array(s) or None; testtarget(m, y, ...) defines test targets.
@@ -442,7 +443,7 @@ pub fn testtarget(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    target_fn(py, "testtarget", false, m, args)
+    target_fn(py, "testtarget", Phase::Test, m, args)
 }
 
 /// Runs `f` on a model's stage, inside a call.
@@ -450,24 +451,24 @@ fn on_stage<R: Send>(
     py: Python<'_>,
     func: &str,
     m: &Bound<'_, PyAny>,
-    train: bool,
+    phase: Phase,
     f: impl FnOnce(&mut ktorch_core::model::Stage) -> ktorch_core::Result<R> + Send,
 ) -> PyResult<R> {
     let s = model_of(func, m)?;
     let ds = s.domains();
-    call(py, func, ds, move |g| Ok(f(g.lock(&s)?.stage(train))?))
+    call(py, func, ds, move |g| Ok(f(g.lock(&s)?.stage(phase))?))
 }
 
 /// datasize(m): training rows (in the current batch when batching).
 #[pyfunction]
 pub fn datasize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "datasize", m, true, |st| Ok(st.size()))
+    on_stage(py, "datasize", m, Phase::Train, |st| Ok(st.size()))
 }
 
 /// testsize(m): test rows (in the current batch when batching).
 #[pyfunction]
 pub fn testsize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "testsize", m, false, |st| Ok(st.size()))
+    on_stage(py, "testsize", m, Phase::Test, |st| Ok(st.size()))
 }
 
 /// batch(m) -> bool; batch(x, size), batch(x, (size, dim)), batch(x, size, i) on tensors.
@@ -488,7 +489,7 @@ pub fn batch(
                     "batch(model) takes no size: set the batchsize option",
                 ));
             }
-            Ok(Some(on_stage(py, f, x, true, |st| st.batch(f))?))
+            Ok(Some(on_stage(py, f, x, Phase::Train, |st| st.batch(f))?))
         }
         Some(Obj::Tensors(s)) => {
             let size = size.ok_or_else(|| type_error(f, "expecting a batch size"))?;
@@ -523,7 +524,7 @@ pub fn batch(
 /// testbatch(m) -> bool.
 #[pyfunction]
 pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
-    on_stage(py, "testbatch", m, false, |st| st.batch("testbatch"))
+    on_stage(py, "testbatch", m, Phase::Test, |st| st.batch("testbatch"))
 }
 
 /// restore(m or tensors) -> full size along the first (or batching) dimension.
@@ -531,7 +532,7 @@ pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
     let f = "restore";
     match obj(f, x)? {
-        Some(Obj::Model(_)) => on_stage(py, f, x, true, |st| Ok(st.restore())),
+        Some(Obj::Model(_)) => on_stage(py, f, x, Phase::Train, |st| Ok(st.restore())),
         Some(Obj::Tensors(s)) => {
             let ds = s.domains();
             call(py, f, ds, move |g| Ok(g.lock(&s)?.restore()))
@@ -549,19 +550,19 @@ pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
 /// testrestore(m) -> rows of test data.
 #[pyfunction]
 pub fn testrestore(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "testrestore", m, false, |st| Ok(st.restore()))
+    on_stage(py, "testrestore", m, Phase::Test, |st| Ok(st.restore()))
 }
 
 /// batchinit(m) -> number of training batches (-1 with no data).
 #[pyfunction]
 pub fn batchinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "batchinit", m, true, |st| st.init("batchinit"))
+    on_stage(py, "batchinit", m, Phase::Train, |st| st.init("batchinit"))
 }
 
 /// testinit(m) -> number of test batches (-1 with no data).
 #[pyfunction]
 pub fn testinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "testinit", m, false, |st| st.init("testinit"))
+    on_stage(py, "testinit", m, Phase::Test, |st| st.init("testinit"))
 }
 
 /// shuffle(m) or shuffle(tensors[, dim]).
@@ -577,7 +578,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
                     "models shuffle along the first dimension only",
                 ));
             }
-            on_stage(py, f, x, true, |st| st.shuffle(f))
+            on_stage(py, f, x, Phase::Train, |st| st.shuffle(f))
         }
         Some(Obj::Tensors(s)) => {
             let ds = s.domains();
@@ -599,5 +600,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
 /// unshuffle(m): restores the training data's original order.
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
-    on_stage(py, "unshuffle", m, true, |st| st.unshuffle("unshuffle"))
+    on_stage(py, "unshuffle", m, Phase::Train, |st| {
+        st.unshuffle("unshuffle")
+    })
 }

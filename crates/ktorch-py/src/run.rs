@@ -2,7 +2,7 @@
 
 use ktorch_core::autograd::{backward as core_backward, reset_grads, Mode};
 use ktorch_core::clip::{clip_norm, clip_value, distinct};
-use ktorch_core::model::{forward as module_forward, Fwd, Metric};
+use ktorch_core::model::{forward as module_forward, Fwd, Metric, Phase};
 use ktorch_core::sync::{shared, Domain, Shared};
 use ktorch_core::Model;
 use pyo3::prelude::*;
@@ -461,7 +461,7 @@ fn metrics_to_py(
 fn run_fn(
     py: Python<'_>,
     f: &str,
-    train: bool,
+    phase: Phase,
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
@@ -474,19 +474,15 @@ fn run_fn(
                 "expecting (model) or (model, inputs, targets)",
             ));
         }
-        set_data(py, f, &s, train, &rest)?;
+        set_data(py, f, &s, phase, &rest)?;
     }
     let ds = s.domains();
     let held = ds.clone();
     let (r, tensor, dictionary) = call(py, f, ds, move |g| {
         let mut stop = interrupt_check(f);
         let mut m = g.lock(&s)?;
-        let o = m.stage(train).opts.clone();
-        let r = if train {
-            m.run_with(f, &mut stop)?
-        } else {
-            m.testrun_with(f, &mut stop)?
-        };
+        let o = m.stage(phase).opts.clone();
+        let r = m.pass_with(phase, f, &mut stop)?;
         Ok((r, o.tensor, o.dictionary))
     })?;
     metrics_to_py(py, r, tensor, dictionary, held)
@@ -511,7 +507,7 @@ fn interrupt_check(func: &str) -> impl FnMut() -> bool + '_ {
 #[pyfunction]
 #[pyo3(signature = (m, *args))]
 pub fn run(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
-    run_fn(py, "run", true, m, args)
+    run_fn(py, "run", Phase::Train, m, args)
 }
 
 /// testrun(m[, x, y]): one evaluation pass over the test data; returns the metrics.
@@ -522,5 +518,5 @@ pub fn testrun(
     m: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<PyObject> {
-    run_fn(py, "testrun", false, m, args)
+    run_fn(py, "testrun", Phase::Test, m, args)
 }

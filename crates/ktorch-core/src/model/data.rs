@@ -3,7 +3,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{err, Result};
-use crate::model::options::Options;
+use crate::model::options::{Options, Phase};
 use crate::tensor::{batch_count, common_size, kinds, Tensors};
 
 /// Inputs and targets of one stage, batched and shuffled as one.
@@ -30,9 +30,9 @@ pub struct Stage {
 
 impl Stage {
     /// A stage with default options and no data.
-    pub fn new(train: bool) -> Stage {
+    pub fn new(phase: Phase) -> Stage {
         Stage {
-            opts: Options::new(train),
+            opts: Options::new(phase),
             data: None,
             gen: None,
         }
@@ -373,7 +373,7 @@ mod tests {
     use crate::value::Value;
 
     fn stage(rows: i64, batchsize: i64, task: i64, tasks: i64) -> Stage {
-        let mut s = Stage::new(true);
+        let mut s = Stage::new(Phase::Train);
         s.opts
             .set(&[
                 ("batchsize".into(), Value::Int(batchsize)),
@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn unusable_tensors_are_refused() {
-        let mut s = Stage::new(true);
+        let mut s = Stage::new(Phase::Train);
         let sparse = Tensor::eye(4, (Kind::Float, Device::Cpu)).to_sparse_sparse_dim(2);
         let e = s.set_data("train", vec![sparse], None).expect_err("sparse");
         assert!(

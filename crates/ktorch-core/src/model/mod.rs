@@ -17,7 +17,7 @@ use crate::optim::Optimizer;
 
 pub use data::Stage;
 pub use metrics::Metric;
-pub use options::Options;
+pub use options::{Options, Phase};
 
 pub use crate::sync::{held_here, lock, shared, Guard, Share, Shared};
 pub use run::Metrics;
@@ -76,8 +76,8 @@ impl Model {
             module,
             loss,
             opt,
-            train: Stage::new(true),
-            test: Stage::new(false),
+            train: Stage::new(Phase::Train),
+            test: Stage::new(Phase::Test),
             release: Mutex::new(None),
         }
     }
@@ -97,12 +97,19 @@ impl Model {
         &self.opt
     }
 
-    /// The stage for training (`true`) or testing.
-    pub fn stage(&mut self, train: bool) -> &mut Stage {
-        if train {
-            &mut self.train
-        } else {
-            &mut self.test
+    /// The training or test stage.
+    pub fn stage(&mut self, phase: Phase) -> &mut Stage {
+        match phase {
+            Phase::Train => &mut self.train,
+            Phase::Test => &mut self.test,
+        }
+    }
+
+    /// The training or test stage, to read.
+    pub fn stage_ref(&self, phase: Phase) -> &Stage {
+        match phase {
+            Phase::Train => &self.train,
+            Phase::Test => &self.test,
         }
     }
 

@@ -26,6 +26,38 @@ impl NonFinite {
     }
 }
 
+/// Which of a model's two stages: training or testing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Training: `train`, `run`, `batch`, `shuffle`...
+    Train,
+    /// Testing: `test`, `testrun`, `testbatch`...
+    Test,
+}
+
+impl Phase {
+    /// True for training.
+    pub fn is_train(self) -> bool {
+        self == Phase::Train
+    }
+
+    /// The api's name of the stage's options and data function: `train` or `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Train => "train",
+            Phase::Test => "test",
+        }
+    }
+
+    /// How messages name the stage's data: `training` or `test`.
+    pub fn data_name(self) -> &'static str {
+        match self {
+            Phase::Train => "training",
+            Phase::Test => "test",
+        }
+    }
+}
+
 /// Options of one stage (training or testing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -89,8 +121,9 @@ pub const TRAIN_ONLY: &[&str] = &[
 ];
 
 impl Options {
-    /// The defaults for training (`train == true`) or testing.
-    pub fn new(train: bool) -> Options {
+    /// The defaults of the training or test stage.
+    pub fn new(phase: Phase) -> Options {
+        let train = phase.is_train();
         Options {
             train,
             batchsize: if train { 32 } else { 100 },
@@ -345,7 +378,7 @@ mod tests {
 
     #[test]
     fn failed_set_keeps_everything() {
-        let mut o = Options::new(true);
+        let mut o = Options::new(Phase::Train);
         let e = o.set(&[
             ("batchsize".into(), Value::Int(5)),
             ("metrics".into(), Value::Str("bogus".into())),
@@ -356,7 +389,7 @@ mod tests {
 
     #[test]
     fn clip_options_exclude_each_other() {
-        let mut o = Options::new(true);
+        let mut o = Options::new(Phase::Train);
         o.set(&[("clipnorm".into(), Value::Int(2))]).expect("set");
         assert_eq!(o.clipnorm, Some((2.0, 2.0)));
         o.set(&[("clipvalue".into(), Value::Float(0.5))])
@@ -366,7 +399,7 @@ mod tests {
 
     #[test]
     fn train_only_refused_on_test() {
-        let mut o = Options::new(false);
+        let mut o = Options::new(Phase::Test);
         let e = o
             .set(&[("clipnorm".into(), Value::Int(2))])
             .expect_err("test");
@@ -383,7 +416,7 @@ mod tests {
             };
             for name in names {
                 for f in [1e300, -1e300, 9.3e18, f64::INFINITY, f64::NAN, 2.5] {
-                    let mut o = Options::new(train);
+                    let mut o = Options::new(if train { Phase::Train } else { Phase::Test });
                     let before = o.clone();
                     let e = o
                         .set(&[(name.to_string(), Value::Float(f))])
@@ -398,7 +431,7 @@ mod tests {
             }
         }
         // integral floats in range are taken as they are
-        let mut o = Options::new(true);
+        let mut o = Options::new(Phase::Train);
         o.set(&[
             ("batchsize".into(), Value::Float(64.0)),
             ("tasks".into(), Value::Float(4.0)),
@@ -414,7 +447,7 @@ mod tests {
 
     #[test]
     fn task_below_tasks() {
-        let mut o = Options::new(true);
+        let mut o = Options::new(Phase::Train);
         let e = o
             .set(&[
                 ("tasks".into(), Value::Int(2)),

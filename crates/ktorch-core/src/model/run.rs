@@ -6,7 +6,7 @@ use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, distinct, grad_norm};
 use crate::error::{err, Error, Result};
 use crate::model::metrics::{Accum, Metric};
-use crate::model::options::{NonFinite, Options};
+use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::{lock, loss_of, Model};
 
 /// Results of a run: each metric asked for, None where there is no value.
@@ -164,44 +164,39 @@ fn step_full(
 impl Model {
     /// A training pass over every batch of the training data; returns the metrics.
     pub fn run(&mut self, func: &str) -> Result<Metrics> {
-        self.run_with(func, &mut || false)
+        self.pass_with(Phase::Train, func, &mut || false)
     }
 
     /// An evaluation pass over every batch of the test data, without gradients.
     pub fn testrun(&mut self, func: &str) -> Result<Metrics> {
-        self.testrun_with(func, &mut || false)
+        self.pass_with(Phase::Test, func, &mut || false)
     }
 
-    /// [`Model::run`], calling `stop` before each batch: when it returns true the
-    /// pass ends with [`Error::Interrupted`], data restored to full size.
-    pub fn run_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
-        let opts = self.train.opts.clone();
-        if self.train.init(func)? < 0 {
-            return Err(err(func, "no training data defined"));
+    /// A pass over the stage's batches (training in training mode, testing in
+    /// evaluation mode without gradients; the module's mode is restored after),
+    /// calling `stop` before each batch: when it returns true the pass ends with
+    /// [`Error::Interrupted`], data restored to full size.
+    pub fn pass_with(
+        &mut self,
+        phase: Phase,
+        func: &str,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Metrics> {
+        let opts = self.stage_ref(phase).opts.clone();
+        if self.stage(phase).init(func)? < 0 {
+            return Err(err(func, format!("no {} data defined", phase.data_name())));
         }
-        let was = self.set_training(func, true)?;
-        let r = self.pass(func, true, &opts, stop);
-        self.set_training(func, was)?;
-        if r.is_err() {
-            self.train.restore();
-        }
-        r
-    }
-
-    /// [`Model::testrun`], calling `stop` before each batch.
-    pub fn testrun_with(&mut self, func: &str, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
-        let opts = self.test.opts.clone();
-        if self.test.init(func)? < 0 {
-            return Err(err(func, "no test data defined"));
-        }
-        let was = self.set_training(func, false)?;
-        let r = {
+        let train = phase.is_train();
+        let was = self.set_training(func, train)?;
+        let r = if train {
+            self.pass(func, phase, &opts, stop)
+        } else {
             let _g = tch::no_grad_guard();
-            self.pass(func, false, &opts, stop)
+            self.pass(func, phase, &opts, stop)
         };
         self.set_training(func, was)?;
         if r.is_err() {
-            self.test.restore();
+            self.stage(phase).restore();
         }
         r
     }
@@ -216,31 +211,30 @@ impl Model {
     fn pass(
         &mut self,
         func: &str,
-        train: bool,
+        phase: Phase,
         opts: &Options,
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<Metrics> {
         let mut acc = Accum::default();
-        let mut tr = if train {
+        let mut tr = if phase.is_train() {
             let ps = Params::of(self, func)?;
             let rel = self.take_release(&ps.all)?;
             Some(Trainer { ps, rel })
         } else {
             None
         };
-        let r = self.batches(func, train, opts, &mut acc, tr.as_mut(), stop);
+        let r = self.batches(func, phase, opts, &mut acc, tr.as_mut(), stop);
         if let Some(t) = tr {
             self.keep_release(t.rel);
         }
         r?;
-        let stage = if train { &self.train } else { &self.test };
-        acc.finish(&opts.metrics, stage.order())
+        acc.finish(&opts.metrics, self.stage_ref(phase).order())
     }
 
     fn batches(
         &mut self,
         func: &str,
-        train: bool,
+        phase: Phase,
         opts: &Options,
         acc: &mut Accum,
         mut tr: Option<&mut Trainer>,
@@ -248,11 +242,11 @@ impl Model {
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
-        while self.stage(train).batch(func)? {
+        while self.stage(phase).batch(func)? {
             if stop() {
                 return Err(Error::Interrupted(func.to_string()));
             }
-            let stage = if train { &self.train } else { &self.test };
+            let stage = self.stage_ref(phase);
             let mut x = stage.inputs().unwrap_or_default();
             let y = stage.targets().unwrap_or_default();
             x.append(&mut hidden);
