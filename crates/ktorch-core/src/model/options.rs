@@ -97,28 +97,251 @@ pub struct Options {
     pub nonfinite: NonFinite,
 }
 
-/// Names of the options both stages have.
-pub const COMMON: &[&str] = &[
-    "batchsize",
-    "droplast",
-    "hidden",
-    "tensor",
-    "dictionary",
-    "metrics",
+/// One option: its name, whether only training has it, how it is read and set.
+struct Opt {
+    name: &'static str,
+    train_only: bool,
+    get: fn(&Options) -> Value,
+    /// Sets the option from a value; the name is for messages.
+    set: fn(&mut Options, &'static str, &Value) -> Result<()>,
+}
+
+fn flag(field: &mut bool, v: &Value, k: &str) -> Result<()> {
+    *field = v.as_bool(k, "value")?;
+    Ok(())
+}
+
+/// Every option, in the order `train(m)` / `test(m)` list them: the one place
+/// an option is named, read and set.
+const OPTIONS: &[Opt] = &[
+    Opt {
+        name: "batchsize",
+        train_only: false,
+        get: |o| Value::Int(o.batchsize),
+        set: |o, k, v| {
+            let n = v.as_int(k, "value")?;
+            if n < 0 {
+                return Err(err(
+                    o.func(),
+                    format!("batchsize must be non-negative, given {n}"),
+                ));
+            }
+            o.batchsize = n;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "droplast",
+        train_only: false,
+        get: |o| Value::Bool(o.droplast),
+        set: |o, k, v| flag(&mut o.droplast, v, k),
+    },
+    Opt {
+        name: "hidden",
+        train_only: false,
+        get: |o| Value::Bool(o.hidden),
+        set: |o, k, v| flag(&mut o.hidden, v, k),
+    },
+    Opt {
+        name: "tensor",
+        train_only: false,
+        get: |o| Value::Bool(o.tensor),
+        set: |o, k, v| flag(&mut o.tensor, v, k),
+    },
+    Opt {
+        name: "dictionary",
+        train_only: false,
+        get: |o| Value::Bool(o.dictionary),
+        set: |o, k, v| flag(&mut o.dictionary, v, k),
+    },
+    Opt {
+        name: "metrics",
+        train_only: false,
+        get: |o| {
+            Value::List(
+                o.metrics
+                    .iter()
+                    .map(|m| Value::Str(m.name().into()))
+                    .collect(),
+            )
+        },
+        set: set_metrics,
+    },
+    Opt {
+        name: "clipgroup",
+        train_only: true,
+        get: |o| Value::Bool(o.clipgroup),
+        set: |o, k, v| flag(&mut o.clipgroup, v, k),
+    },
+    Opt {
+        name: "clipnorm",
+        train_only: true,
+        get: |o| {
+            o.clipnorm.map_or(Value::Null, |(a, b)| {
+                Value::List(vec![Value::Float(a), Value::Float(b)])
+            })
+        },
+        set: set_clipnorm,
+    },
+    Opt {
+        name: "clipvalue",
+        train_only: true,
+        get: |o| o.clipvalue.map_or(Value::Null, Value::Float),
+        set: set_clipvalue,
+    },
+    Opt {
+        name: "shuffle",
+        train_only: true,
+        get: |o| Value::Bool(o.shuffle),
+        set: |o, k, v| flag(&mut o.shuffle, v, k),
+    },
+    Opt {
+        name: "sync",
+        train_only: true,
+        get: |o| Value::Bool(o.sync),
+        set: |o, k, v| flag(&mut o.sync, v, k),
+    },
+    Opt {
+        name: "task",
+        train_only: true,
+        get: |o| Value::Int(o.task),
+        set: |o, k, v| {
+            let n = v.as_int(k, "value")?;
+            if n < 0 {
+                return Err(err(k, format!("must be non-negative, given {n}")));
+            }
+            o.task = n;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "tasks",
+        train_only: true,
+        get: |o| Value::Int(o.tasks),
+        set: |o, k, v| {
+            let n = v.as_int(k, "value")?;
+            if n < 1 {
+                return Err(err(k, format!("must be at least 1, given {n}")));
+            }
+            o.tasks = n;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "shufflecuda",
+        train_only: true,
+        get: |o| Value::Bool(o.shufflecuda),
+        set: |o, k, v| flag(&mut o.shufflecuda, v, k),
+    },
+    Opt {
+        name: "shuffleseed",
+        train_only: true,
+        get: |o| o.shuffleseed.map_or(Value::Null, Value::Int),
+        set: |o, k, v| {
+            o.shuffleseed = match v {
+                Value::Null => None,
+                v => Some(v.as_int(k, "value")?),
+            };
+            Ok(())
+        },
+    },
+    Opt {
+        name: "nonfinite",
+        train_only: true,
+        get: |o| Value::Str(o.nonfinite.name().into()),
+        set: |o, k, v| {
+            o.nonfinite = match v.as_str(k, "value")? {
+                "proceed" => NonFinite::Proceed,
+                "skip" => NonFinite::Skip,
+                "raise" => NonFinite::Raise,
+                s => {
+                    return Err(err(
+                        k,
+                        format!("unrecognized setting `{s}`, expecting proceed, skip or raise"),
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
 ];
-/// Names of the training-only options.
-pub const TRAIN_ONLY: &[&str] = &[
-    "clipgroup",
-    "clipnorm",
-    "clipvalue",
-    "shuffle",
-    "sync",
-    "task",
-    "tasks",
-    "shufflecuda",
-    "shuffleseed",
-    "nonfinite",
-];
+
+fn set_metrics(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
+    let names = match v {
+        Value::Null => vec![],
+        Value::List(x) if x.is_empty() => vec![],
+        v => v.as_strs(k, "value")?,
+    };
+    let mut ms = Vec::with_capacity(names.len());
+    for n in names {
+        let m = Metric::from_name(&n).ok_or_else(|| {
+            err(
+                k,
+                format!(
+                    "unrecognized metric: {n}, expecting one of: {}",
+                    Metric::ALL
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        if ms.contains(&m) {
+            return Err(err(k, format!("metric {n} given twice")));
+        }
+        ms.push(m);
+    }
+    o.metrics = ms;
+    Ok(())
+}
+
+fn set_clipnorm(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
+    o.clipnorm = match v {
+        Value::Null => None,
+        Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
+        v => {
+            let xs = v.as_floats(k, "value")?;
+            let (m, p) = match xs.as_slice() {
+                [m] => (*m, 2.0),
+                [m, p] => (*m, *p),
+                _ => {
+                    return Err(err(
+                        k,
+                        format!(
+                            "expecting max norm or (max norm, norm type), given {} values",
+                            xs.len()
+                        ),
+                    ))
+                }
+            };
+            crate::clip::check_norm(k, m, p)?;
+            Some((m, p))
+        }
+    };
+    if o.clipnorm.is_some() {
+        o.clipvalue = None;
+    }
+    Ok(())
+}
+
+fn set_clipvalue(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
+    o.clipvalue = match v {
+        Value::Null => None,
+        Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
+        v => {
+            let x = v.as_float(k, "value")?;
+            if x.is_nan() || x < 0.0 {
+                return Err(err(k, format!("must be non-negative, given {x}")));
+            }
+            Some(x)
+        }
+    };
+    if o.clipvalue.is_some() {
+        o.clipnorm = None;
+    }
+    Ok(())
+}
 
 impl Options {
     /// The defaults of the training or test stage.
@@ -153,71 +376,38 @@ impl Options {
         }
     }
 
+    fn table(&self) -> impl Iterator<Item = &'static Opt> + '_ {
+        OPTIONS.iter().filter(|o| self.train || !o.train_only)
+    }
+
     /// The option names of this stage, in order.
     pub fn names(&self) -> Vec<&'static str> {
-        let mut v = COMMON.to_vec();
-        if self.train {
-            v.extend_from_slice(TRAIN_ONLY);
-        }
-        v
+        self.table().map(|o| o.name).collect()
     }
 
     /// Every option and its value.
     pub fn all(&self) -> Vec<(String, Value)> {
-        self.names()
-            .into_iter()
-            .map(|n| (n.to_string(), self.get_unchecked(n)))
+        self.table()
+            .map(|o| (o.name.to_string(), (o.get)(self)))
             .collect()
     }
 
     /// The value of one option.
     pub fn get(&self, name: &str) -> Result<Value> {
-        self.check_name(name)?;
-        Ok(self.get_unchecked(name))
+        Ok((self.find(name)?.get)(self))
     }
 
-    fn check_name(&self, name: &str) -> Result<()> {
-        if self.names().contains(&name) {
-            return Ok(());
-        }
-        if TRAIN_ONLY.contains(&name) {
-            return Err(err(name, "not set for evaluation"));
-        }
-        Err(err(
-            self.func(),
-            format!(
-                "unrecognized option: {name}, expecting one of: {}",
-                self.names().join(", ")
-            ),
-        ))
-    }
-
-    fn get_unchecked(&self, name: &str) -> Value {
-        match name {
-            "batchsize" => Value::Int(self.batchsize),
-            "droplast" => Value::Bool(self.droplast),
-            "hidden" => Value::Bool(self.hidden),
-            "tensor" => Value::Bool(self.tensor),
-            "dictionary" => Value::Bool(self.dictionary),
-            "metrics" => Value::List(
-                self.metrics
-                    .iter()
-                    .map(|m| Value::Str(m.name().into()))
-                    .collect(),
-            ),
-            "clipgroup" => Value::Bool(self.clipgroup),
-            "clipnorm" => self.clipnorm.map_or(Value::Null, |(a, b)| {
-                Value::List(vec![Value::Float(a), Value::Float(b)])
-            }),
-            "clipvalue" => self.clipvalue.map_or(Value::Null, Value::Float),
-            "shuffle" => Value::Bool(self.shuffle),
-            "sync" => Value::Bool(self.sync),
-            "task" => Value::Int(self.task),
-            "tasks" => Value::Int(self.tasks),
-            "shufflecuda" => Value::Bool(self.shufflecuda),
-            "shuffleseed" => self.shuffleseed.map_or(Value::Null, Value::Int),
-            "nonfinite" => Value::Str(self.nonfinite.name().into()),
-            _ => Value::Null,
+    fn find(&self, name: &str) -> Result<&'static Opt> {
+        match OPTIONS.iter().find(|o| o.name == name) {
+            Some(o) if self.train || !o.train_only => Ok(o),
+            Some(_) => Err(err(name, "not set for evaluation")),
+            None => Err(err(
+                self.func(),
+                format!(
+                    "unrecognized option: {name}, expecting one of: {}",
+                    self.names().join(", ")
+                ),
+            )),
         }
     }
 
@@ -225,7 +415,8 @@ impl Options {
     pub fn set(&mut self, pairs: &[(String, Value)]) -> Result<()> {
         let mut o = self.clone();
         for (k, v) in pairs {
-            o.set_one(k, v)?;
+            let opt = o.find(k)?;
+            (opt.set)(&mut o, opt.name, v)?;
         }
         if o.task >= o.tasks {
             return Err(err(
@@ -239,135 +430,6 @@ impl Options {
             ));
         }
         *self = o;
-        Ok(())
-    }
-
-    fn set_one(&mut self, k: &str, v: &Value) -> Result<()> {
-        self.check_name(k)?;
-        let f = self.func();
-        let flag = |v: &Value| v.as_bool(k, "value");
-        match k {
-            "batchsize" => {
-                let n = v.as_int(k, "value")?;
-                if n < 0 {
-                    return Err(err(f, format!("batchsize must be non-negative, given {n}")));
-                }
-                self.batchsize = n;
-            }
-            "droplast" => self.droplast = flag(v)?,
-            "hidden" => self.hidden = flag(v)?,
-            "tensor" => self.tensor = flag(v)?,
-            "dictionary" => self.dictionary = flag(v)?,
-            "metrics" => {
-                let names = match v {
-                    Value::Null => vec![],
-                    Value::List(x) if x.is_empty() => vec![],
-                    v => v.as_strs(k, "value")?,
-                };
-                let mut ms = Vec::with_capacity(names.len());
-                for n in names {
-                    let m = Metric::from_name(&n).ok_or_else(|| {
-                        err(
-                            k,
-                            format!(
-                                "unrecognized metric: {n}, expecting one of: {}",
-                                Metric::ALL
-                                    .iter()
-                                    .map(|m| m.name())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                    })?;
-                    if ms.contains(&m) {
-                        return Err(err(k, format!("metric {n} given twice")));
-                    }
-                    ms.push(m);
-                }
-                self.metrics = ms;
-            }
-            "clipgroup" => self.clipgroup = flag(v)?,
-            "clipnorm" => {
-                self.clipnorm = match v {
-                    Value::Null => None,
-                    Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
-                    v => {
-                        let xs = v.as_floats(k, "value")?;
-                        let (m, p) = match xs.as_slice() {
-                            [m] => (*m, 2.0),
-                            [m, p] => (*m, *p),
-                            _ => {
-                                return Err(err(
-                                    k,
-                                    format!(
-                                    "expecting max norm or (max norm, norm type), given {} values",
-                                    xs.len()
-                                ),
-                                ))
-                            }
-                        };
-                        crate::clip::check_norm(k, m, p)?;
-                        Some((m, p))
-                    }
-                };
-                if self.clipnorm.is_some() {
-                    self.clipvalue = None;
-                }
-            }
-            "clipvalue" => {
-                self.clipvalue = match v {
-                    Value::Null => None,
-                    Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
-                    v => {
-                        let x = v.as_float(k, "value")?;
-                        if x.is_nan() || x < 0.0 {
-                            return Err(err(k, format!("must be non-negative, given {x}")));
-                        }
-                        Some(x)
-                    }
-                };
-                if self.clipvalue.is_some() {
-                    self.clipnorm = None;
-                }
-            }
-            "shuffle" => self.shuffle = flag(v)?,
-            "sync" => self.sync = flag(v)?,
-            "task" => {
-                let n = v.as_int(k, "value")?;
-                if n < 0 {
-                    return Err(err(k, format!("must be non-negative, given {n}")));
-                }
-                self.task = n;
-            }
-            "tasks" => {
-                let n = v.as_int(k, "value")?;
-                if n < 1 {
-                    return Err(err(k, format!("must be at least 1, given {n}")));
-                }
-                self.tasks = n;
-            }
-            "shufflecuda" => self.shufflecuda = flag(v)?,
-            "nonfinite" => {
-                self.nonfinite = match v.as_str(k, "value")? {
-                    "proceed" => NonFinite::Proceed,
-                    "skip" => NonFinite::Skip,
-                    "raise" => NonFinite::Raise,
-                    s => {
-                        return Err(err(
-                            k,
-                            format!("unrecognized setting `{s}`, expecting proceed, skip or raise"),
-                        ))
-                    }
-                }
-            }
-            "shuffleseed" => {
-                self.shuffleseed = match v {
-                    Value::Null => None,
-                    v => Some(v.as_int(k, "value")?),
-                }
-            }
-            _ => {}
-        }
         Ok(())
     }
 }
@@ -443,6 +505,17 @@ mod tests {
             (o.batchsize, o.tasks, o.task, o.shuffleseed),
             (64, 4, 3, Some(-7))
         );
+    }
+
+    #[test]
+    fn every_option_reads_back_what_it_was_set_to() {
+        let mut o = Options::new(Phase::Train);
+        for (k, v) in o.all() {
+            o.set(&[(k.clone(), v.clone())]).expect("set");
+            assert_eq!(format!("{:?}", o.get(&k).expect("get")), format!("{v:?}"));
+        }
+        assert_eq!(Options::new(Phase::Test).names().len(), 6);
+        assert_eq!(o.names().len(), OPTIONS.len());
     }
 
     #[test]
