@@ -72,7 +72,7 @@ def test_two_threads_on_one_model_are_serialized():
 
 
 def test_gil_released_during_run():
-    q, m, x, y = make_model(2, rows=4000, batch=10)
+    q, m, x, y = make_model(2, rows=40000, batch=10)
     ticks = []
     stop = threading.Event()
 

@@ -8,7 +8,7 @@ use ktorch_core::autograd::{backward, Mode};
 use ktorch_core::clip::clip_norm;
 use ktorch_core::model::Fwd;
 use ktorch_core::sync::shared;
-use ktorch_core::{Loss, Model, Module, Optimizer, Result, Value};
+use ktorch_core::{Loss, Model, Module, Optimizer, Params, Result, Value};
 use tch::{Device, Kind, Tensor};
 
 fn main() -> Result<()> {
@@ -40,7 +40,7 @@ fn main() -> Result<()> {
             let target = m.train.targets().unwrap_or_default();
             let loss = m.loss("loss", &out, &target)?;
             backward("backward", &[loss.shallow_clone()], None, Mode::Free)?;
-            let norm = clip_norm("clip", &m.parameters("clip")?, 10.0, 2.0)?;
+            let norm = clip_norm("clip", &m.parameters()?, 10.0, 2.0)?;
             m.step("step")?;
             total += loss.f_double_value(&[])?;
             if !norm.f_double_value(&[])?.is_finite() {

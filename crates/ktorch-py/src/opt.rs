@@ -1,7 +1,7 @@
 //! Optimizers: opt(name, parameters, *settings), parameter groups, lr.
 
 use ktorch_core::sync::{Domain, Shared};
-use ktorch_core::Optimizer;
+use ktorch_core::{Optimizer, Params};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
@@ -11,25 +11,19 @@ use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains, Gate};
 use crate::handles::{obj, Obj, PyOptimizer};
 
-/// The parameters held by a handle, read inside a call: a module's or model's
-/// parameters, a tensor collection's members, an optimizer's parameters.
+/// The parameters an optimizer made from a handle takes, read inside a call:
+/// a model's module's parameters (`opt(name, model)` optimizes the model's
+/// module), else the holder's own ([`Params::parameters`]).
 fn params(g: &Gate, o: &Obj) -> Res<Vec<tch::Tensor>> {
     Ok(match o {
-        Obj::Module(m) => g.lock(m)?.parameters(),
+        Obj::Module(m) => Params::parameters(&*g.lock(m)?)?,
         Obj::Model(m) => {
-            let m = g.lock(m)?;
-            let q = m.module().clone();
-            drop(m);
-            let ps = g.lock(&q)?.parameters();
+            let q = g.lock(m)?.module().clone();
+            let ps = Params::parameters(&*g.lock(&q)?)?;
             ps
         }
-        Obj::Tensors(t) => g
-            .lock(t)?
-            .full()
-            .iter()
-            .map(tch::Tensor::shallow_clone)
-            .collect(),
-        Obj::Opt(o) => g.lock(o)?.params(),
+        Obj::Tensors(t) => g.lock(t)?.parameters()?,
+        Obj::Opt(o) => Params::parameters(&*g.lock(o)?)?,
         Obj::Loss(_) => unreachable!(),
     })
 }

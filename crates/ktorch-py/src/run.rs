@@ -1,10 +1,11 @@
 //! The training steps and loops: zerograd, nograd, forward..., backward, clip, step, backstep, run, testrun.
 
 use ktorch_core::autograd::{backward as core_backward, reset_grads, Mode};
-use ktorch_core::clip::{clip_norm, clip_value, distinct};
+use ktorch_core::clip::{clip_norm, clip_value};
 use ktorch_core::model::{forward as module_forward, Fwd, Metric, Phase};
 use ktorch_core::sync::{shared, Domain, Shared};
 use ktorch_core::Model;
+use ktorch_core::Params;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
@@ -48,7 +49,7 @@ pub fn model(
 
 /// What a parameter operation works on.
 #[derive(Clone, Copy)]
-enum Params {
+enum Gather {
     /// Every parameter once.
     All,
     /// By optimizer group (clipping per group).
@@ -61,7 +62,7 @@ fn on_params<R: Send>(
     py: Python<'_>,
     func: &str,
     x: &Bound<'_, PyAny>,
-    which: Params,
+    which: Gather,
     op: impl FnOnce(Vec<Vec<tch::Tensor>>) -> ktorch_core::Result<R> + Send,
 ) -> PyResult<R> {
     let o = match obj(func, x)? {
@@ -79,28 +80,18 @@ fn on_params<R: Send>(
     };
     let ds = o.domains();
     call(py, func, ds, move |g| {
-        let f = g.func();
-        let groups = match &o {
-            Obj::Tensors(s) => vec![g
-                .lock(s)?
-                .full()
-                .iter()
-                .map(tch::Tensor::shallow_clone)
-                .collect()],
-            Obj::Module(m) => vec![g.lock(m)?.parameters()],
-            Obj::Opt(o) => g.lock(o)?.param_groups(),
-            Obj::Model(m) => {
-                let m = g.lock(m)?;
-                match which {
-                    Params::All => vec![m.parameters(f)?],
-                    Params::Groups => m.param_groups(f)?,
-                }
+        fn of<P: Params>(p: &P, which: Gather) -> ktorch_core::Result<Vec<Vec<tch::Tensor>>> {
+            match which {
+                Gather::All => Ok(vec![p.parameters()?]),
+                Gather::Groups => p.param_groups(),
             }
+        }
+        let groups = match &o {
+            Obj::Tensors(s) => of(&*g.lock(s)?, which)?,
+            Obj::Module(m) => of(&*g.lock(m)?, which)?,
+            Obj::Opt(o) => of(&*g.lock(o)?, which)?,
+            Obj::Model(m) => of(&*g.lock(m)?, which)?,
             Obj::Loss(_) => unreachable!(),
-        };
-        let groups = match which {
-            Params::All => vec![distinct(groups.into_iter().flatten().collect())],
-            Params::Groups => groups,
         };
         Ok(op(groups)?)
     })
@@ -113,7 +104,7 @@ fn all_of(mut gs: Vec<Vec<tch::Tensor>>) -> Vec<tch::Tensor> {
 /// zerograd(x): sets gradients to zero.
 #[pyfunction]
 pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-    on_params(py, "zerograd", x, Params::All, |gs| {
+    on_params(py, "zerograd", x, Gather::All, |gs| {
         reset_grads(&all_of(gs), false)
     })
 }
@@ -121,7 +112,7 @@ pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
 /// nograd(x): sets gradients to undefined (None).
 #[pyfunction]
 pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-    on_params(py, "nograd", x, Params::All, |gs| {
+    on_params(py, "nograd", x, Gather::All, |gs| {
         reset_grads(&all_of(gs), true)
     })
 }
@@ -334,7 +325,7 @@ fn model_step(
 /// clipv(x, value): clamps gradients to [-value, value]; returns nan.
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
-    on_params(py, "clipv", x, Params::All, move |gs| {
+    on_params(py, "clipv", x, Gather::All, move |gs| {
         clip_value("clipv", &all_of(gs), value)
     })?;
     Ok(f64::NAN)
@@ -367,7 +358,7 @@ pub fn clip(
         }
     }
     ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
-    let which = if group { Params::Groups } else { Params::All };
+    let which = if group { Gather::Groups } else { Gather::All };
     let norms = on_params(py, f, x, which, move |gs| {
         gs.iter()
             .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))

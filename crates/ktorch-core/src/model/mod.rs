@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use tch::Tensor;
 
-use crate::clip;
 use crate::error::{err, Result};
 use crate::loss::Loss;
 use crate::nn::Module;
@@ -111,23 +110,6 @@ impl Model {
             Phase::Train => &self.train,
             Phase::Test => &self.test,
         }
-    }
-
-    /// Every parameter the model trains: the module's and the optimizer's, once each.
-    pub fn parameters(&self, func: &str) -> Result<Vec<Tensor>> {
-        let mut ps = lock(func, &self.module)?.parameters();
-        ps.extend(lock(func, &self.opt)?.params());
-        Ok(clip::distinct(ps))
-    }
-
-    /// The parameters grouped for per-group clipping: the optimizer's groups, or
-    /// the module's parameters as one group when the optimizer has none.
-    pub fn param_groups(&self, func: &str) -> Result<Vec<Vec<Tensor>>> {
-        let gs = lock(func, &self.opt)?.param_groups();
-        if gs.is_empty() {
-            return Ok(vec![lock(func, &self.module)?.parameters()]);
-        }
-        Ok(gs)
     }
 
     /// Forward on the given inputs, or on the stage's data: training data for
@@ -240,7 +222,8 @@ impl Model {
 
     /// Resets gradients of every parameter the model trains.
     pub fn zerograd(&self, func: &str, none: bool) -> Result<()> {
-        crate::autograd::reset_grads(&self.parameters(func)?, none)
+        let _ = func;
+        crate::autograd::reset_grads(&crate::params::Params::parameters(self)?, none)
     }
 
     /// An optimizer step.

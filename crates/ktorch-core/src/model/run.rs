@@ -3,11 +3,12 @@
 use tch::Tensor;
 
 use crate::autograd::{backward, GradRelease, Mode};
-use crate::clip::{clip_norm, clip_value, distinct, grad_norm};
+use crate::clip::{clip_norm, clip_value, grad_norm};
 use crate::error::{err, Error, Result};
 use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::{lock, loss_of, Model};
+use crate::params::Params;
 
 /// Results of a run: each metric asked for, None where there is no value.
 pub type Metrics = Vec<(Metric, Option<Tensor>)>;
@@ -23,7 +24,7 @@ pub(crate) fn step(
     opts: &Options,
 ) -> Result<Tensor> {
     model.train.check_if_own(func, x)?;
-    let ps = Params::of(model, func)?;
+    let ps = Trained::of(model)?;
     let mut rel = model.take_release(&ps.all)?;
     let r = step_full(model, func, x, y, opts, &ps, &mut rel);
     model.keep_release(rel);
@@ -31,30 +32,25 @@ pub(crate) fn step(
 }
 
 /// The parameters a step trains, gathered once per run rather than per batch.
-pub(crate) struct Params {
+pub(crate) struct Trained {
     /// Every parameter, once each: the module's and the optimizer's.
     all: Vec<Tensor>,
     /// The optimizer's groups (clipping by group).
     groups: Vec<Vec<Tensor>>,
 }
 
-impl Params {
-    fn of(model: &Model, func: &str) -> Result<Params> {
-        let m = lock(func, &model.module)?;
-        let o = lock(func, &model.opt)?;
-        let groups = o.param_groups();
-        let mut all = m.parameters();
-        all.extend(groups.iter().flatten().map(Tensor::shallow_clone));
-        Ok(Params {
-            all: distinct(all),
-            groups,
+impl Trained {
+    fn of(model: &Model) -> Result<Trained> {
+        Ok(Trained {
+            all: Params::parameters(model)?,
+            groups: Params::param_groups(model)?,
         })
     }
 }
 
 /// What a training pass keeps from batch to batch.
 struct Trainer {
-    ps: Params,
+    ps: Trained,
     rel: GradRelease,
 }
 
@@ -71,7 +67,7 @@ fn step_full(
     x: &[Tensor],
     y: &[Tensor],
     opts: &Options,
-    ps: &Params,
+    ps: &Trained,
     rel: &mut GradRelease,
 ) -> Result<Stepped> {
     let m = lock(func, &model.module)?;
@@ -217,7 +213,7 @@ impl Model {
     ) -> Result<Metrics> {
         let mut acc = Accum::default();
         let mut tr = if phase.is_train() {
-            let ps = Params::of(self, func)?;
+            let ps = Trained::of(self)?;
             let rel = self.take_release(&ps.all)?;
             Some(Trainer { ps, rel })
         } else {
