@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ktorch_core::sync::{shared, Domain, Shared};
-use ktorch_core::tensor::{kinds, Class, Tensors};
+use ktorch_core::tensor::{kinds, Class, Key, Tensors};
 use ktorch_core::{Module, Value};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -313,14 +313,6 @@ pub fn wrap_vector_shared(
     )
 }
 
-/// How a member of a vector or dictionary handle is selected.
-pub enum Key {
-    /// By name (dictionaries).
-    Name(String),
-    /// By index (vectors).
-    Index(i64),
-}
-
 /// Tensor data for a call: values made from Python data, or a handle whose
 /// tensors are read under its lock, inside the call.
 pub enum Src {
@@ -344,18 +336,7 @@ impl Src {
         match self {
             Src::Data(t) => Ok(vec![t.shallow_clone()]),
             Src::Handle(s, None) => Ok(gate.lock(s)?.shallow()),
-            Src::Handle(s, Some(keys)) => {
-                let g = gate.lock(s)?;
-                let mut out = Vec::with_capacity(keys.len());
-                for k in keys {
-                    let i = match k {
-                        Key::Name(n) => g.index_of(gate.func(), n)?,
-                        Key::Index(i) => g.check_index(gate.func(), *i)?,
-                    };
-                    out.push(g.items()[i].shallow_clone());
-                }
-                Ok(out)
-            }
+            Src::Handle(s, Some(keys)) => Ok(gate.lock(s)?.select_keys(gate.func(), keys)?),
         }
     }
 

@@ -2,12 +2,13 @@
 
 use ktorch_core::model::Phase;
 use ktorch_core::sync::Shared;
+use ktorch_core::tensor::Key;
 use ktorch_core::{Model, Value};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::convert::{
-    is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Key, Src, Srcs,
+    is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Src, Srcs,
 };
 use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, domains};

@@ -302,29 +302,16 @@ pub fn add(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResu
     binary(py, "add", x, y, tch::Tensor::f_add)
 }
 
-/// Integer and bool data as float32; floating and complex data as they are.
-fn float_of(t: tch::Tensor) -> Result<tch::Tensor, tch::TchError> {
-    let complex = matches!(
-        t.f_kind()?,
-        Kind::ComplexHalf | Kind::ComplexFloat | Kind::ComplexDouble
-    );
-    if t.is_floating_point() || complex {
-        Ok(t)
-    } else {
-        t.f_to_kind(Kind::Float)
-    }
-}
-
 fn reduce(
     py: Python<'_>,
     func: &str,
     x: &Bound<'_, PyAny>,
-    op: impl FnOnce(&tch::Tensor) -> Result<tch::Tensor, tch::TchError> + Send,
+    op: impl FnOnce(&tch::Tensor) -> ktorch_core::Result<tch::Tensor> + Send,
 ) -> PyResult<Py<Tensor>> {
     let x = src(func, x)?;
     let ds = x.domains();
     let held = ds.clone();
-    let r = call(py, func, ds, move |g| Ok(op(&float_of(x.tensor(g)?)?)?))?;
+    let r = call(py, func, ds, move |g| Ok(op(&x.tensor(g)?)?))?;
     wrap_shared(py, r, held)
 }
 
@@ -332,18 +319,12 @@ fn reduce(
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
-    reduce(py, "mean", x, move |t| match dim {
-        None => t.f_mean(t.kind()),
-        Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind()),
-    })
+    reduce(py, "mean", x, move |t| ktorch_core::tensor::mean(t, dim))
 }
 
 /// std(x[, dim]) -> Tensor (unbiased).
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
-    reduce(py, "std", x, move |t| match dim {
-        None => t.f_std(true),
-        Some(d) => t.f_std_dim(Some([d].as_slice()), true, false),
-    })
+    reduce(py, "std", x, move |t| ktorch_core::tensor::std(t, dim))
 }

@@ -33,6 +33,15 @@ impl Class {
     }
 }
 
+/// How a member of a vector or dictionary is selected: `(v, [0, 1])`, `(d, ["a", "b"])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// By name (dictionaries).
+    Name(String),
+    /// By index (vectors).
+    Index(i64),
+}
+
 /// Batching in effect: the full tensors and the batch now selected.
 #[derive(Debug)]
 struct Batching {
@@ -165,6 +174,19 @@ impl Tensors {
             ));
         }
         Ok(i as usize)
+    }
+
+    /// The members selected by `keys`, in order (current views, shared).
+    pub fn select_keys(&self, func: &str, keys: &[Key]) -> Result<Vec<Tensor>> {
+        keys.iter()
+            .map(|k| {
+                let i = match k {
+                    Key::Name(n) => self.index_of(func, n)?,
+                    Key::Index(i) => self.check_index(func, *i)?,
+                };
+                Ok(self.items[i].shallow_clone())
+            })
+            .collect()
     }
 
     /// Replaces the members (batching is dropped).
@@ -318,6 +340,38 @@ impl Tensors {
             }
         }
         Ok(())
+    }
+}
+
+/// The mean of `t` (over `dim`, or all values); integer and bool data as float32.
+pub fn mean(t: &Tensor, dim: Option<i64>) -> Result<Tensor> {
+    let t = floating(t)?;
+    Ok(match dim {
+        None => t.f_mean(t.kind())?,
+        Some(d) => t.f_mean_dim(Some([d].as_slice()), false, t.kind())?,
+    })
+}
+
+/// The unbiased standard deviation of `t` (over `dim`, or all values);
+/// integer and bool data as float32.
+pub fn std(t: &Tensor, dim: Option<i64>) -> Result<Tensor> {
+    let t = floating(t)?;
+    Ok(match dim {
+        None => t.f_std(true)?,
+        Some(d) => t.f_std_dim(Some([d].as_slice()), true, false)?,
+    })
+}
+
+/// Integer and bool data as float32; floating and complex data as they are.
+fn floating(t: &Tensor) -> Result<Tensor> {
+    let complex = matches!(
+        t.f_kind()?,
+        Kind::ComplexHalf | Kind::ComplexFloat | Kind::ComplexDouble
+    );
+    if t.is_floating_point() || complex {
+        Ok(t.shallow_clone())
+    } else {
+        Ok(t.f_to_kind(Kind::Float)?)
     }
 }
 
