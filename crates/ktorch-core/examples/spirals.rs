@@ -39,13 +39,12 @@ fn main() -> Result<()> {
     )?;
     let l = Loss::new("ce", &[], &[])?;
     let mut m = Model::new(shared(q), shared(l), shared(o));
-    let metrics = Value::List(vec!["loss".into(), "accuracy".into()]);
-    m.train.opts.set(&[
-        ("batchsize".into(), Value::Int(100)),
-        ("shuffle".into(), Value::Bool(true)),
-        ("metrics".into(), metrics.clone()),
-    ])?;
-    m.test.opts.set(&[("metrics".into(), metrics)])?;
+    let metrics = [Metric::Loss, Metric::Accuracy];
+    m.train_options()
+        .batchsize(100)?
+        .shuffle(true)?
+        .metrics(&metrics)?;
+    m.test_options().metrics(&metrics)?;
     let (x, y) = spirals(1000, 3)?;
     m.train.set_data("train", vec![x], Some(vec![y]))?;
     let (x, y) = spirals(300, 3)?;

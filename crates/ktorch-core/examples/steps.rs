@@ -23,8 +23,7 @@ fn main() -> Result<()> {
     let o = Optimizer::new("adam", q.parameters(), &[Value::Float(0.05)], &[])?;
     let l = Loss::new("mse", &[], &[])?;
     let mut m = Model::new(shared(q), shared(l), shared(o));
-    m.train.opts.batchsize = 100;
-    m.train.opts.shuffle = true;
+    m.train_options().batchsize(100)?.shuffle(true)?;
     m.train.set_data(
         "train",
         vec![x.shallow_clone()],

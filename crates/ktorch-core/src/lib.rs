@@ -21,9 +21,10 @@
 //!     let l = Loss::new("ce", &[], &[])?;
 //!     let mut m = Model::new(shared(q), shared(l), shared(o));
 //!
-//!     m.train.opts.batchsize = 50;
-//!     m.train.opts.shuffle = true;
-//!     m.train.opts.metrics = vec![Metric::Loss, Metric::Accuracy];
+//!     m.train_options()
+//!         .batchsize(50)?
+//!         .shuffle(true)?
+//!         .metrics(&[Metric::Loss, Metric::Accuracy])?;
 //!     let x = Tensor::randn([500, 2], (Kind::Float, Device::Cpu));
 //!     let y = x.sum_dim_intlist(1, false, Kind::Float).gt(0.0).to_kind(Kind::Int64);
 //!     m.train.set_data("train", vec![x], Some(vec![y]))?;

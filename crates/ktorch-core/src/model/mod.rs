@@ -104,6 +104,17 @@ impl Model {
         }
     }
 
+    /// The training options, to set with typed setters:
+    /// `m.train_options().batchsize(100)?.shuffle(true)?;`
+    pub fn train_options(&mut self) -> &mut Options {
+        &mut self.train.opts
+    }
+
+    /// The test options, to set with typed setters.
+    pub fn test_options(&mut self) -> &mut Options {
+        &mut self.test.opts
+    }
+
     /// The training or test stage, to read.
     pub fn stage_ref(&self, phase: Phase) -> &Stage {
         match phase {

@@ -411,6 +411,74 @@ impl Options {
         }
     }
 
+    fn set_value(&mut self, name: &str, v: Value) -> Result<&mut Self> {
+        self.set(&[(name.to_string(), v)])?;
+        Ok(self)
+    }
+
+    /// Rows per batch (0: all rows in one batch).
+    pub fn batchsize(&mut self, n: i64) -> Result<&mut Self> {
+        self.set_value("batchsize", Value::Int(n))
+    }
+
+    /// Drop the last batch when it is not full size.
+    pub fn droplast(&mut self, on: bool) -> Result<&mut Self> {
+        self.set_value("droplast", Value::Bool(on))
+    }
+
+    /// The module takes and returns a hidden state, passed from batch to batch.
+    pub fn hidden(&mut self, on: bool) -> Result<&mut Self> {
+        self.set_value("hidden", Value::Bool(on))
+    }
+
+    /// The metrics a pass returns, in order (each at most once).
+    pub fn metrics(&mut self, ms: &[Metric]) -> Result<&mut Self> {
+        let v = Value::List(ms.iter().map(|m| Value::Str(m.name().into())).collect());
+        self.set_value("metrics", v)
+    }
+
+    /// Shuffle the training data at the start of each pass (training only).
+    pub fn shuffle(&mut self, on: bool) -> Result<&mut Self> {
+        self.set_value("shuffle", Value::Bool(on))
+    }
+
+    /// Seed of the shuffle generator, None for libtorch's generator (training only).
+    pub fn shuffleseed(&mut self, seed: Option<i64>) -> Result<&mut Self> {
+        self.set_value("shuffleseed", seed.map_or(Value::Null, Value::Int))
+    }
+
+    /// Clip gradients to a maximum norm of the given type (training only; clears `clipvalue`).
+    pub fn clipnorm(&mut self, maxnorm: f64, normtype: f64) -> Result<&mut Self> {
+        self.set_value(
+            "clipnorm",
+            Value::List(vec![Value::Float(maxnorm), Value::Float(normtype)]),
+        )
+    }
+
+    /// Clip each gradient value to [-v, v] (training only; clears `clipnorm`).
+    pub fn clipvalue(&mut self, v: f64) -> Result<&mut Self> {
+        self.set_value("clipvalue", Value::Float(v))
+    }
+
+    /// Clip by norm per optimizer group (training only).
+    pub fn clipgroup(&mut self, on: bool) -> Result<&mut Self> {
+        self.set_value("clipgroup", Value::Bool(on))
+    }
+
+    /// This process's task among `tasks` sharing the data (training only).
+    pub fn task(&mut self, task: i64, tasks: i64) -> Result<&mut Self> {
+        self.set(&[
+            ("tasks".to_string(), Value::Int(tasks)),
+            ("task".to_string(), Value::Int(task)),
+        ])?;
+        Ok(self)
+    }
+
+    /// What a step does with a non-finite gradient norm (training only).
+    pub fn nonfinite(&mut self, what: NonFinite) -> Result<&mut Self> {
+        self.set_value("nonfinite", Value::Str(what.name().into()))
+    }
+
     /// Sets options by name; on any error every option keeps its old value.
     pub fn set(&mut self, pairs: &[(String, Value)]) -> Result<()> {
         let mut o = self.clone();
@@ -516,6 +584,32 @@ mod tests {
         }
         assert_eq!(Options::new(Phase::Test).names().len(), 6);
         assert_eq!(o.names().len(), OPTIONS.len());
+    }
+
+    #[test]
+    fn typed_setters_check_like_the_named_ones() {
+        let mut o = Options::new(Phase::Train);
+        o.batchsize(100)
+            .and_then(|o| o.shuffle(true))
+            .and_then(|o| o.metrics(&[Metric::Loss, Metric::Accuracy]))
+            .and_then(|o| o.clipnorm(1.0, 2.0))
+            .expect("set");
+        assert_eq!(
+            (o.batchsize, o.shuffle, o.clipnorm),
+            (100, true, Some((1.0, 2.0)))
+        );
+        assert_eq!(o.metrics, vec![Metric::Loss, Metric::Accuracy]);
+        let e = o.batchsize(-1).expect_err("negative");
+        assert_eq!(
+            e.to_string(),
+            "train: batchsize must be non-negative, given -1"
+        );
+        assert_eq!(o.batchsize, 100);
+        let mut t = Options::new(Phase::Test);
+        assert_eq!(
+            t.shuffle(true).expect_err("test").to_string(),
+            "shuffle: not set for evaluation"
+        );
     }
 
     #[test]
