@@ -8,15 +8,15 @@
 //!
 //! ```
 //! use ktorch_core::model::Metric;
+//! use ktorch_core::nn::layers;
 //! use ktorch_core::sync::shared;
 //! use ktorch_core::{Loss, Model, Module, Optimizer, Value};
 //! use tch::{Device, Kind, Tensor};
 //!
 //! fn main() -> ktorch_core::Result<()> {
-//!     // ("sequential", ("linear", 2, 16), "relu", ("linear", 16, 3))
-//!     let linear = |i, o| Value::Tuple(vec!["linear".into(), Value::Int(i), Value::Int(o)]);
-//!     let spec = Value::List(vec!["sequential".into(), linear(2, 16), "relu".into(), linear(16, 3)]);
-//!     let q = Module::from_value(&spec)?;
+//!     // ("sequential", ("linear", 2, 16), "relu", ("linear", 16, 3)) as a spec value
+//!     // (Module::from_value), or built with the typed constructors:
+//!     let q = Module::sequential([layers::linear(2, 16)?, layers::relu()?, layers::linear(16, 3)?])?;
 //!     let o = Optimizer::new("sgd", q.parameters(), &[Value::Float(0.1), Value::Float(0.9)], &[])?;
 //!     let l = Loss::new("ce", &[], &[])?;
 //!     let mut m = Model::new(shared(q), shared(l), shared(o));

@@ -4,6 +4,7 @@ mod activation;
 mod container;
 mod conv;
 mod dropout;
+pub mod layers;
 mod linear;
 mod norm;
 mod pool;
@@ -114,6 +115,35 @@ impl Module {
     /// Builds a module from its spec (see [`Spec`]).
     pub fn from_value(v: &Value) -> Result<Module> {
         Spec::parse(v)?.build()
+    }
+
+    /// A module of type `kind` with positional settings and keyword options,
+    /// as the api writes them: `Module::layer("conv2d", &[3.into(), 16.into(),
+    /// 3.into()], &[("pad".into(), 1.into())])`.
+    pub fn layer(kind: &str, settings: &[Value], options: &[(String, Value)]) -> Result<Module> {
+        spec::build_layer(kind, settings, options, Vec::new())
+    }
+
+    /// A container of type `kind` (`sequential`, `seqjoin`...) holding
+    /// `children`, each under its own name or else its position.
+    pub fn container(kind: &str, children: impl IntoIterator<Item = Module>) -> Result<Module> {
+        let kids = children
+            .into_iter()
+            .map(|m| (m.name().map(str::to_string), m))
+            .collect();
+        spec::build_layer(kind, &[], &[], kids)
+    }
+
+    /// A sequential container: each child's first output is the next one's input.
+    /// `Module::sequential([layers::linear(2, 16)?, layers::relu()?, layers::linear(16, 3)?])`.
+    pub fn sequential(children: impl IntoIterator<Item = Module>) -> Result<Module> {
+        Module::container("sequential", children)
+    }
+
+    /// The module, named (its key in a container).
+    pub fn named(mut self, name: &str) -> Module {
+        self.set_name(Some(name.to_string()));
+        self
     }
 
     /// Adds a learnable parameter (gradients are turned on).

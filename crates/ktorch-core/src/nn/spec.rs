@@ -77,28 +77,43 @@ impl Spec {
 
     /// Builds the module tree.
     pub fn build(&self) -> Result<Module> {
-        let mut kids = Vec::with_capacity(self.children.len());
-        for (i, c) in self.children.iter().enumerate() {
-            let m = c.build()?;
-            let key = c.name.clone().unwrap_or_else(|| i.to_string());
-            if kids.iter().any(|(k, _): &(String, Module)| *k == key) {
-                return Err(err(&self.kind, format!("child name `{key}` used twice")));
-            }
-            kids.push((key, m));
-        }
-        let builder = FAMILIES
-            .iter()
-            .find(|(names, _)| names.contains(&self.kind.as_str()))
-            .map(|(_, b)| *b)
-            .ok_or_else(|| err("module", format!("unrecognized module type: {}", self.kind)))?;
-        if !kids.is_empty() && !container::TYPES.contains(&self.kind.as_str()) {
-            return Err(err(
-                &self.kind,
-                "not a container, cannot hold child modules",
-            ));
-        }
-        let mut m = builder(&self.kind, &self.args, &self.kw, kids)?;
+        let mut m = build_layer(
+            &self.kind,
+            &self.args,
+            &self.kw,
+            self.children
+                .iter()
+                .map(|c| Ok((c.name.clone(), c.build()?)))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
         m.set_name(self.name.clone());
         Ok(m)
     }
+}
+
+/// Builds a module of type `kind` with its settings and children (each with
+/// its name, or its position when it has none).
+pub(crate) fn build_layer(
+    kind: &str,
+    args: &[Value],
+    kw: &[(String, Value)],
+    children: Vec<(Option<String>, Module)>,
+) -> Result<Module> {
+    let mut kids: Vec<(String, Module)> = Vec::with_capacity(children.len());
+    for (i, (name, m)) in children.into_iter().enumerate() {
+        let key = name.unwrap_or_else(|| i.to_string());
+        if kids.iter().any(|(k, _)| *k == key) {
+            return Err(err(kind, format!("child name `{key}` used twice")));
+        }
+        kids.push((key, m));
+    }
+    let builder = FAMILIES
+        .iter()
+        .find(|(names, _)| names.contains(&kind))
+        .map(|(_, b)| *b)
+        .ok_or_else(|| err("module", format!("unrecognized module type: {kind}")))?;
+    if !kids.is_empty() && !container::TYPES.contains(&kind) {
+        return Err(err(kind, "not a container, cannot hold child modules"));
+    }
+    builder(kind, args, kw, kids)
 }
