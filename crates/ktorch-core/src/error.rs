@@ -11,8 +11,13 @@ pub enum Error {
     #[error("{0}")]
     Arg(String),
     /// A handle used after it was freed.
-    #[error("{0}: object has been freed")]
-    Freed(String),
+    #[error("{func}: {class} has been freed")]
+    Freed {
+        /// The function given the handle.
+        func: String,
+        /// The handle's class (`Tensor`, `Model`...).
+        class: &'static str,
+    },
     /// An error raised by user code called from the core (a callback module).
     #[error("{0}")]
     Callback(String),
@@ -76,6 +81,36 @@ impl<T> Context<T> for std::result::Result<T, tch::TchError> {
     }
 }
 
+/// True for the payload of a panic in which tch unwrapped a libtorch error
+/// (`Torch("...")` in its text).
+pub fn is_torch_panic(payload: &str) -> bool {
+    payload.contains("Torch(\"")
+}
+
+/// The error for a panic caught at an api boundary: libtorch's own message
+/// where a tch call unwrapped a libtorch error (without the C++ backtrace),
+/// else an internal error; named after `func`.
+pub fn from_panic(func: &str, payload: &(dyn std::any::Any + Send)) -> Error {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    let text = match msg.find("Torch(\"") {
+        Some(i) => {
+            let m = &msg[i + 7..];
+            let end = m
+                .find("\\nException raised")
+                .or_else(|| m.find("\\n"))
+                .or_else(|| m.rfind('"'))
+                .unwrap_or(m.len());
+            m[..end].replace("\\\"", "\"").replace("\\'", "'")
+        }
+        None => format!("internal error: {msg}"),
+    };
+    Error::Torch(format!("{func}: {text}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +120,29 @@ mod tests {
         let m =
             clean_torch_message("bad shape\nException raised from foo at x.cpp:1\nframe #0: ...");
         assert_eq!(m, "bad shape");
+    }
+
+    #[test]
+    fn panics_become_errors_naming_the_function() {
+        // what tch's unwrap of a libtorch error panics with
+        let p: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"value cannot be converted to type uint8_t without overflow\\nException raised from foo\")",
+        ));
+        assert!(is_torch_panic(p.downcast_ref::<String>().expect("text")));
+        assert_eq!(
+            from_panic("tensor", &*p).to_string(),
+            "tensor: value cannot be converted to type uint8_t without overflow"
+        );
+        let p: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        assert_eq!(
+            from_panic("run", &*p).to_string(),
+            "run: internal error: index out of bounds"
+        );
+        let p: Box<dyn std::any::Any + Send> = Box::new(3);
+        assert_eq!(
+            from_panic("x", &*p).to_string(),
+            "x: internal error: unknown panic"
+        );
     }
 
     #[test]

@@ -127,23 +127,6 @@ impl<T> IntoPy<T> for Result<T, tch::TchError> {
     }
 }
 
-/// The readable part of a panic: libtorch's own message where a tch call
-/// unwrapped a libtorch error, without the C++ backtrace.
-pub fn panic_message(msg: &str) -> String {
-    match msg.find("Torch(\"") {
-        Some(i) => {
-            let m = &msg[i + 7..];
-            let end = m
-                .find("\\nException raised")
-                .or_else(|| m.find("\\n"))
-                .or_else(|| m.rfind('"'))
-                .unwrap_or(m.len());
-            m[..end].replace("\\\"", "\"").replace("\\'", "'")
-        }
-        None => format!("internal error: {msg}"),
-    }
-}
-
 /// Keeps panics that are converted into exceptions off stderr (libtorch errors
 /// surfacing through tch's unwrapping paths); any other panic is reported as usual.
 pub fn quiet_converted_panics() {
@@ -155,7 +138,7 @@ pub fn quiet_converted_panics() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if !s.contains("Torch(\"") {
+        if !ktorch_core::error::is_torch_panic(s) {
             default(info);
         }
     }));

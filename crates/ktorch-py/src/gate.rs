@@ -14,7 +14,7 @@ use ktorch_core::sync::{hold, with_wait_hook, Domain, Guard, Shared};
 use ktorch_core::Error;
 use pyo3::prelude::*;
 
-use crate::errors::{clear_pending, panic_message, set_pending, Fail, Res};
+use crate::errors::{clear_pending, set_pending, Fail, Res};
 
 /// Proof that the current code runs inside [`call`]: GIL released, domains held.
 pub struct Gate {
@@ -109,18 +109,7 @@ pub fn call<R: Send>(
                 park_if_finalizing();
                 match r {
                     Ok(r) => r,
-                    Err(p) => {
-                        let msg = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        Err(Fail::Core(Error::Torch(format!(
-                            "{}: {}",
-                            gate.func,
-                            panic_message(&msg)
-                        ))))
-                    }
+                    Err(p) => Err(Fail::Core(ktorch_core::error::from_panic(&gate.func, &*p))),
                 }
             },
         )

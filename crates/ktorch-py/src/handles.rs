@@ -15,7 +15,13 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use crate::errors::ktorch_error;
+/// The error for a freed handle given to `func`.
+fn freed(func: &str, class: &'static str) -> PyErr {
+    crate::errors::to_py(ktorch_core::Error::Freed {
+        func: func.to_string(),
+        class,
+    })
+}
 
 /// Handles holding an object right now, across every class.
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -72,7 +78,7 @@ macro_rules! handle {
                 self.slot()
                     .as_ref()
                     .map(|s| s.obj.clone())
-                    .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))
+                    .ok_or_else(|| freed(func, $py))
             }
 
             /// The object's domains, or an error naming `func` if the handle was freed.
@@ -111,10 +117,7 @@ macro_rules! handle {
 
             /// Takes the object out, leaving the handle freed.
             pub fn take(&self, func: &str) -> PyResult<(Shared<$t>, Keep)> {
-                let s = self
-                    .slot()
-                    .take()
-                    .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))?;
+                let s = self.slot().take().ok_or_else(|| freed(func, $py))?;
                 LIVE.fetch_sub(1, Ordering::SeqCst);
                 Ok((s.obj, s.keep))
             }
@@ -123,9 +126,7 @@ macro_rules! handle {
             pub fn another(&self, py: Python<'_>, func: &str) -> PyResult<Self> {
                 let (obj, keep) = {
                     let g = self.slot();
-                    let s = g
-                        .as_ref()
-                        .ok_or_else(|| ktorch_error(func, concat!($py, " has been freed")))?;
+                    let s = g.as_ref().ok_or_else(|| freed(func, $py))?;
                     (s.obj.clone(), keep_copy(py, &s.keep))
                 };
                 Ok(Self::with_keep(obj, keep))
