@@ -1,6 +1,6 @@
 //! Model options and data: train/test, data, input, target, sizes, batching, shuffling.
 
-use ktorch_core::model::Phase;
+use ktorch_core::model::{Phase, Stage};
 use ktorch_core::sync::Shared;
 use ktorch_core::tensor::Key;
 use ktorch_core::{Model, Value};
@@ -351,6 +351,25 @@ fn srcs_of(f: &str, args: &Bound<'_, PyTuple>) -> PyResult<Srcs> {
     Ok(Srcs(out))
 }
 
+/// Replaces a stage's inputs or targets (`set`) with the tensors of `args`;
+/// returns the number of batches.
+fn set_part(
+    py: Python<'_>,
+    f: &str,
+    s: Shared<Model>,
+    phase: Phase,
+    args: &Bound<'_, PyTuple>,
+    set: fn(&mut Stage, &str, Vec<tch::Tensor>) -> ktorch_core::Result<i64>,
+) -> PyResult<PyObject> {
+    let x = srcs_of(f, args)?;
+    let ds = domains([s.domains(), x.domains()]);
+    let n = call(py, f, ds, move |g| {
+        let x = x.tensors(g)?;
+        Ok(set(g.lock(&s)?.stage(phase), f, x)?)
+    })?;
+    Ok(n.into_pyobject(py)?.into_any().unbind())
+}
+
 fn input_fn(
     py: Python<'_>,
     f: &str,
@@ -360,13 +379,7 @@ fn input_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        let x = srcs_of(f, args)?;
-        let ds = domains([s.domains(), x.domains()]);
-        let n = call(py, f, ds, move |g| {
-            let x = x.tensors(g)?;
-            Ok(g.lock(&s)?.stage(phase).set_inputs(f, x)?)
-        })?;
-        return Ok(n.into_pyobject(py)?.into_any().unbind());
+        return set_part(py, f, s, phase, args, |st, f, x| st.set_inputs(f, x));
     }
     let ds = s.domains();
     let held = ds.clone();
@@ -388,13 +401,7 @@ fn target_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        let y = srcs_of(f, args)?;
-        let ds = domains([s.domains(), y.domains()]);
-        let n = call(py, f, ds, move |g| {
-            let y = y.tensors(g)?;
-            Ok(g.lock(&s)?.stage(phase).set_targets(f, Some(y))?)
-        })?;
-        return Ok(n.into_pyobject(py)?.into_any().unbind());
+        return set_part(py, f, s, phase, args, |st, f, y| st.set_targets(f, Some(y)));
     }
     let ds = s.domains();
     let y = call(py, f, ds, move |g| {
