@@ -34,13 +34,13 @@ fn main() -> Result<()> {
         let batches = m.train.init("batchinit")?; // restores, shuffles
         let mut total = 0.0;
         while m.train.batch("batch")? {
-            m.zerograd("zerograd", true)?;
+            m.zerograd(true)?;
             let out = m.forward("forward", None, Fwd::Grad)?;
             let target = m.train.targets().unwrap_or_default();
-            let loss = m.loss("loss", &out, &target)?;
+            let loss = m.loss(&out, &target)?;
             backward("backward", &[loss.shallow_clone()], None, Mode::Free)?;
             let norm = clip_norm("clip", &m.parameters()?, 10.0, 2.0)?;
-            m.step("step")?;
+            m.step()?;
             total += loss.f_double_value(&[])?;
             if !norm.f_double_value(&[])?.is_finite() {
                 eprintln!("non-finite gradient norm in epoch {epoch}");

@@ -18,6 +18,14 @@ pub enum Error {
         /// The handle's class (`Tensor`, `Model`...).
         class: &'static str,
     },
+    /// An object the calling thread holds already: a callback calling back
+    /// into the object its own call holds. The binding names the function.
+    #[error("object is in use by this thread (a call back into ktorch from a callback on the same object?)")]
+    InUse,
+    /// An object a thread of the parent process held when this process was
+    /// forked. The binding names the function.
+    #[error("object was in use by another thread when this process was forked; it cannot be used in the child process")]
+    Forked,
     /// An error raised by user code called from the core (a callback module).
     #[error("{0}")]
     Callback(String),

@@ -50,17 +50,17 @@ impl Params for Optimizer {
 impl Params for Model {
     /// Every parameter the model trains: the module's and the optimizer's.
     fn parameters(&self) -> Result<Vec<Tensor>> {
-        let mut ps = lock("parameters", self.module())?.parameters();
-        ps.extend(lock("parameters", self.optimizer())?.params());
+        let mut ps = lock(self.module())?.parameters();
+        ps.extend(lock(self.optimizer())?.params());
         Ok(distinct(ps))
     }
 
     /// The optimizer's groups, or the module's parameters as one group when
     /// the optimizer has none.
     fn param_groups(&self) -> Result<Vec<Vec<Tensor>>> {
-        let gs = lock("parameters", self.optimizer())?.param_groups();
+        let gs = lock(self.optimizer())?.param_groups();
         if gs.is_empty() {
-            return Ok(vec![lock("parameters", self.module())?.parameters()]);
+            return Ok(vec![lock(self.module())?.parameters()]);
         }
         Ok(gs)
     }

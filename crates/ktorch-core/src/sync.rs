@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{err, Error, Result};
+use crate::error::{Error, Result};
 
 /// How often a waiting thread runs its wait hook.
 const HOOK_EVERY: Duration = Duration::from_millis(20);
@@ -140,15 +140,7 @@ fn run_hook() -> Result<()> {
     }
 }
 
-fn forked(func: &str) -> Error {
-    err(
-        func,
-        "object was in use by another thread when this process was forked; \
-         it cannot be used in the child process",
-    )
-}
-
-fn acquire(func: &str, d: &Domain) -> Result<()> {
+fn acquire(d: &Domain) -> Result<()> {
     let me = me();
     let mut last = Instant::now();
     loop {
@@ -164,11 +156,11 @@ fn acquire(func: &str, d: &Domain) -> Result<()> {
             Err(owner) => {
                 if owner >> 32 != me >> 32 {
                     // held by a thread of the process this one was forked from
-                    return Err(forked(func));
+                    return Err(Error::Forked);
                 }
                 if owner == me {
                     // held here but not recorded: cannot happen, never wait for ourselves
-                    return Err(err(func, "internal lock state inconsistent"));
+                    return Err(Error::Arg("internal lock state inconsistent".into()));
                 }
             }
         }
@@ -210,7 +202,7 @@ impl Drop for Held {
 
 /// Takes every domain in `ds` that this thread does not hold yet, in the
 /// global order, waiting as needed (the wait hook runs while waiting).
-pub fn hold(func: &str, ds: &[Domain]) -> Result<Held> {
+pub fn hold(ds: &[Domain]) -> Result<Held> {
     let mut ds: Vec<Domain> = ds.to_vec();
     ds.sort_by_key(Domain::key);
     ds.dedup();
@@ -219,7 +211,7 @@ pub fn hold(func: &str, ds: &[Domain]) -> Result<Held> {
         if held(&d) {
             continue;
         }
-        acquire(func, &d)?;
+        acquire(&d)?;
         h.taken.push(d);
     }
     Ok(h)
@@ -388,16 +380,13 @@ pub fn held_here<T>(s: &Shared<T>) -> bool {
 
 /// Locks a shared object: takes its domains (waiting for other threads), then
 /// its own mutex.
-pub fn lock<'a, T: Send + 'static>(func: &str, s: &'a Shared<T>) -> Result<Guard<'a, T>> {
+pub fn lock<T: Send + 'static>(s: &Shared<T>) -> Result<Guard<'_, T>> {
     if held_here(s) {
-        return Err(err(
-            func,
-            "object is in use by this thread (a call back into ktorch from a callback on the same object?)",
-        ));
+        return Err(Error::InUse);
     }
     let held = loop {
         let ds = s.domains();
-        let h = hold(func, &ds)?;
+        let h = hold(&ds)?;
         // an optimizer may have gained a domain while this thread waited
         if s.domains() == ds {
             break h;
@@ -440,12 +429,12 @@ mod tests {
         let a = shared(1i64);
         let b = Shared::with_domains(2i64, a.domains());
         assert_eq!(a.domains(), b.domains());
-        let ga = lock("t", &a).expect("a");
+        let ga = lock(&a).expect("a");
         // the same thread reaches another object of the held domain
-        let gb = lock("t", &b).expect("b");
+        let gb = lock(&b).expect("b");
         assert_eq!(*ga + *gb, 3);
         // but not the same object twice
-        let e = lock("t", &a).err().expect("re-entry");
+        let e = lock(&a).err().expect("re-entry");
         assert!(e.to_string().contains("in use by this thread"));
         drop(gb);
         // another thread waits for the domain until both guards are gone
@@ -453,7 +442,7 @@ mod tests {
         let done = Arc::new(AtomicBool::new(false));
         let d2 = done.clone();
         let t = std::thread::spawn(move || {
-            let g = lock("t", &b2).expect("b2");
+            let g = lock(&b2).expect("b2");
             d2.store(true, Ordering::SeqCst);
             *g
         });
@@ -473,7 +462,7 @@ mod tests {
         let extra = shared(0u8);
         o.add_domains(&extra.domains());
         assert_eq!(m.domains().len(), 4);
-        let g = lock("t", &m).expect("m");
+        let g = lock(&m).expect("m");
         assert_eq!(held_domains().len(), 4);
         drop(g);
         assert!(held_domains().is_empty());
@@ -486,7 +475,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (tx2, rx2) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
-            let _g = lock("t", &a2).expect("held");
+            let _g = lock(&a2).expect("held");
             tx.send(()).expect("send");
             let _ = rx2.recv_timeout(Duration::from_secs(10));
         });
@@ -502,7 +491,7 @@ mod tests {
                     Ok(())
                 }
             },
-            || lock("t", &a).map(|_| ()),
+            || lock(&a).map(|_| ()),
         );
         assert!(matches!(r, Err(Error::Interrupted(_))));
         assert!(start.elapsed() < Duration::from_secs(2));
@@ -517,9 +506,9 @@ mod tests {
         let d = a.domains().remove(0);
         let parent = u64::from(std::process::id().wrapping_add(1)) << 32 | 7;
         d.0.owner.store(parent, Ordering::SeqCst);
-        let e = lock("run", &a).err().expect("stale");
-        assert!(e.to_string().starts_with("run: object was in use"));
+        let e = lock(&a).err().expect("stale");
+        assert!(matches!(e, Error::Forked));
         d.0.owner.store(0, Ordering::SeqCst);
-        assert!(lock("run", &a).is_ok());
+        assert!(lock(&a).is_ok());
     }
 }

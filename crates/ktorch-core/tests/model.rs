@@ -115,7 +115,7 @@ fn run_is_gradient_descent_on_each_batch() -> Result<()> {
         .set_data("train", vec![x.copy()], Some(vec![y.copy()]))?;
     // the same two steps by hand
     let (mut w, mut b) = {
-        let q = lock("test", m.module())?;
+        let q = lock(m.module())?;
         (
             q.param("test", "weight")?.copy(),
             q.param("test", "bias")?.copy(),
@@ -140,7 +140,7 @@ fn run_is_gradient_descent_on_each_batch() -> Result<()> {
     }
     let mean = floats(r[0].1.as_ref().expect("loss"))[0];
     assert!((mean - (losses[0] + losses[1]) / 2.0).abs() < 1e-6);
-    let q = lock("test", m.module())?;
+    let q = lock(m.module())?;
     let dw = (q.param("test", "weight")? - &w)
         .abs()
         .max()
@@ -166,7 +166,7 @@ fn testrun_metrics_come_back_in_the_original_order() -> Result<()> {
     let r = m.run("run")?;
     let out = r[0].1.as_ref().expect("output").copy();
     // lr 0: the module is unchanged, so the outputs are the module's on x in order
-    let want = lock("test", m.module())?.forward(&[x])?.remove(0);
+    let want = lock(m.module())?.forward(&[x])?.remove(0);
     let diff = (out - want).abs().max().double_value(&[]);
     assert!(diff < 1e-6);
     // accuracy and predict on a classifier's test stage

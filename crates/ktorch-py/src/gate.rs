@@ -27,7 +27,7 @@ impl Gate {
     /// Locks an object (its domains are held already when the call named them).
     #[allow(clippy::disallowed_methods)]
     pub fn lock<'a, T: Send + 'static>(&self, s: &'a Shared<T>) -> Res<Guard<'a, T>> {
-        Ok(ktorch_core::sync::lock(&self.func, s)?)
+        Ok(ktorch_core::sync::lock(s)?)
     }
 
     /// The function the call is for.
@@ -103,7 +103,7 @@ pub fn call<R: Send>(
                     _here: PhantomData,
                 };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _held = hold(&gate.func, &ds)?;
+                    let _held = hold(&ds)?;
                     f(&gate)
                 }));
                 park_if_finalizing();
@@ -117,9 +117,13 @@ pub fn call<R: Send>(
     r.map_err(|e| named(func, e).into())
 }
 
-/// A libtorch error names the function the user called.
+/// A libtorch error, and a core error that does not know the function (a
+/// busy or forked object), names the function the user called.
 fn named(func: &str, e: Fail) -> Fail {
     match e {
+        Fail::Core(e @ (Error::InUse | Error::Forked)) => {
+            Fail::Core(Error::Arg(format!("{func}: {e}")))
+        }
         Fail::Core(Error::Torch(m)) if !m.starts_with(&format!("{func}: ")) => {
             Fail::Core(Error::Torch(format!("{func}: {m}")))
         }

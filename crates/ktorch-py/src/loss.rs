@@ -61,7 +61,7 @@ pub fn loss(
         let (x, y) = (x.tensors(g)?, y.tensors(g)?);
         Ok(match &o {
             Obj::Loss(l) => g.lock(l)?.forward(&x, &y)?,
-            Obj::Model(m) => g.lock(m)?.loss(f, &x, &y)?,
+            Obj::Model(m) => g.lock(m)?.loss(&x, &y)?,
             _ => unreachable!(),
         })
     })?;

@@ -381,7 +381,7 @@ pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         }
         Some(Obj::Model(m)) => {
             let ds = m.domains();
-            call(py, f, ds, move |g| Ok(g.lock(&m)?.step(f)?))
+            call(py, f, ds, move |g| Ok(g.lock(&m)?.step()?))
         }
         _ => Err(type_error(
             f,

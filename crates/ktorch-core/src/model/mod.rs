@@ -145,17 +145,17 @@ impl Model {
         };
         if let Some(which) = missing {
             // the module decides whether it runs without inputs; if not, say why there were none
-            let mut m = lock(func, &self.module)?;
+            let mut m = lock(&self.module)?;
             return forward(&mut m, xs, mode)
                 .map_err(|e| err(func, format!("no {which} data defined; {e}")));
         }
-        let mut m = lock(func, &self.module)?;
+        let mut m = lock(&self.module)?;
         forward(&mut m, xs, mode)
     }
 
     /// The model's loss on outputs and targets.
-    pub fn loss(&self, func: &str, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
-        let l = lock(func, &self.loss)?;
+    pub fn loss(&self, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
+        let l = lock(&self.loss)?;
         loss_of(&l, yhat, y)
     }
 
@@ -188,8 +188,8 @@ impl Model {
         y: Option<Vec<Tensor>>,
     ) -> Result<f64> {
         let (x, y) = self.data_or(func, x, y)?;
-        let m = lock(func, &self.module)?;
-        let l = lock(func, &self.loss)?;
+        let m = lock(&self.module)?;
+        let l = lock(&self.loss)?;
         let out = m.forward(&x)?;
         let loss = loss_of(&l, &out, &y)?;
         crate::autograd::backward(
@@ -232,14 +232,13 @@ impl Model {
     }
 
     /// Resets gradients of every parameter the model trains.
-    pub fn zerograd(&self, func: &str, none: bool) -> Result<()> {
-        let _ = func;
+    pub fn zerograd(&self, none: bool) -> Result<()> {
         crate::autograd::reset_grads(&crate::params::Params::parameters(self)?, none)
     }
 
     /// An optimizer step.
-    pub fn step(&self, func: &str) -> Result<()> {
-        lock(func, &self.opt)?.step()
+    pub fn step(&self) -> Result<()> {
+        lock(&self.opt)?.step()
     }
 }
 

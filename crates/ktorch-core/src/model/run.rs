@@ -70,9 +70,9 @@ fn step_full(
     ps: &Trained,
     rel: &mut GradRelease,
 ) -> Result<Stepped> {
-    let m = lock(func, &model.module)?;
-    let l = lock(func, &model.loss)?;
-    let mut o = lock(func, &model.opt)?;
+    let m = lock(&model.module)?;
+    let l = lock(&model.loss)?;
+    let mut o = lock(&model.opt)?;
     let (params, groups) = (&ps.all, &ps.groups);
     let mut first: Option<Vec<Tensor>> = None;
     let mut first_norm: Option<Tensor> = None;
@@ -183,22 +183,22 @@ impl Model {
             return Err(err(func, format!("no {} data defined", phase.data_name())));
         }
         let train = phase.is_train();
-        let was = self.set_training(func, train)?;
+        let was = self.set_training(train)?;
         let r = if train {
             self.pass(func, phase, &opts, stop)
         } else {
             let _g = tch::no_grad_guard();
             self.pass(func, phase, &opts, stop)
         };
-        self.set_training(func, was)?;
+        self.set_training(was)?;
         if r.is_err() {
             self.stage(phase).restore();
         }
         r
     }
 
-    fn set_training(&self, func: &str, on: bool) -> Result<bool> {
-        let mut m = lock(func, &self.module)?;
+    fn set_training(&self, on: bool) -> Result<bool> {
+        let mut m = lock(&self.module)?;
         let was = m.is_training();
         m.set_training(on);
         Ok(was)
@@ -252,9 +252,9 @@ impl Model {
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {
-                let out = lock(func, &self.module)?.forward(&x)?;
+                let out = lock(&self.module)?.forward(&x)?;
                 let l = if want_loss && !y.is_empty() {
-                    Some(self.loss(func, &out, &y)?)
+                    Some(self.loss(&out, &y)?)
                 } else {
                     None
                 };
