@@ -38,8 +38,8 @@ fn main() -> Result<()> {
             let out = m.forward("forward", None, Fwd::Grad)?;
             let target = m.train.targets().unwrap_or_default();
             let loss = m.loss(&out, &target)?;
-            backward("backward", &[loss.shallow_clone()], None, Mode::Free)?;
-            let norm = clip_norm("clip", &m.parameters()?, 10.0, 2.0)?;
+            backward(&[loss.shallow_clone()], None, Mode::Free)?;
+            let norm = clip_norm(&m.parameters()?, 10.0, 2.0)?;
             m.step()?;
             total += loss.f_double_value(&[])?;
             if !norm.f_double_value(&[])?.is_finite() {

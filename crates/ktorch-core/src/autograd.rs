@@ -3,7 +3,7 @@
 
 use tch::Tensor;
 
-use crate::error::{err, Error, Result};
+use crate::error::{invalid, Error, Result};
 
 /// How the backward call treats the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,19 +49,16 @@ pub const MODES: &[(&str, bool, bool, &str)] = &[
 
 impl Mode {
     /// The mode called `name`.
-    pub fn from_name(func: &str, name: &str) -> Result<Mode> {
+    pub fn from_name(name: &str) -> Result<Mode> {
         Ok(match name {
             "free" => Mode::Free,
             "retain" => Mode::Retain,
             "create" => Mode::Create,
             "createfree" => Mode::CreateFree,
             s => {
-                return Err(err(
-                    func,
-                    format!(
-                        "unrecognized mode: {s}, expecting one of free, retain, create, createfree"
-                    ),
-                ))
+                return Err(invalid(format!(
+                    "unrecognized mode: {s}, expecting one of free, retain, create, createfree"
+                )))
             }
         })
     }
@@ -77,16 +74,17 @@ impl Mode {
 }
 
 /// Runs backward from `ys`, with one gradient per tensor (needed for non-scalars).
-pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode) -> Result<()> {
+pub fn backward(ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode) -> Result<()> {
     if ys.is_empty() {
-        return Err(err(func, "no tensors given"));
+        return Err(invalid("no tensors given"));
     }
     if let Some(g) = grads {
         if g.len() != ys.len() {
-            return Err(err(
-                func,
-                format!("{} tensor(s) given with {} gradient(s)", ys.len(), g.len()),
-            ));
+            return Err(invalid(format!(
+                "{} tensor(s) given with {} gradient(s)",
+                ys.len(),
+                g.len()
+            )));
         }
     }
     // One root: the sum of each output weighted by its gradient gives the
@@ -94,8 +92,7 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
     let mut root: Option<Tensor> = None;
     for (i, y) in ys.iter().enumerate() {
         if !y.requires_grad() {
-            return Err(err(
-                func,
+            return Err(invalid(
                 "element 0 of tensors does not require grad and does not have a grad_fn",
             ));
         }
@@ -103,14 +100,11 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
             Some(g) => {
                 let gi = &g[i];
                 if gi.size() != y.size() && gi.numel() != 1 {
-                    return Err(err(
-                        func,
-                        format!(
-                            "gradient size {:?} does not match tensor size {:?}",
-                            gi.size(),
-                            y.size()
-                        ),
-                    ));
+                    return Err(invalid(format!(
+                        "gradient size {:?} does not match tensor size {:?}",
+                        gi.size(),
+                        y.size()
+                    )));
                 }
                 let gi = gi
                     .f_to_kind(y.kind())?
@@ -120,13 +114,10 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
             }
             None => {
                 if y.numel() != 1 {
-                    return Err(err(
-                        func,
-                        format!(
-                            "gradient needed for non-scalar tensor of size {:?}",
-                            y.size()
-                        ),
-                    ));
+                    return Err(invalid(format!(
+                        "gradient needed for non-scalar tensor of size {:?}",
+                        y.size()
+                    )));
                 }
                 y.f_sum(y.kind())?
             }
@@ -136,7 +127,7 @@ pub fn backward(func: &str, ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode)
             Some(r) => r.f_add(&term)?,
         });
     }
-    let root = root.ok_or_else(|| err(func, "no tensors given"))?;
+    let root = root.ok_or_else(|| invalid("no tensors given"))?;
     let (keep, create) = mode.flags();
     run_backward(&root, keep, create)
 }

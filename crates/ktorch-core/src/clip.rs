@@ -2,15 +2,14 @@
 
 use tch::Tensor;
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 
 /// Clamps every defined gradient to `[-value, value]`.
-pub fn clip_value(func: &str, ts: &[Tensor], value: f64) -> Result<()> {
+pub fn clip_value(ts: &[Tensor], value: f64) -> Result<()> {
     if value.is_nan() || value < 0.0 {
-        return Err(err(
-            func,
-            format!("clip value must be non-negative, given {value}"),
-        ));
+        return Err(invalid(format!(
+            "clip value must be non-negative, given {value}"
+        )));
     }
     let _g = tch::no_grad_guard();
     for t in ts {
@@ -45,8 +44,8 @@ pub fn grad_norm(ts: &[Tensor], p: f64) -> Result<Option<Tensor>> {
 
 /// Scales the gradients so that their total `p`-norm is at most `maxnorm`;
 /// returns the norm before clipping (0 with no gradients).
-pub fn clip_norm(func: &str, ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tensor> {
-    check_norm(func, maxnorm, p)?;
+pub fn clip_norm(ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tensor> {
+    check_norm(maxnorm, p)?;
     let total = match grad_norm(ts, p)? {
         Some(t) => t,
         None => return Ok(Tensor::from(0.0f32)),
@@ -68,15 +67,14 @@ pub fn clip_norm(func: &str, ts: &[Tensor], maxnorm: f64, p: f64) -> Result<Tens
 }
 
 /// Validates a maximum norm and norm type.
-pub fn check_norm(func: &str, maxnorm: f64, p: f64) -> Result<()> {
+pub fn check_norm(maxnorm: f64, p: f64) -> Result<()> {
     if maxnorm.is_nan() || maxnorm < 0.0 {
-        return Err(err(
-            func,
-            format!("maximum norm must be non-negative, given {maxnorm}"),
-        ));
+        return Err(invalid(format!(
+            "maximum norm must be non-negative, given {maxnorm}"
+        )));
     }
     if p.is_nan() || p <= 0.0 {
-        return Err(err(func, format!("norm type must be positive, given {p}")));
+        return Err(invalid(format!("norm type must be positive, given {p}")));
     }
     Ok(())
 }
@@ -105,7 +103,7 @@ mod tests {
         let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).set_requires_grad(true);
         let z = (&x * &x).mean(Kind::Float);
         z.backward();
-        clip_value("clipv", &[x.shallow_clone()], 1.2).expect("clip");
+        clip_value(&[x.shallow_clone()], 1.2).expect("clip");
         let g = Vec::<f32>::try_from(x.grad()).expect("grad");
         assert!((g[0] - 0.6666667).abs() < 1e-6 && g[1] == 1.2 && g[2] == 1.2);
     }
@@ -118,7 +116,7 @@ mod tests {
             .f_div_scalar(2.0)
             .expect("div")
             .backward();
-        let n = clip_norm("clip", &[x.shallow_clone()], 1.0, 2.0).expect("clip");
+        let n = clip_norm(&[x.shallow_clone()], 1.0, 2.0).expect("clip");
         assert!((n.double_value(&[]) - 5.0).abs() < 1e-6);
         let n2 = grad_norm(&[x.shallow_clone()], 2.0)
             .expect("norm")

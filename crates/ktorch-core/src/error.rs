@@ -10,6 +10,10 @@ pub enum Error {
     /// the message names the function and the argument at fault.
     #[error("{0}")]
     Arg(String),
+    /// A bad argument, in a message that does not name the function: whoever
+    /// knows the function adds it ([`Error::named`]; the binding does).
+    #[error("{0}")]
+    Invalid(String),
     /// A handle used after it was freed.
     #[error("{func}: {class} has been freed")]
     Freed {
@@ -56,6 +60,23 @@ fn clean_torch_message(s: &str) -> String {
         out.push_str(line);
     }
     out.trim_end().to_string()
+}
+
+impl Error {
+    /// The error with `ctx` (a function or argument name) in front of a
+    /// message that has none yet.
+    pub fn named(self, ctx: &str) -> Error {
+        match self {
+            Error::Invalid(m) => Error::Arg(format!("{ctx}: {m}")),
+            e @ (Error::InUse | Error::Forked) => Error::Arg(format!("{ctx}: {e}")),
+            e => e,
+        }
+    }
+}
+
+/// An [`Error::Invalid`]: a bad argument, named later by the caller.
+pub fn invalid(msg: impl std::fmt::Display) -> Error {
+    Error::Invalid(msg.to_string())
 }
 
 /// The core's result type.
@@ -151,6 +172,22 @@ mod tests {
             from_panic("x", &*p).to_string(),
             "x: internal error: unknown panic"
         );
+    }
+
+    #[test]
+    fn unnamed_errors_take_the_callers_name() {
+        let e = crate::clip::check_norm(-1.0, 2.0).expect_err("negative");
+        assert_eq!(e.to_string(), "maximum norm must be non-negative, given -1");
+        assert_eq!(
+            e.named("clip").to_string(),
+            "clip: maximum norm must be non-negative, given -1"
+        );
+        assert_eq!(
+            Error::InUse.named("run").to_string(),
+            "run: object is in use by this thread (a call back into ktorch from a callback on the same object?)"
+        );
+        // an error that names its function already keeps its name
+        assert_eq!(err("batch", "x").named("run").to_string(), "batch: x");
     }
 
     #[test]

@@ -121,8 +121,8 @@ pub fn call<R: Send>(
 /// busy or forked object), names the function the user called.
 fn named(func: &str, e: Fail) -> Fail {
     match e {
-        Fail::Core(e @ (Error::InUse | Error::Forked)) => {
-            Fail::Core(Error::Arg(format!("{func}: {e}")))
+        Fail::Core(e @ (Error::Invalid(_) | Error::InUse | Error::Forked)) => {
+            Fail::Core(e.named(func))
         }
         Fail::Core(Error::Torch(m)) if !m.starts_with(&format!("{func}: ")) => {
             Fail::Core(Error::Torch(format!("{func}: {m}")))

@@ -257,7 +257,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     if i + 1 != rest.len() {
                         return Err(type_error(f, "mode must be the last argument"));
                     }
-                    mode = Mode::from_name(f, s.to_str()?).py()?;
+                    mode = Mode::from_name(s.to_str()?).map_err(|e| e.named(f)).py()?;
                 } else if i == 0 {
                     grads = Some(tensors_arg(f, a)?);
                 } else {
@@ -274,7 +274,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     None => None,
                 };
                 let ys = g.lock(&s)?;
-                Ok(core_backward(f, &ys.shallow(), grads.as_deref(), mode)?)
+                Ok(core_backward(&ys.shallow(), grads.as_deref(), mode)?)
             })?;
             Ok(None)
         }
@@ -326,7 +326,7 @@ fn model_step(
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
     on_params(py, "clipv", x, Gather::All, move |gs| {
-        clip_value("clipv", &all_of(gs), value)
+        clip_value(&all_of(gs), value)
     })?;
     Ok(f64::NAN)
 }
@@ -357,11 +357,13 @@ pub fn clip(
             ));
         }
     }
-    ktorch_core::clip::check_norm(f, maxnorm, p).py()?;
+    ktorch_core::clip::check_norm(maxnorm, p)
+        .map_err(|e| e.named(f))
+        .py()?;
     let which = if group { Gather::Groups } else { Gather::All };
     let norms = on_params(py, f, x, which, move |gs| {
         gs.iter()
-            .map(|g| clip_norm(f, g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
+            .map(|g| clip_norm(g, maxnorm, p).and_then(|t| Ok(t.f_double_value(&[])?)))
             .collect::<ktorch_core::Result<Vec<f64>>>()
     })?;
     if group {

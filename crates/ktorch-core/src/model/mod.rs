@@ -192,12 +192,7 @@ impl Model {
         let l = lock(&self.loss)?;
         let out = m.forward(&x)?;
         let loss = loss_of(&l, &out, &y)?;
-        crate::autograd::backward(
-            func,
-            &[loss.shallow_clone()],
-            None,
-            crate::autograd::Mode::Free,
-        )?;
+        crate::autograd::backward(&[loss.shallow_clone()], None, crate::autograd::Mode::Free)?;
         Ok(loss.f_double_value(&[])?)
     }
 

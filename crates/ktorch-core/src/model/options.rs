@@ -315,7 +315,7 @@ fn set_clipnorm(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
                     ))
                 }
             };
-            crate::clip::check_norm(k, m, p)?;
+            crate::clip::check_norm(m, p).map_err(|e| e.named(k))?;
             Some((m, p))
         }
     };

@@ -91,7 +91,7 @@ fn step_full(
         rel.release()?;
         let out = m.forward(x)?;
         let loss = loss_of(&l, &out, y)?;
-        backward(func, &[loss.shallow_clone()], None, Mode::Free)?;
+        backward(&[loss.shallow_clone()], None, Mode::Free)?;
         let norm = if want_norm {
             grad_norm(params, norm_type)?
         } else {
@@ -127,15 +127,15 @@ fn step_full(
             first_norm = norm;
         }
         if let Some(v) = opts.clipvalue {
-            clip_value(func, params, v)?;
+            clip_value(params, v)?;
         }
         if let Some((maxnorm, p)) = opts.clipnorm {
             if opts.clipgroup && !groups.is_empty() {
                 for g in groups {
-                    let _ = clip_norm(func, g, maxnorm, p)?;
+                    let _ = clip_norm(g, maxnorm, p)?;
                 }
             } else {
-                let _ = clip_norm(func, params, maxnorm, p)?;
+                let _ = clip_norm(params, maxnorm, p)?;
             }
         }
         if first.is_none() {
