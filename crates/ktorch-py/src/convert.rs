@@ -336,7 +336,7 @@ impl Src {
         match self {
             Src::Data(t) => Ok(vec![t.shallow_clone()]),
             Src::Handle(s, None) => Ok(gate.lock(s)?.shallow()),
-            Src::Handle(s, Some(keys)) => Ok(gate.lock(s)?.select_keys(gate.func(), keys)?),
+            Src::Handle(s, Some(keys)) => Ok(gate.lock(s)?.select_keys(keys)?),
         }
     }
 

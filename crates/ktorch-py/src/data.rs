@@ -511,9 +511,9 @@ pub fn batch(
             call(py, f, ds, move |g| {
                 let mut t = g.lock(&s)?;
                 Ok(match index {
-                    None => Some(t.batch(f, w, dim)?),
+                    None => Some(t.batch(w, dim)?),
                     Some(i) => {
-                        t.batch_at(f, w, dim, i)?;
+                        t.batch_at(w, dim, i)?;
                         None
                     }
                 })
@@ -591,7 +591,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
         Some(Obj::Tensors(s)) => {
             let ds = s.domains();
             call(py, f, ds, move |g| {
-                let _perm = g.lock(&s)?.shuffle(f, dim, None)?;
+                let _perm = g.lock(&s)?.shuffle(dim, None)?;
                 Ok(())
             })
         }

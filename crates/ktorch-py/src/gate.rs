@@ -29,11 +29,6 @@ impl Gate {
     pub fn lock<'a, T: Send + 'static>(&self, s: &'a Shared<T>) -> Res<Guard<'a, T>> {
         Ok(ktorch_core::sync::lock(s)?)
     }
-
-    /// The function the call is for.
-    pub fn func(&self) -> &str {
-        &self.func
-    }
 }
 
 thread_local! {

@@ -115,7 +115,7 @@ fn values(py: Python<'_>, f: &str, s: &Shared<Tensors>) -> PyResult<PyObject> {
         Ok(match t.class() {
             Class::Tensor => Tensors::tensor(items.into_iter().next().unwrap_or_default()),
             Class::Vector => Tensors::vector(items),
-            Class::Dict => Tensors::dict(f, names.into_iter().zip(items).collect())?,
+            Class::Dict => Tensors::dict(names.into_iter().zip(items).collect())?,
         })
     })?;
     tensors_to_py(py, &copy)
@@ -214,7 +214,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         srcs.push(src(f, &v)?);
     }
     let t = gather(py, f, srcs, move |ts| {
-        Tensors::dict(f, keys.into_iter().zip(ts).collect())
+        Tensors::dict(keys.into_iter().zip(ts).collect())
     })?;
     Ok(Py::new(py, Dict::new(t))?.into_any())
 }

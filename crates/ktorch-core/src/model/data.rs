@@ -61,7 +61,7 @@ impl Stage {
                 ));
             }
         }
-        let rows = common_size(func, &all, 0)?;
+        let rows = common_size(&all, 0)?;
         // the stage keeps tensors of its own (sharing storage, not autograd
         // state or sizes) so nothing done to the given tensors reaches them
         let all = all
@@ -247,7 +247,7 @@ impl Stage {
             d.index = None;
             return Ok(false);
         };
-        d.all.narrow_rows(func, w, next)?;
+        d.all.narrow_rows(w, next)?;
         d.index = Some(next);
         Ok(true)
     }

@@ -5,7 +5,7 @@ pub mod kinds;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 
 pub use create::{
     create, device_from_name, device_name, kind_from_name, kind_name, TensorOptions, MODES,
@@ -84,12 +84,12 @@ impl Tensors {
     }
 
     /// A dictionary of tensors; names must be unique.
-    pub fn dict(func: &str, pairs: Vec<(String, Tensor)>) -> Result<Tensors> {
+    pub fn dict(pairs: Vec<(String, Tensor)>) -> Result<Tensors> {
         let mut names = Vec::with_capacity(pairs.len());
         let mut items = Vec::with_capacity(pairs.len());
         for (k, t) in pairs {
             if names.contains(&k) {
-                return Err(err(func, format!("duplicate key `{k}`")));
+                return Err(invalid(format!("duplicate key `{k}`")));
             }
             names.push(k);
             items.push(t);
@@ -146,43 +146,37 @@ impl Tensors {
     }
 
     /// The member at `i` (vector) or under `key` (dictionary).
-    pub fn index_of(&self, func: &str, key: &str) -> Result<usize> {
+    pub fn index_of(&self, key: &str) -> Result<usize> {
         self.names
             .iter()
             .position(|n| n == key)
             .ok_or_else(|| match self.class {
-                Class::Dict => err(func, format!("dictionary has no key `{key}`")),
-                _ => err(
-                    func,
-                    format!(
-                        "a {} is selected by index, given name `{key}`",
-                        self.class.name()
-                    ),
-                ),
+                Class::Dict => invalid(format!("dictionary has no key `{key}`")),
+                _ => invalid(format!(
+                    "a {} is selected by index, given name `{key}`",
+                    self.class.name()
+                )),
             })
     }
 
     /// Checks an index into a vector.
-    pub fn check_index(&self, func: &str, i: i64) -> Result<usize> {
+    pub fn check_index(&self, i: i64) -> Result<usize> {
         if i < 0 || i as usize >= self.items.len() {
-            return Err(err(
-                func,
-                format!(
-                    "vector index {i} invalid for vector of {} tensor(s)",
-                    self.items.len()
-                ),
-            ));
+            return Err(invalid(format!(
+                "vector index {i} invalid for vector of {} tensor(s)",
+                self.items.len()
+            )));
         }
         Ok(i as usize)
     }
 
     /// The members selected by `keys`, in order (current views, shared).
-    pub fn select_keys(&self, func: &str, keys: &[Key]) -> Result<Vec<Tensor>> {
+    pub fn select_keys(&self, keys: &[Key]) -> Result<Vec<Tensor>> {
         keys.iter()
             .map(|k| {
                 let i = match k {
-                    Key::Name(n) => self.index_of(func, n)?,
-                    Key::Index(i) => self.check_index(func, *i)?,
+                    Key::Name(n) => self.index_of(n)?,
+                    Key::Index(i) => self.check_index(*i)?,
                 };
                 Ok(self.items[i].shallow_clone())
             })
@@ -196,8 +190,8 @@ impl Tensors {
     }
 
     /// The size along `dim` shared by every member, or an error naming the mismatch.
-    pub fn common_size(&self, func: &str, dim: i64) -> Result<i64> {
-        common_size(func, self.full(), dim)
+    pub fn common_size(&self, dim: i64) -> Result<i64> {
+        common_size(self.full(), dim)
     }
 
     /// True while a batch is selected.
@@ -207,53 +201,53 @@ impl Tensors {
 
     /// Moves to the next batch of size `w` along `dim`: true while a batch is
     /// selected, false (with full size restored) after the last one.
-    pub fn batch(&mut self, func: &str, w: i64, dim: i64) -> Result<bool> {
+    pub fn batch(&mut self, w: i64, dim: i64) -> Result<bool> {
         let next = match &self.batch {
             Some(b) if b.size == w && b.dim == dim => b.index + 1,
             _ => {
                 self.restore();
-                let n = self.common_size(func, dim)?;
-                check_batch_size(func, w, n)?;
+                let n = self.common_size(dim)?;
+                check_batch_size(w, n)?;
                 0
             }
         };
-        let n = self.common_size(func, dim)?;
+        let n = self.common_size(dim)?;
         if next.checked_mul(w).is_none_or(|start| start >= n) {
             self.restore();
             return Ok(false);
         }
-        self.select(func, w, dim, next)?;
+        self.select(w, dim, next)?;
         Ok(true)
     }
 
     /// Selects batch `i` of size `w` along `dim`.
-    pub fn batch_at(&mut self, func: &str, w: i64, dim: i64, i: i64) -> Result<()> {
-        let n = self.common_size(func, dim)?;
-        check_batch_size(func, w, n)?;
+    pub fn batch_at(&mut self, w: i64, dim: i64, i: i64) -> Result<()> {
+        let n = self.common_size(dim)?;
+        check_batch_size(w, n)?;
         let count = batch_count(n, w, false);
         if i < 0 || i >= count {
-            return Err(err(
-                func,
-                format!("batch[{i}] invalid, valid range is from 0-{}", count - 1),
-            ));
+            return Err(invalid(format!(
+                "batch[{i}] invalid, valid range is from 0-{}",
+                count - 1
+            )));
         }
-        self.select(func, w, dim, i)
+        self.select(w, dim, i)
     }
 
     /// Narrows every member to batch `i` of size `w` along dim 0 (the last batch may be short).
-    pub fn narrow_rows(&mut self, func: &str, w: i64, i: i64) -> Result<()> {
+    pub fn narrow_rows(&mut self, w: i64, i: i64) -> Result<()> {
         if w < 1 {
-            return Err(err(func, format!("batch size {w} must be positive")));
+            return Err(invalid(format!("batch size {w} must be positive")));
         }
-        self.select(func, w, 0, i)
+        self.select(w, 0, i)
     }
 
-    fn select(&mut self, func: &str, w: i64, dim: i64, i: i64) -> Result<()> {
+    fn select(&mut self, w: i64, dim: i64, i: i64) -> Result<()> {
         let full: Vec<Tensor> = match self.batch.take() {
             Some(b) => b.full,
             None => std::mem::take(&mut self.items),
         };
-        let n = match common_size(func, &full, dim) {
+        let n = match common_size(&full, dim) {
             Ok(n) => n,
             Err(e) => {
                 self.items = full;
@@ -264,10 +258,9 @@ impl Tensors {
             Some(s) if i >= 0 && s < n => s,
             _ => {
                 self.items = full;
-                return Err(err(
-                    func,
-                    format!("batch {i} of size {w} starts past the {n} row(s) of the data"),
-                ));
+                return Err(invalid(format!(
+                    "batch {i} of size {w} starts past the {n} row(s) of the data"
+                )));
             }
         };
         let len = w.min(n - start);
@@ -307,12 +300,11 @@ impl Tensors {
     /// random permutation, which is returned.
     pub fn shuffle(
         &mut self,
-        func: &str,
         dim: i64,
         gen: Option<&mut dyn FnMut(i64, Device) -> Result<Tensor>>,
     ) -> Result<Tensor> {
         self.restore();
-        let n = self.common_size(func, dim)?;
+        let n = self.common_size(dim)?;
         let dev = self.items.first().map_or(Device::Cpu, Tensor::device);
         let p = match gen {
             Some(g) => g(n, dev)?,
@@ -376,37 +368,33 @@ fn floating(t: &Tensor) -> Result<Tensor> {
 }
 
 /// The size along `dim` shared by every tensor.
-pub fn common_size(func: &str, ts: &[Tensor], dim: i64) -> Result<i64> {
+pub fn common_size(ts: &[Tensor], dim: i64) -> Result<i64> {
     let mut n: Option<i64> = None;
     for t in ts {
         let d = t.dim() as i64;
         if dim < 0 || dim >= d.max(0) {
-            return Err(err(
-                func,
-                format!("dimension {dim} invalid for tensor with {d} dimension(s)"),
-            ));
+            return Err(invalid(format!(
+                "dimension {dim} invalid for tensor with {d} dimension(s)"
+            )));
         }
         let s = t.size()[dim as usize];
         match n {
             None => n = Some(s),
-            Some(m) if m != s => {
-                return Err(err(func, format!("tensor size mismatch, {m} vs {s}")))
-            }
+            Some(m) if m != s => return Err(invalid(format!("tensor size mismatch, {m} vs {s}"))),
             _ => {}
         }
     }
-    n.ok_or_else(|| err(func, "no tensors"))
+    n.ok_or_else(|| invalid("no tensors"))
 }
 
-fn check_batch_size(func: &str, w: i64, n: i64) -> Result<()> {
+fn check_batch_size(w: i64, n: i64) -> Result<()> {
     if n < 2 {
-        return Err(err(
-            func,
-            format!("size {w} invalid: {n} row(s) cannot be split into batches"),
-        ));
+        return Err(invalid(format!(
+            "size {w} invalid: {n} row(s) cannot be split into batches"
+        )));
     }
     if w < 1 || w >= n {
-        return Err(err(func, format!("size {w} not in the range 1-{}", n - 1)));
+        return Err(invalid(format!("size {w} not in the range 1-{}", n - 1)));
     }
     Ok(())
 }
@@ -442,7 +430,7 @@ mod tests {
     fn batches_then_restores() {
         let mut x = Tensors::tensor(Tensor::arange(7, (Kind::Int64, Device::Cpu)));
         let mut seen = vec![];
-        while x.batch("batch", 3, 0).expect("batch") {
+        while x.batch(3, 0).expect("batch") {
             seen.push(vals(x.get()));
         }
         assert_eq!(seen, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
@@ -452,21 +440,22 @@ mod tests {
     #[test]
     fn batch_size_range() {
         let mut x = Tensors::tensor(Tensor::arange(9, (Kind::Int64, Device::Cpu)));
-        let e = x.batch("batch", 9, 0).expect_err("too big");
-        assert_eq!(e.to_string(), "batch: size 9 not in the range 1-8");
-        let e = x.batch_at("batch", 3, 0, 4).expect_err("index");
+        let e = x.batch(9, 0).expect_err("too big");
+        assert_eq!(e.to_string(), "size 9 not in the range 1-8");
         assert_eq!(
-            e.to_string(),
-            "batch: batch[4] invalid, valid range is from 0-2"
+            e.named("batch").to_string(),
+            "batch: size 9 not in the range 1-8"
         );
+        let e = x.batch_at(3, 0, 4).expect_err("index");
+        assert_eq!(e.to_string(), "batch[4] invalid, valid range is from 0-2");
     }
 
     #[test]
     fn shuffle_is_shared_permutation() {
         let a = Tensor::arange(12, (Kind::Int64, Device::Cpu)).reshape([3, 4]);
         let b = Tensor::from_slice(&[1i64, 2, 3]);
-        let mut d = Tensors::dict("dict", vec![("a".into(), a), ("b".into(), b)]).expect("dict");
-        let p = d.shuffle("shuffle", 0, None).expect("shuffle");
+        let mut d = Tensors::dict(vec![("a".into(), a), ("b".into(), b)]).expect("dict");
+        let p = d.shuffle(0, None).expect("shuffle");
         let p = vals(&p);
         let bs = vals(&d.items()[1]);
         let a0 = vals(&d.items()[0].get(0));
@@ -492,8 +481,8 @@ mod tests {
     fn batch_index_past_the_end_is_an_error() {
         let mut x = Tensors::tensor(Tensor::arange(10, (Kind::Int64, Device::Cpu)));
         for i in [4, i64::MAX / 3, i64::MAX, -1] {
-            let e = x.narrow_rows("batch", 3, i).expect_err("past the end");
-            assert!(e.to_string().starts_with("batch: batch"), "{e}");
+            let e = x.narrow_rows(3, i).expect_err("past the end");
+            assert!(e.to_string().starts_with("batch "), "{e}");
             assert_eq!(
                 vals(x.get()).len(),
                 10,
@@ -501,13 +490,13 @@ mod tests {
             );
             assert!(!x.batching());
         }
-        x.narrow_rows("batch", 3, 3).expect("last batch");
+        x.narrow_rows(3, 3).expect("last batch");
         assert_eq!(vals(x.get()), vec![9]);
         // moving on from the last batch ends the pass, whatever the size
         let mut y = Tensors::tensor(Tensor::arange(10, (Kind::Int64, Device::Cpu)));
-        assert!(y.batch("batch", 9, 0).expect("first"));
-        assert!(y.batch("batch", 9, 0).expect("second"));
-        assert!(!y.batch("batch", 9, 0).expect("end"));
+        assert!(y.batch(9, 0).expect("first"));
+        assert!(y.batch(9, 0).expect("second"));
+        assert!(!y.batch(9, 0).expect("end"));
         assert_eq!(vals(y.get()).len(), 10);
     }
 }
