@@ -186,7 +186,12 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
 fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("device", ktorch_core::tensor::device_name(t.device()))?;
-    d.set_item("dtype", kind_name(t.kind()))?;
+    // never `Tensor::kind` (it panics on dtypes tch cannot name)
+    let dtype = match t.f_kind() {
+        Ok(k) => kind_name(k).to_string(),
+        Err(_) => ktorch_core::tensor::kinds::dtype_name(t),
+    };
+    d.set_item("dtype", dtype)?;
     d.set_item("layout", if t.is_sparse() { "sparse" } else { "strided" })?;
     d.set_item(
         "gradient",
@@ -212,9 +217,14 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     d.set_item("gradfn", gf)?;
     d.set_item("dim", t.dim())?;
     d.set_item("size", t.size())?;
-    d.set_item("stride", t.stride())?;
+    let strides = if ktorch_core::tensor::kinds::is_strided(t) {
+        t.stride()
+    } else {
+        Vec::new()
+    };
+    d.set_item("stride", strides)?;
     d.set_item("numel", t.numel())?;
-    d.set_item("itemsize", t.kind().elt_size_in_bytes())?;
+    d.set_item("itemsize", pt.call_method0("element_size")?)?;
     d.set_item("contiguous", t.is_contiguous())?;
     d.set_item("offset", pt.call_method0("storage_offset")?)?;
     // references to the tensor besides the temporary made for this call
