@@ -114,7 +114,7 @@ fn main() -> Result<()> {
 
     let mut m = Module::from_value(&spec)?;
     for name in m.parmnames() {
-        m.set_param("floor", &name, &load(dir, &format!("p.{name}.npy"))?)?;
+        m.set_param(&name, &load(dir, &format!("p.{name}.npy"))?)?;
     }
     let x = load(dir, "x.npy")?;
     let y = load(dir, "y.npy")?;

@@ -46,12 +46,12 @@ fn main() -> Result<()> {
         .metrics(&metrics)?;
     m.test_options().metrics(&metrics)?;
     let (x, y) = spirals(1000, 3)?;
-    m.train.set_data("train", vec![x], Some(vec![y]))?;
+    m.train.set_data(vec![x], Some(vec![y]))?;
     let (x, y) = spirals(300, 3)?;
-    m.test.set_data("test", vec![x], Some(vec![y]))?;
+    m.test.set_data(vec![x], Some(vec![y]))?;
     for epoch in 1..=20 {
-        let r = m.run("run")?;
-        let t = m.testrun("testrun")?;
+        let r = m.run()?;
+        let t = m.testrun()?;
         let get = |ms: &[(Metric, Option<Tensor>)], i: usize| {
             ms[i]
                 .1

@@ -24,18 +24,15 @@ fn main() -> Result<()> {
     let l = Loss::new("mse", &[], &[])?;
     let mut m = Model::new(shared(q), shared(l), shared(o));
     m.train_options().batchsize(100)?.shuffle(true)?;
-    m.train.set_data(
-        "train",
-        vec![x.shallow_clone()],
-        Some(vec![y.shallow_clone()]),
-    )?;
+    m.train
+        .set_data(vec![x.shallow_clone()], Some(vec![y.shallow_clone()]))?;
 
     for epoch in 1..=20 {
-        let batches = m.train.init("batchinit")?; // restores, shuffles
+        let batches = m.train.init()?; // restores, shuffles
         let mut total = 0.0;
-        while m.train.batch("batch")? {
+        while m.train.batch()? {
             m.zerograd(true)?;
-            let out = m.forward("forward", None, Fwd::Grad)?;
+            let out = m.forward(None, Fwd::Grad)?;
             let target = m.train.targets().unwrap_or_default();
             let loss = m.loss(&out, &target)?;
             backward(&[loss.shallow_clone()], None, Mode::Free)?;
@@ -50,7 +47,7 @@ fn main() -> Result<()> {
             println!("epoch {epoch:2}  mean loss {:.5}", total / batches as f64);
         }
     }
-    let fit = m.forward("evaluate", Some(&[x]), Fwd::Eval)?.remove(0);
+    let fit = m.forward(Some(&[x]), Fwd::Eval)?.remove(0);
     let mse = (fit - y)
         .f_square()?
         .f_mean(Kind::Float)?

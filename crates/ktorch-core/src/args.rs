@@ -1,13 +1,13 @@
 //! Positional and keyword settings of modules, losses and optimizers, checked by name.
 
-use crate::error::{err, Result};
+use crate::error::{err, Named, Result};
 use crate::value::Value;
 
 /// Settings given to a constructor: each declared name takes at most one value,
 /// given by position (in declaration order) or by name.
 #[derive(Debug, Clone)]
 pub struct Args {
-    func: String,
+    kind: String,
     names: Vec<&'static str>,
     vals: Vec<Option<Value>>,
 }
@@ -15,14 +15,14 @@ pub struct Args {
 impl Args {
     /// Matches positional and keyword values to the declared `names`.
     pub fn parse(
-        func: &str,
+        kind: &str,
         names: &[&'static str],
         pos: &[Value],
         kw: &[(String, Value)],
     ) -> Result<Args> {
         if pos.len() > names.len() {
             return Err(err(
-                func,
+                kind,
                 format!(
                     "expecting at most {} positional setting(s), given {}",
                     names.len(),
@@ -39,7 +39,7 @@ impl Args {
         for (k, v) in kw {
             let i = names.iter().position(|n| n == k).ok_or_else(|| {
                 err(
-                    func,
+                    kind,
                     format!(
                         "unrecognized option: {k}, expecting one of: {}",
                         names.join(", ")
@@ -48,22 +48,23 @@ impl Args {
             })?;
             if i < pos.len() && !pos[i].is_null() {
                 return Err(err(
-                    func,
+                    kind,
                     format!("option {k} given by position and by name"),
                 ));
             }
             vals[i] = if v.is_null() { None } else { Some(v.clone()) };
         }
         Ok(Args {
-            func: func.to_string(),
+            kind: kind.to_string(),
             names: names.to_vec(),
             vals,
         })
     }
 
-    /// The function name used in messages.
-    pub fn func(&self) -> &str {
-        &self.func
+    /// The name of what is being built (module, loss or optimizer type),
+    /// which starts every message.
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     fn idx(&self, name: &str) -> usize {
@@ -85,12 +86,12 @@ impl Args {
 
     fn required(&self, name: &str) -> Result<&Value> {
         self.get(name)
-            .ok_or_else(|| err(&self.func, format!("{name} not defined")))
+            .ok_or_else(|| err(&self.kind, format!("{name} not defined")))
     }
 
     /// A required integer.
     pub fn req_int(&self, name: &str) -> Result<i64> {
-        self.required(name)?.as_int(&self.func, name)
+        self.required(name)?.as_int(name).named(&self.kind)
     }
 
     /// A required integer greater than zero.
@@ -98,7 +99,7 @@ impl Args {
         let n = self.req_int(name)?;
         if n <= 0 {
             return Err(err(
-                &self.func,
+                &self.kind,
                 format!("{name} must be positive, given {n}"),
             ));
         }
@@ -108,13 +109,13 @@ impl Args {
     /// An integer with a default.
     pub fn int(&self, name: &str, default: i64) -> Result<i64> {
         self.get(name)
-            .map_or(Ok(default), |v| v.as_int(&self.func, name))
+            .map_or(Ok(default), |v| v.as_int(name).named(&self.kind))
     }
 
     /// A number with a default.
     pub fn float(&self, name: &str, default: f64) -> Result<f64> {
         self.get(name)
-            .map_or(Ok(default), |v| v.as_float(&self.func, name))
+            .map_or(Ok(default), |v| v.as_float(name).named(&self.kind))
     }
 
     /// A number that must lie in `[lo, hi]`.
@@ -122,7 +123,7 @@ impl Args {
         let f = self.float(name, default)?;
         if !(lo..=hi).contains(&f) {
             return Err(err(
-                &self.func,
+                &self.kind,
                 format!("{name} must be in the range {lo}-{hi}, given {f}"),
             ));
         }
@@ -134,7 +135,7 @@ impl Args {
         let f = self.float(name, default)?;
         if f.is_nan() || f < 0.0 {
             return Err(err(
-                &self.func,
+                &self.kind,
                 format!("{name} must be non-negative, given {f}"),
             ));
         }
@@ -144,13 +145,13 @@ impl Args {
     /// A flag with a default.
     pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
         self.get(name)
-            .map_or(Ok(default), |v| v.as_bool(&self.func, name))
+            .map_or(Ok(default), |v| v.as_bool(name).named(&self.kind))
     }
 
     /// An optional symbol.
     pub fn str(&self, name: &str) -> Result<Option<String>> {
         self.get(name)
-            .map(|v| v.as_str(&self.func, name).map(str::to_string))
+            .map(|v| v.as_str(name).named(&self.kind).map(str::to_string))
             .transpose()
     }
 
@@ -159,7 +160,7 @@ impl Args {
         let s = self.str(name)?.unwrap_or_else(|| default.to_string());
         if !allowed.contains(&s.as_str()) {
             return Err(err(
-                &self.func,
+                &self.kind,
                 format!(
                     "{name}: unrecognized value `{s}`, expecting one of: {}",
                     allowed.join(", ")
@@ -174,15 +175,15 @@ impl Args {
         match self.get(name) {
             None => match default {
                 Some(d) => Ok(vec![d; n]),
-                None => Err(err(&self.func, format!("{name} not defined"))),
+                None => Err(err(&self.kind, format!("{name} not defined"))),
             },
             Some(v) => {
-                let xs = v.as_ints(&self.func, name)?;
+                let xs = v.as_ints(name).named(&self.kind)?;
                 match xs.len() {
                     1 => Ok(vec![xs[0]; n]),
                     k if k == n => Ok(xs),
                     k => Err(err(
-                        &self.func,
+                        &self.kind,
                         format!("{name} expects 1 or {n} values, given {k}"),
                     )),
                 }
@@ -193,7 +194,7 @@ impl Args {
     /// A list of integers of any length.
     pub fn int_list(&self, name: &str) -> Result<Option<Vec<i64>>> {
         self.get(name)
-            .map(|v| v.as_ints(&self.func, name))
+            .map(|v| v.as_ints(name).named(&self.kind))
             .transpose()
     }
 
@@ -203,7 +204,7 @@ impl Args {
             None => Ok(None),
             Some(Value::Tensor(t)) => Ok(Some(t.shallow_clone())),
             Some(v) => {
-                let xs = v.as_floats(&self.func, name)?;
+                let xs = v.as_floats(name).named(&self.kind)?;
                 Ok(Some(
                     tch::Tensor::from_slice(&xs).f_to_kind(tch::Kind::Float)?,
                 ))

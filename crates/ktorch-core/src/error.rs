@@ -34,8 +34,8 @@ pub enum Error {
     #[error("{0}")]
     Callback(String),
     /// An operation stopped by an interrupt request.
-    #[error("{0}: interrupted")]
-    Interrupted(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl From<tch::TchError> for Error {
@@ -82,9 +82,22 @@ pub fn invalid(msg: impl std::fmt::Display) -> Error {
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Builds an [`Error::Arg`] whose message starts with the function's name.
-pub fn err(func: &str, msg: impl std::fmt::Display) -> Error {
-    Error::Arg(format!("{func}: {msg}"))
+/// Builds an [`Error::Arg`] whose message starts with its context: the
+/// module, loss, optimizer or option the message is about.
+pub fn err(ctx: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Arg(format!("{ctx}: {msg}"))
+}
+
+/// Names the [`Error::Invalid`] errors of a result with their context.
+pub trait Named<T> {
+    /// [`Error::named`] on the error, if any.
+    fn named(self, ctx: &str) -> Result<T>;
+}
+
+impl<T> Named<T> for Result<T> {
+    fn named(self, ctx: &str) -> Result<T> {
+        self.map_err(|e| e.named(ctx))
+    }
 }
 
 /// Returns early with an [`Error::Arg`] naming the function.
@@ -95,21 +108,6 @@ macro_rules! bail {
     };
 }
 
-/// Adds a function name to libtorch errors that have none.
-pub trait Context<T> {
-    /// Prefixes a libtorch error with `func: `.
-    fn ctx(self, func: &str) -> Result<T>;
-}
-
-impl<T> Context<T> for std::result::Result<T, tch::TchError> {
-    fn ctx(self, func: &str) -> Result<T> {
-        self.map_err(|e| match Error::from(e) {
-            Error::Torch(m) => Error::Torch(format!("{func}: {m}")),
-            other => other,
-        })
-    }
-}
-
 /// True for the payload of a panic in which tch unwrapped a libtorch error
 /// (`Torch("...")` in its text).
 pub fn is_torch_panic(payload: &str) -> bool {
@@ -118,8 +116,8 @@ pub fn is_torch_panic(payload: &str) -> bool {
 
 /// The error for a panic caught at an api boundary: libtorch's own message
 /// where a tch call unwrapped a libtorch error (without the C++ backtrace),
-/// else an internal error; named after `func`.
-pub fn from_panic(func: &str, payload: &(dyn std::any::Any + Send)) -> Error {
+/// else an internal error. The caller adds the function's name.
+pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Error {
     let msg = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -137,7 +135,7 @@ pub fn from_panic(func: &str, payload: &(dyn std::any::Any + Send)) -> Error {
         }
         None => format!("internal error: {msg}"),
     };
-    Error::Torch(format!("{func}: {text}"))
+    Error::Torch(text)
 }
 
 #[cfg(test)]
@@ -152,26 +150,23 @@ mod tests {
     }
 
     #[test]
-    fn panics_become_errors_naming_the_function() {
+    fn panics_become_errors() {
         // what tch's unwrap of a libtorch error panics with
         let p: Box<dyn std::any::Any + Send> = Box::new(String::from(
             "called `Result::unwrap()` on an `Err` value: Torch(\"value cannot be converted to type uint8_t without overflow\\nException raised from foo\")",
         ));
         assert!(is_torch_panic(p.downcast_ref::<String>().expect("text")));
         assert_eq!(
-            from_panic("tensor", &*p).to_string(),
-            "tensor: value cannot be converted to type uint8_t without overflow"
+            from_panic(&*p).to_string(),
+            "value cannot be converted to type uint8_t without overflow"
         );
         let p: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
         assert_eq!(
-            from_panic("run", &*p).to_string(),
-            "run: internal error: index out of bounds"
+            from_panic(&*p).to_string(),
+            "internal error: index out of bounds"
         );
         let p: Box<dyn std::any::Any + Send> = Box::new(3);
-        assert_eq!(
-            from_panic("x", &*p).to_string(),
-            "x: internal error: unknown panic"
-        );
+        assert_eq!(from_panic(&*p).to_string(), "internal error: unknown panic");
     }
 
     #[test]

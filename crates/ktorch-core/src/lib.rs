@@ -27,10 +27,10 @@
 //!         .metrics(&[Metric::Loss, Metric::Accuracy])?;
 //!     let x = Tensor::randn([500, 2], (Kind::Float, Device::Cpu));
 //!     let y = x.sum_dim_intlist(1, false, Kind::Float).gt(0.0).to_kind(Kind::Int64);
-//!     m.train.set_data("train", vec![x], Some(vec![y]))?;
+//!     m.train.set_data(vec![x], Some(vec![y]))?;
 //!
 //!     for epoch in 0..10 {
-//!         let r = m.run("run")?;
+//!         let r = m.run()?;
 //!         let loss = r[0].1.as_ref().map_or(f64::NAN, |t| t.double_value(&[]));
 //!         let accuracy = r[1].1.as_ref().map_or(f64::NAN, |t| t.double_value(&[]));
 //!         println!("epoch {epoch}: loss {loss:.4}, accuracy {accuracy:.1}%");

@@ -1,6 +1,6 @@
 //! The argument language of the api: symbols, numbers, flags, lists, dicts, tensors and null.
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 
 /// One argument value, as Python (or a Rust program) hands it to the core.
 pub enum Value {
@@ -143,13 +143,11 @@ impl Value {
 
     /// The value as an integer: a float is accepted when it is finite, integral
     /// and within the 64-bit range (it is never rounded or saturated).
-    pub fn as_int(&self, func: &str, what: &str) -> Result<i64> {
+    pub fn as_int(&self, what: &str) -> Result<i64> {
         match self {
             Value::Int(i) => Ok(*i),
             Value::Float(f) => float_to_int(*f).ok_or_else(|| {
-                err(
-                    func,
-                    if !f.is_finite() {
+                invalid(if !f.is_finite() {
                         format!("{what} expects an integer, given float {f}")
                     } else if f.fract() != 0.0 {
                         format!("{what} expects an integer, given float")
@@ -163,78 +161,76 @@ impl Value {
             Value::Tensor(t) if t.numel() == 1 && !t.is_floating_point() => {
                 Ok(t.f_int64_value(&[])?)
             }
-            v => Err(err(
-                func,
-                format!("{what} expects an integer, given {}", v.type_name()),
+            v => Err(invalid(format!("{what} expects an integer, given {}", v.type_name()),
             )),
         }
     }
 
     /// The value as a float.
-    pub fn as_float(&self, func: &str, what: &str) -> Result<f64> {
+    pub fn as_float(&self, what: &str) -> Result<f64> {
         match self {
             Value::Int(i) => Ok(*i as f64),
             Value::Float(f) => Ok(*f),
             Value::Tensor(t) if t.numel() == 1 && t.dim() == 0 => Ok(t.f_double_value(&[])?),
-            v => Err(err(
-                func,
-                format!("{what} expects a number, given {}", v.type_name()),
-            )),
+            v => Err(invalid(format!(
+                "{what} expects a number, given {}",
+                v.type_name()
+            ))),
         }
     }
 
     /// The value as a flag.
-    pub fn as_bool(&self, func: &str, what: &str) -> Result<bool> {
+    pub fn as_bool(&self, what: &str) -> Result<bool> {
         match self {
             Value::Bool(b) => Ok(*b),
-            v => Err(err(
-                func,
-                format!("{what} expects a boolean, given {}", v.type_name()),
-            )),
+            v => Err(invalid(format!(
+                "{what} expects a boolean, given {}",
+                v.type_name()
+            ))),
         }
     }
 
     /// The value as a symbol.
-    pub fn as_str(&self, func: &str, what: &str) -> Result<&str> {
+    pub fn as_str(&self, what: &str) -> Result<&str> {
         match self {
             Value::Str(s) => Ok(s),
-            v => Err(err(
-                func,
-                format!("{what} expects a symbol, given {}", v.type_name()),
-            )),
+            v => Err(invalid(format!(
+                "{what} expects a symbol, given {}",
+                v.type_name()
+            ))),
         }
     }
 
     /// The value as a list of integers (a single integer is a list of one).
-    pub fn as_ints(&self, func: &str, what: &str) -> Result<Vec<i64>> {
+    pub fn as_ints(&self, what: &str) -> Result<Vec<i64>> {
         match self {
-            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_int(func, what)).collect(),
+            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_int(what)).collect(),
             Value::Tensor(t) if t.dim() == 1 && !t.is_floating_point() => {
                 Ok(Vec::<i64>::try_from(t)?)
             }
-            v => Ok(vec![v.as_int(func, what)?]),
+            v => Ok(vec![v.as_int(what)?]),
         }
     }
 
     /// The value as a list of floats (a single number is a list of one).
-    pub fn as_floats(&self, func: &str, what: &str) -> Result<Vec<f64>> {
+    pub fn as_floats(&self, what: &str) -> Result<Vec<f64>> {
         match self {
-            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_float(func, what)).collect(),
+            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_float(what)).collect(),
             Value::Tensor(t) if t.dim() == 1 => {
                 Ok(Vec::<f64>::try_from(&t.f_to_kind(tch::Kind::Double)?)?)
             }
-            v => Ok(vec![v.as_float(func, what)?]),
+            v => Ok(vec![v.as_float(what)?]),
         }
     }
 
     /// The value as a list of symbols (a single symbol is a list of one).
-    pub fn as_strs(&self, func: &str, what: &str) -> Result<Vec<String>> {
+    pub fn as_strs(&self, what: &str) -> Result<Vec<String>> {
         match self {
             Value::List(v) | Value::Tuple(v) => v
                 .iter()
-                .map(|x| x.as_str(func, what).map(str::to_string))
+                .map(|x| x.as_str(what).map(str::to_string))
                 .collect(),
-            v => Ok(vec![v.as_str(func, what)?.to_string()]),
+            v => Ok(vec![v.as_str(what)?.to_string()]),
         }
     }
 }
@@ -245,7 +241,7 @@ mod tests {
 
     #[test]
     fn floats_become_integers_only_when_exact() {
-        let int = |f: f64| Value::Float(f).as_int("train", "value");
+        let int = |f: f64| Value::Float(f).as_int("value");
         assert_eq!(int(3.0).expect("3"), 3);
         assert_eq!(int(-0.0).expect("-0"), 0);
         assert_eq!(int(-9_223_372_036_854_775_808.0).expect("min"), i64::MIN);
@@ -266,21 +262,18 @@ mod tests {
             let e = int(f).expect_err("refused");
             assert!(
                 e.to_string()
-                    .starts_with("train: value expects an integer, given float"),
+                    .starts_with("value expects an integer, given float"),
                 "{f}: {e}"
             );
         }
         assert_eq!(
             int(1e300).expect_err("range").to_string(),
-            "train: value expects an integer, given float 1e300, outside the 64-bit integer range"
+            "value expects an integer, given float 1e300, outside the 64-bit integer range"
         );
         assert_eq!(
             int(f64::INFINITY).expect_err("inf").to_string(),
-            "train: value expects an integer, given float inf"
+            "value expects an integer, given float inf"
         );
-        assert_eq!(
-            Value::Int(i64::MAX).as_int("f", "x").expect("int"),
-            i64::MAX
-        );
+        assert_eq!(Value::Int(i64::MAX).as_int("x").expect("int"), i64::MAX);
     }
 }

@@ -21,14 +21,14 @@ fn rows(n: i64) -> Tensor {
 fn stage(n: i64, batchsize: i64) -> Stage {
     let mut s = Stage::new(Phase::Train);
     s.opts.batchsize = batchsize;
-    s.set_data("train", vec![rows(n)], Some(vec![rows(n) * 10]))
+    s.set_data(vec![rows(n)], Some(vec![rows(n) * 10]))
         .expect("data");
     s
 }
 
 fn batches(s: &mut Stage) -> Vec<Vec<i64>> {
     let mut out = vec![];
-    while s.batch("batch").expect("batch") {
+    while s.batch().expect("batch") {
         let x = ints(&s.inputs().expect("inputs")[0]);
         let y = ints(&s.targets().expect("targets")[0]);
         assert_eq!(y, x.iter().map(|v| v * 10).collect::<Vec<_>>());
@@ -41,14 +41,14 @@ fn batches(s: &mut Stage) -> Vec<Vec<i64>> {
 fn stage_batches_then_restores() {
     let mut s = stage(10, 4);
     assert_eq!(s.batches(), 3);
-    assert_eq!(s.init("batchinit").expect("init"), 3);
+    assert_eq!(s.init().expect("init"), 3);
     assert_eq!(
         batches(&mut s),
         vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
     );
     assert_eq!(s.size(), 10);
     s.opts.droplast = true;
-    assert_eq!(s.init("batchinit").expect("init"), 2);
+    assert_eq!(s.init().expect("init"), 2);
     assert_eq!(batches(&mut s).len(), 2);
 }
 
@@ -70,13 +70,13 @@ fn stage_tasks_partition_the_batches() {
 #[test]
 fn stage_shuffle_keeps_rows_together_and_unshuffles() {
     let mut s = stage(50, 50);
-    s.shuffle("shuffle").expect("shuffle");
+    s.shuffle().expect("shuffle");
     let x = ints(&s.inputs().expect("x")[0]);
     let y = ints(&s.targets().expect("y")[0]);
     assert_ne!(x, (0..50).collect::<Vec<_>>());
     assert_eq!(y, x.iter().map(|v| v * 10).collect::<Vec<_>>());
     assert_eq!(ints(s.order().expect("order")), x);
-    s.unshuffle("unshuffle").expect("unshuffle");
+    s.unshuffle().expect("unshuffle");
     assert_eq!(
         ints(&s.inputs().expect("x")[0]),
         (0..50).collect::<Vec<_>>()
@@ -88,8 +88,8 @@ fn stage_seeded_shuffles_repeat() {
     let draw = || {
         let mut s = stage(30, 30);
         s.opts.shuffleseed = Some(7);
-        s.shuffle("shuffle").expect("shuffle");
-        s.shuffle("shuffle").expect("shuffle");
+        s.shuffle().expect("shuffle");
+        s.shuffle().expect("shuffle");
         ints(&s.inputs().expect("x")[0])
     };
     assert_eq!(draw(), draw());
@@ -111,15 +111,11 @@ fn run_is_gradient_descent_on_each_batch() -> Result<()> {
     let y = Tensor::randn([8, 1], (Kind::Float, Device::Cpu));
     m.train.opts.batchsize = 4;
     m.train.opts.metrics = vec![Metric::Loss, Metric::BatchLoss];
-    m.train
-        .set_data("train", vec![x.copy()], Some(vec![y.copy()]))?;
+    m.train.set_data(vec![x.copy()], Some(vec![y.copy()]))?;
     // the same two steps by hand
     let (mut w, mut b) = {
         let q = lock(m.module())?;
-        (
-            q.param("test", "weight")?.copy(),
-            q.param("test", "bias")?.copy(),
-        )
+        (q.param("weight")?.copy(), q.param("bias")?.copy())
     };
     let mut losses = vec![];
     for i in 0..2 {
@@ -132,7 +128,7 @@ fn run_is_gradient_descent_on_each_batch() -> Result<()> {
         w = wg.detach() - wg.grad() * 0.1;
         b = bg.detach() - bg.grad() * 0.1;
     }
-    let r = m.run("run")?;
+    let r = m.run()?;
     assert_eq!(r[0].0, Metric::Loss);
     let got = floats(r[1].1.as_ref().expect("batchloss"));
     for (a, e) in got.iter().zip(&losses) {
@@ -141,14 +137,8 @@ fn run_is_gradient_descent_on_each_batch() -> Result<()> {
     let mean = floats(r[0].1.as_ref().expect("loss"))[0];
     assert!((mean - (losses[0] + losses[1]) / 2.0).abs() < 1e-6);
     let q = lock(m.module())?;
-    let dw = (q.param("test", "weight")? - &w)
-        .abs()
-        .max()
-        .double_value(&[]);
-    let db = (q.param("test", "bias")? - &b)
-        .abs()
-        .max()
-        .double_value(&[]);
+    let dw = (q.param("weight")? - &w).abs().max().double_value(&[]);
+    let db = (q.param("bias")? - &b).abs().max().double_value(&[]);
     assert!(dw < 1e-6 && db < 1e-6);
     Ok(())
 }
@@ -162,8 +152,8 @@ fn testrun_metrics_come_back_in_the_original_order() -> Result<()> {
     m.train.opts.shuffle = true;
     m.train.opts.metrics = vec![Metric::Output];
     m.train
-        .set_data("train", vec![x.copy()], Some(vec![x.narrow(1, 0, 1)]))?;
-    let r = m.run("run")?;
+        .set_data(vec![x.copy()], Some(vec![x.narrow(1, 0, 1)]))?;
+    let r = m.run()?;
     let out = r[0].1.as_ref().expect("output").copy();
     // lr 0: the module is unchanged, so the outputs are the module's on x in order
     let want = lock(m.module())?.forward(&[x])?.remove(0);
@@ -173,11 +163,10 @@ fn testrun_metrics_come_back_in_the_original_order() -> Result<()> {
     m.test.opts.metrics = vec![Metric::Accuracy, Metric::Predict];
     let xt = Tensor::randn([9, 3], (Kind::Float, Device::Cpu));
     m.test.set_data(
-        "test",
         vec![xt],
         Some(vec![Tensor::zeros([9], (Kind::Int64, Device::Cpu))]),
     )?;
-    let t = m.testrun("testrun")?;
+    let t = m.testrun()?;
     // one output column: every prediction is class 0, so accuracy is 100
     assert_eq!(floats(t[0].1.as_ref().expect("accuracy")), vec![100.0]);
     assert_eq!(ints(t[1].1.as_ref().expect("predict")), vec![0; 9]);
@@ -187,22 +176,23 @@ fn testrun_metrics_come_back_in_the_original_order() -> Result<()> {
 #[test]
 fn run_without_data_is_an_error_and_interrupts_restore() -> Result<()> {
     let mut m = linear_model(0.1)?;
-    let e = m.run("run").expect_err("no data");
-    assert_eq!(e.to_string(), "run: no training data defined");
+    let e = m.run().expect_err("no data");
+    assert!(matches!(e, ktorch_core::Error::Invalid(_)), "{e:?}");
+    assert_eq!(e.to_string(), "no training data defined");
+    assert_eq!(e.named("run").to_string(), "run: no training data defined");
     m.train.opts.batchsize = 2;
     m.train.set_data(
-        "train",
         vec![Tensor::ones([10, 3], (Kind::Float, Device::Cpu))],
         Some(vec![Tensor::ones([10, 1], (Kind::Float, Device::Cpu))]),
     )?;
     let mut n = 0;
     let e = m
-        .pass_with(Phase::Train, "run", &mut || {
+        .pass_with(Phase::Train, &mut || {
             n += 1;
             n > 2
         })
         .expect_err("interrupted");
-    assert!(matches!(e, ktorch_core::Error::Interrupted(_)));
+    assert!(matches!(e, ktorch_core::Error::Interrupted));
     assert_eq!(m.train.size(), 10);
     Ok(())
 }

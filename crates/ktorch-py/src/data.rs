@@ -249,7 +249,7 @@ pub(crate) fn set_data(
             Some(y) => Some(y.tensors(g)?),
             None => None,
         };
-        Ok(g.lock(&m)?.stage(phase).set_data(f, x, y)?)
+        Ok(g.lock(&m)?.stage(phase).set_data(x, y)?)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
@@ -359,13 +359,13 @@ fn set_part(
     s: Shared<Model>,
     phase: Phase,
     args: &Bound<'_, PyTuple>,
-    set: fn(&mut Stage, &str, Vec<tch::Tensor>) -> ktorch_core::Result<i64>,
+    set: fn(&mut Stage, Vec<tch::Tensor>) -> ktorch_core::Result<i64>,
 ) -> PyResult<PyObject> {
     let x = srcs_of(f, args)?;
     let ds = domains([s.domains(), x.domains()]);
     let n = call(py, f, ds, move |g| {
         let x = x.tensors(g)?;
-        Ok(set(g.lock(&s)?.stage(phase), f, x)?)
+        Ok(set(g.lock(&s)?.stage(phase), x)?)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
@@ -379,7 +379,7 @@ fn input_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        return set_part(py, f, s, phase, args, |st, f, x| st.set_inputs(f, x));
+        return set_part(py, f, s, phase, args, |st, x| st.set_inputs(x));
     }
     let ds = s.domains();
     let held = ds.clone();
@@ -401,7 +401,7 @@ fn target_fn(
 ) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        return set_part(py, f, s, phase, args, |st, f, y| st.set_targets(f, Some(y)));
+        return set_part(py, f, s, phase, args, |st, y| st.set_targets(Some(y)));
     }
     let ds = s.domains();
     let y = call(py, f, ds, move |g| {
@@ -497,15 +497,16 @@ pub fn batch(
                     "batch(model) takes no size: set the batchsize option",
                 ));
             }
-            Ok(Some(on_stage(py, f, x, Phase::Train, |st| st.batch(f))?))
+            Ok(Some(on_stage(py, f, x, Phase::Train, |st| st.batch())?))
         }
         Some(Obj::Tensors(s)) => {
             let size = size.ok_or_else(|| type_error(f, "expecting a batch size"))?;
             let (w, dim) = match to_value(f, size)? {
-                Value::Tuple(v) | Value::List(v) if v.len() == 2 => {
-                    (v[0].as_int(f, "size").py()?, v[1].as_int(f, "dim").py()?)
-                }
-                v => (v.as_int(f, "size").py()?, 0),
+                Value::Tuple(v) | Value::List(v) if v.len() == 2 => (
+                    v[0].as_int("size").py_for(f)?,
+                    v[1].as_int("dim").py_for(f)?,
+                ),
+                v => (v.as_int("size").py_for(f)?, 0),
             };
             let ds = s.domains();
             call(py, f, ds, move |g| {
@@ -532,7 +533,7 @@ pub fn batch(
 /// testbatch(m) -> bool.
 #[pyfunction]
 pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
-    on_stage(py, "testbatch", m, Phase::Test, |st| st.batch("testbatch"))
+    on_stage(py, "testbatch", m, Phase::Test, |st| st.batch())
 }
 
 /// restore(m or tensors) -> full size along the first (or batching) dimension.
@@ -564,13 +565,13 @@ pub fn testrestore(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
 /// batchinit(m) -> number of training batches (-1 with no data).
 #[pyfunction]
 pub fn batchinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "batchinit", m, Phase::Train, |st| st.init("batchinit"))
+    on_stage(py, "batchinit", m, Phase::Train, |st| st.init())
 }
 
 /// testinit(m) -> number of test batches (-1 with no data).
 #[pyfunction]
 pub fn testinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
-    on_stage(py, "testinit", m, Phase::Test, |st| st.init("testinit"))
+    on_stage(py, "testinit", m, Phase::Test, |st| st.init())
 }
 
 /// shuffle(m) or shuffle(tensors[, dim]).
@@ -586,7 +587,7 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
                     "models shuffle along the first dimension only",
                 ));
             }
-            on_stage(py, f, x, Phase::Train, |st| st.shuffle(f))
+            on_stage(py, f, x, Phase::Train, |st| st.shuffle())
         }
         Some(Obj::Tensors(s)) => {
             let ds = s.domains();
@@ -608,7 +609,5 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
 /// unshuffle(m): restores the training data's original order.
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
-    on_stage(py, "unshuffle", m, Phase::Train, |st| {
-        st.unshuffle("unshuffle")
-    })
+    on_stage(py, "unshuffle", m, Phase::Train, |st| st.unshuffle())
 }

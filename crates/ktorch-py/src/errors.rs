@@ -45,7 +45,7 @@ fn take_pending() -> Option<PyErr> {
 pub fn to_py(e: Error) -> PyErr {
     let pending = take_pending();
     Python::with_gil(|py| match e {
-        Error::Interrupted(_) => {
+        Error::Interrupted => {
             pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(e.to_string()))
         }
         Error::Callback(_) => match pending {
@@ -113,17 +113,26 @@ pub fn type_error(func: &str, msg: impl std::fmt::Display) -> PyErr {
 pub trait IntoPy<T> {
     /// Maps the core error to a Python exception.
     fn py(self) -> PyResult<T>;
+    /// The same, outside a [`crate::gate::call`]: an error that names no
+    /// function names `func`, as the gate would.
+    fn py_for(self, func: &str) -> PyResult<T>;
 }
 
 impl<T> IntoPy<T> for ktorch_core::Result<T> {
     fn py(self) -> PyResult<T> {
         self.map_err(to_py)
     }
+    fn py_for(self, func: &str) -> PyResult<T> {
+        self.map_err(|e| to_py(e.named(func)))
+    }
 }
 
 impl<T> IntoPy<T> for Result<T, tch::TchError> {
     fn py(self) -> PyResult<T> {
         self.map_err(|e| to_py(Error::from(e)))
+    }
+    fn py_for(self, func: &str) -> PyResult<T> {
+        self.map_err(Error::from).py_for(func)
     }
 }
 

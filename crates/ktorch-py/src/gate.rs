@@ -18,7 +18,6 @@ use crate::errors::{clear_pending, set_pending, Fail, Res};
 
 /// Proof that the current code runs inside [`call`]: GIL released, domains held.
 pub struct Gate {
-    func: String,
     // not Send: a gate stays on the thread that holds the domains
     _here: PhantomData<*const ()>,
 }
@@ -55,11 +54,11 @@ pub fn park_if_finalizing() {
 
 /// Runs Python's signal handlers; an exception they raise ends the wait or
 /// the run it interrupts, and is raised by the call.
-pub fn check_signals(func: &str) -> ktorch_core::Result<()> {
+pub fn check_signals() -> ktorch_core::Result<()> {
     park_if_finalizing();
     Python::with_gil(|py| py.check_signals()).map_err(|e| {
         set_pending(e);
-        Error::Interrupted(func.to_string())
+        Error::Interrupted
     })
 }
 
@@ -87,27 +86,19 @@ pub fn call<R: Send>(
         }
     }
     let _leave = Leave;
-    let name = func.to_string();
     let r = py.allow_threads(move || {
-        let hook_name = name.clone();
-        with_wait_hook(
-            move || check_signals(&hook_name),
-            move || {
-                let gate = Gate {
-                    func: name,
-                    _here: PhantomData,
-                };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _held = hold(&ds)?;
-                    f(&gate)
-                }));
-                park_if_finalizing();
-                match r {
-                    Ok(r) => r,
-                    Err(p) => Err(Fail::Core(ktorch_core::error::from_panic(&gate.func, &*p))),
-                }
-            },
-        )
+        with_wait_hook(check_signals, move || {
+            let gate = Gate { _here: PhantomData };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _held = hold(&ds)?;
+                f(&gate)
+            }));
+            park_if_finalizing();
+            match r {
+                Ok(r) => r,
+                Err(p) => Err(Fail::Core(ktorch_core::error::from_panic(&*p))),
+            }
+        })
     });
     r.map_err(|e| named(func, e).into())
 }

@@ -83,7 +83,7 @@ pub fn parm(
         None => {
             let ds = s.domains();
             let held = ds.clone();
-            let t = call(py, f, ds, move |g| Ok(g.lock(&s)?.param(f, &name)?))?;
+            let t = call(py, f, ds, move |g| Ok(g.lock(&s)?.param(&name)?))?;
             // the handle shares the parameter: using it takes the module's lock
             Ok(wrap_shared(py, t, held)?.into_any())
         }
@@ -92,7 +92,7 @@ pub fn parm(
             let ds = domains([s.domains(), v.domains()]);
             call(py, f, ds, move |g| {
                 let t = v.tensor(g)?;
-                Ok(g.lock(&s)?.set_param(f, &name, &t)?)
+                Ok(g.lock(&s)?.set_param(&name, &t)?)
             })?;
             Ok(py.None())
         }

@@ -133,7 +133,7 @@ pub fn lr(
     };
     let rates = match r {
         None => None,
-        Some(r) => Some(to_value(f, r)?.as_floats(f, "rate").py()?.to_vec()),
+        Some(r) => Some(to_value(f, r)?.as_floats("rate").py_for(f)?.to_vec()),
     };
     let ds = o.domains();
     call(py, f, ds, move |g| {

@@ -182,7 +182,7 @@ fn forward_fn(
             }
             Obj::Model(m) => g
                 .lock(m)?
-                .forward(f, if given { Some(&x) } else { None }, mode)?,
+                .forward(if given { Some(&x) } else { None }, mode)?,
             _ => unreachable!(),
         })
     })?;
@@ -242,7 +242,7 @@ pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f6
                     ))
                 }
             };
-            let r = model_step(py, f, &m, x, y, |m, x, y| m.backward(f, x, y))?;
+            let r = model_step(py, f, &m, x, y, |m, x, y| m.backward(x, y))?;
             Ok(Some(r))
         }
         Some(Obj::Tensors(s)) => {
@@ -416,7 +416,7 @@ pub fn backstep(
             ))
         }
     };
-    model_step(py, f, &s, x, y, |m, x, y| m.backstep(f, x, y))
+    model_step(py, f, &s, x, y, |m, x, y| m.backstep(x, y))
 }
 
 /// Metrics as arrays, or as Tensors locked with the model (`ds`).
@@ -472,10 +472,10 @@ fn run_fn(
     let ds = s.domains();
     let held = ds.clone();
     let (r, tensor, dictionary) = call(py, f, ds, move |g| {
-        let mut stop = interrupt_check(f);
+        let mut stop = interrupt_check();
         let mut m = g.lock(&s)?;
         let o = m.stage(phase).opts.clone();
-        let r = m.pass_with(phase, f, &mut stop)?;
+        let r = m.pass_with(phase, &mut stop)?;
         Ok((r, o.tensor, o.dictionary))
     })?;
     metrics_to_py(py, r, tensor, dictionary, held)
@@ -485,14 +485,14 @@ fn run_fn(
 /// handlers (on the main thread); an exception from one (KeyboardInterrupt on
 /// Ctrl-C, SystemExit from `sys.exit` in a handler) stops the loop and is
 /// raised by the call.
-fn interrupt_check(func: &str) -> impl FnMut() -> bool + '_ {
+fn interrupt_check() -> impl FnMut() -> bool {
     let mut last = std::time::Instant::now();
     move || {
         if last.elapsed() < std::time::Duration::from_millis(20) {
             return false;
         }
         last = std::time::Instant::now();
-        check_signals(func).is_err()
+        check_signals().is_err()
     }
 }
 

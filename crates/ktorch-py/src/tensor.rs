@@ -74,8 +74,8 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             .iter()
             .map(|x| to_value(f, x))
             .collect::<PyResult<_>>()?;
-        let o = TensorOptions::parse(f, &strings(f, &rest[split..])?).py()?;
-        let t = call(py, f, vec![], move |_| Ok(create(f, mode, &vals, &o)?))?;
+        let o = TensorOptions::parse(&strings(f, &rest[split..])?).py_for(f)?;
+        let t = call(py, f, vec![], move |_| Ok(create(mode, &vals, &o)?))?;
         return Ok(wrap(py, t)?.into_any());
     }
     if !is_data(&first)? {
@@ -87,7 +87,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             ),
         ));
     }
-    let o = TensorOptions::parse(f, &strings(f, &rest)?).py()?;
+    let o = TensorOptions::parse(&strings(f, &rest)?).py_for(f)?;
     let t = owned_tensor(f, &first)?;
     // a torch.Tensor given as data is copied, so the new handle owns its values
     let t = if crate::convert::is_torch(&first)? {
@@ -95,7 +95,7 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     } else {
         t
     };
-    let t = o.apply(f, t).py()?;
+    let t = o.apply(t).py_for(f)?;
     Ok(wrap(py, t)?.into_any())
 }
 

@@ -282,7 +282,7 @@ fn reduction(a: &Args, batchmean: bool) -> Result<Reduce> {
         &["none", "mean", "sum"]
     };
     let s = a.choice("reduce", "mean", allowed)?;
-    Reduce::from_name(&s).ok_or_else(|| err(a.func(), format!("reduce: unrecognized value `{s}`")))
+    Reduce::from_name(&s).ok_or_else(|| err(a.kind(), format!("reduce: unrecognized value `{s}`")))
 }
 
 /// A 1-dim tensor of class weights.
@@ -291,7 +291,7 @@ fn class_weight(a: &Args) -> Result<Option<Tensor>> {
     if let Some(w) = &w {
         if w.dim() != 1 {
             bail!(
-                a.func(),
+                a.kind(),
                 "weight expects a 1-dim tensor of class weights, given {}-dim",
                 w.dim()
             );
@@ -301,7 +301,7 @@ fn class_weight(a: &Args) -> Result<Option<Tensor>> {
 }
 
 fn setting(name: &str, a: &Args) -> Result<Setting> {
-    let f = a.func();
+    let f = a.kind();
     Ok(match name {
         "ce" => Setting::Ce {
             weight: class_weight(a)?,

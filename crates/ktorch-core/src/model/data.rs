@@ -2,7 +2,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 use crate::model::options::{Options, Phase};
 use crate::tensor::{batch_count, common_size, kinds, Tensors};
 
@@ -45,18 +45,17 @@ impl Stage {
 
     /// Defines inputs and (optional) targets; returns the number of batches.
     /// A rejected definition keeps the old data.
-    pub fn set_data(&mut self, func: &str, x: Vec<Tensor>, y: Option<Vec<Tensor>>) -> Result<i64> {
+    pub fn set_data(&mut self, x: Vec<Tensor>, y: Option<Vec<Tensor>>) -> Result<i64> {
         if x.is_empty() {
-            return Err(err(func, "no input tensors given"));
+            return Err(invalid("no input tensors given"));
         }
         let nx = x.len();
         let mut all = x;
         all.extend(y.unwrap_or_default());
         for t in &all {
-            kinds::check(func, t)?;
+            kinds::check(t)?;
             if t.dim() == 0 {
-                return Err(err(
-                    func,
+                return Err(invalid(
                     "data must have at least one dimension, given a scalar",
                 ));
             }
@@ -79,29 +78,26 @@ impl Stage {
     }
 
     /// Replaces the inputs, keeping the targets.
-    pub fn set_inputs(&mut self, func: &str, x: Vec<Tensor>) -> Result<i64> {
+    pub fn set_inputs(&mut self, x: Vec<Tensor>) -> Result<i64> {
         let y = self.targets_full();
-        self.set_data(func, x, y)
+        self.set_data(x, y)
     }
 
     /// Replaces the targets, keeping the inputs (which must be defined).
-    pub fn set_targets(&mut self, func: &str, y: Option<Vec<Tensor>>) -> Result<i64> {
+    pub fn set_targets(&mut self, y: Option<Vec<Tensor>>) -> Result<i64> {
         let x = self
             .inputs_full()
-            .ok_or_else(|| err(func, "no inputs defined"))?;
-        self.set_data(func, x, y)
+            .ok_or_else(|| invalid("no inputs defined"))?;
+        self.set_data(x, y)
     }
 
-    fn data_mut(&mut self, func: &str) -> Result<&mut Data> {
+    fn data_mut(&mut self) -> Result<&mut Data> {
         let train = self.opts.train;
         self.data.as_mut().ok_or_else(|| {
-            err(
-                func,
-                format!(
-                    "no {} data defined",
-                    if train { "training" } else { "test" }
-                ),
-            )
+            invalid(format!(
+                "no {} data defined",
+                if train { "training" } else { "test" }
+            ))
         })
     }
 
@@ -151,7 +147,7 @@ impl Stage {
     /// Checks that the data still has the rows it was given with (a torch.Tensor given
     /// as data is shared, and its owner may have resized it since); returns the rows.
     /// Reads sizes only: no device work.
-    pub fn check(&self, func: &str) -> Result<i64> {
+    pub fn check(&self) -> Result<i64> {
         let Some(d) = self.data.as_ref() else {
             return Ok(0);
         };
@@ -179,12 +175,12 @@ impl Stage {
             ", given with {} rows; define the data again",
             d.rows
         ));
-        Err(err(func, msg))
+        Err(invalid(msg))
     }
 
     /// [`Stage::check`] when `x` are the stage's current inputs (the same tensors,
     /// as a step on the stage's own data gets them), else nothing.
-    pub fn check_if_own(&self, func: &str, x: &[Tensor]) -> Result<()> {
+    pub fn check_if_own(&self, x: &[Tensor]) -> Result<()> {
         let own = self.data.as_ref().is_some_and(|d| {
             let mine = &d.all.items()[..d.nx.min(d.all.len())];
             mine.len() == x.len()
@@ -193,7 +189,7 @@ impl Stage {
                 })
         });
         if own {
-            self.check(func)?;
+            self.check()?;
         }
         Ok(())
     }
@@ -231,12 +227,12 @@ impl Stage {
 
     /// Moves to the next batch: true while one is selected, false (full size
     /// restored) after the last.
-    pub fn batch(&mut self, func: &str) -> Result<bool> {
-        let n = self.check(func)?;
+    pub fn batch(&mut self) -> Result<bool> {
+        let n = self.check()?;
         let count = batch_count(n, self.opts.batchsize, self.opts.droplast);
         let w = self.width(n);
         let (task, tasks) = (self.opts.task, self.opts.tasks.max(1));
-        let d = self.data_mut(func)?;
+        let d = self.data_mut()?;
         // past the last batch (or past i64::MAX, for a huge number of tasks): done
         let next = match d.index {
             None => Some(task),
@@ -253,9 +249,9 @@ impl Stage {
     }
 
     /// Restores full size, checks the data is still the size it was given with.
-    fn restore_checked(&mut self, func: &str) -> Result<i64> {
+    fn restore_checked(&mut self) -> Result<i64> {
         self.restore();
-        self.check(func)
+        self.check()
     }
 
     /// Restores full size; returns the number of rows.
@@ -268,22 +264,22 @@ impl Stage {
     }
 
     /// Restore, shuffle when the option says so; returns the number of batches (-1 with no data).
-    pub fn init(&mut self, func: &str) -> Result<i64> {
+    pub fn init(&mut self) -> Result<i64> {
         if self.data.is_none() {
             return Ok(-1);
         }
-        self.restore_checked(func)?;
+        self.restore_checked()?;
         if self.opts.train && self.opts.shuffle {
-            self.shuffle(func)?;
+            self.shuffle()?;
         }
         Ok(self.batches())
     }
 
     /// Shuffles inputs and targets with one permutation, tracking it for unshuffle.
-    pub fn shuffle(&mut self, func: &str) -> Result<()> {
-        let n = self.restore_checked(func)?;
+    pub fn shuffle(&mut self) -> Result<()> {
+        let n = self.restore_checked()?;
         let p = self.permutation(n)?;
-        let d = self.data_mut(func)?;
+        let d = self.data_mut()?;
         d.index = None;
         d.all.permute(0, &p)?;
         d.perm = Some(match d.perm.take() {
@@ -294,9 +290,9 @@ impl Stage {
     }
 
     /// Restores the original row order.
-    pub fn unshuffle(&mut self, func: &str) -> Result<()> {
-        self.check(func)?;
-        let d = self.data_mut(func)?;
+    pub fn unshuffle(&mut self) -> Result<()> {
+        self.check()?;
+        let d = self.data_mut()?;
         d.index = None;
         if let Some(p) = d.perm.take() {
             let inv = p.f_argsort(0, false)?;
@@ -370,6 +366,7 @@ fn seeded_perm(n: i64, mut state: u64) -> (Vec<i64>, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::value::Value;
 
     fn stage(rows: i64, batchsize: i64, task: i64, tasks: i64) -> Stage {
@@ -383,14 +380,14 @@ mod tests {
             .expect("options");
         let x = Tensor::arange(rows, (Kind::Int64, Device::Cpu));
         let y = Tensor::arange(rows, (Kind::Int64, Device::Cpu));
-        s.set_data("train", vec![x], Some(vec![y])).expect("data");
+        s.set_data(vec![x], Some(vec![y])).expect("data");
         s
     }
 
     /// The first row of each batch the stage visits, divided by the batch size.
     fn visits(s: &mut Stage, w: i64) -> Vec<i64> {
         let mut v = vec![];
-        while s.batch("batch").expect("batch") {
+        while s.batch().expect("batch") {
             let x = s.inputs().expect("inputs").remove(0);
             v.push(x.int64_value(&[0]) / w);
             assert!(v.len() <= 100, "runaway batching: {v:?}");
@@ -410,11 +407,7 @@ mod tests {
             (i64::MAX - 1, i64::MAX, vec![]),
         ] {
             let mut s = stage(50, 10, task, tasks);
-            assert_eq!(
-                s.init("batchinit").expect("init"),
-                want.len() as i64,
-                "{task}/{tasks}"
-            );
+            assert_eq!(s.init().expect("init"), want.len() as i64, "{task}/{tasks}");
             assert_eq!(s.batches(), want.len() as i64);
             assert_eq!(visits(&mut s, 10), want, "task {task} of {tasks}");
             assert_eq!(s.size(), 50);
@@ -435,49 +428,51 @@ mod tests {
     #[test]
     fn resized_data_is_an_error() {
         let mut s = stage(40, 10, 0, 1);
-        assert!(s.batch("batch").expect("first batch"));
+        assert!(s.batch().expect("first batch"));
         // the caller resizes a shared input: the next batch, a new pass, a step all say so
         let mut x = s.inputs_full().expect("inputs").remove(0);
         let _ = x.resize_([5]);
         let want = "training data changed size after it was given: inputs 5 rows, targets 40 rows, given with 40 rows";
-        for f in ["batch", "run", "batchinit"] {
+        for f in ["batch", "init"] {
             let e = match f {
-                "batch" => s.batch(f).map(|_| 0),
-                _ => s.init(f),
+                "batch" => s.batch().map(|_| 0),
+                _ => s.init(),
             }
             .expect_err("resized");
-            assert!(e.to_string().starts_with(&format!("{f}: {want}")), "{e}");
+            assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+            assert!(e.to_string().starts_with(want), "{e}");
+            let named = e.named("run").to_string();
+            assert!(named.starts_with(&format!("run: {want}")), "{named}");
         }
         assert_eq!(s.rows(), 40);
         let _ = x.resize_(Vec::<i64>::new());
-        let e = s.init("run").expect_err("scalar");
+        let e = s.init().expect_err("scalar");
         assert!(e.to_string().contains("inputs a scalar"), "{e}");
         assert_eq!(s.size(), 0);
         // a new definition is accepted and batches again
         s.set_data(
-            "train",
             vec![Tensor::zeros([20, 2], (Kind::Float, Device::Cpu))],
             None,
         )
         .expect("redefine");
-        assert_eq!(s.init("batchinit").expect("init"), 2);
+        assert_eq!(s.init().expect("init"), 2);
     }
 
     #[test]
     fn unusable_tensors_are_refused() {
         let mut s = Stage::new(Phase::Train);
         let sparse = Tensor::eye(4, (Kind::Float, Device::Cpu)).to_sparse_sparse_dim(2);
-        let e = s.set_data("train", vec![sparse], None).expect_err("sparse");
+        let e = s.set_data(vec![sparse], None).expect_err("sparse");
         assert!(
             e.to_string()
-                .starts_with("train: sparse tensors are not supported"),
+                .starts_with("sparse tensors are not supported"),
             "{e}"
         );
         let f8 = Tensor::zeros([4], (Kind::Float8e4m3fn, Device::Cpu));
-        let e = s.set_data("train", vec![f8], None).expect_err("float8");
+        let e = s.set_data(vec![f8], None).expect_err("float8");
         assert!(
             e.to_string()
-                .starts_with("train: float8_e4m3fn tensors are not supported"),
+                .starts_with("float8_e4m3fn tensors are not supported"),
             "{e}"
         );
         assert!(!s.has_data());

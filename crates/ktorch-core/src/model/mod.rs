@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use tch::Tensor;
 
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Result};
 use crate::loss::Loss;
 use crate::nn::Module;
 use crate::optim::Optimizer;
@@ -125,7 +125,7 @@ impl Model {
 
     /// Forward on the given inputs, or on the stage's data: training data for
     /// `Grad`/`NoGrad`, test data for `Eval`.
-    pub fn forward(&self, func: &str, x: Option<&[Tensor]>, mode: Fwd) -> Result<Vec<Tensor>> {
+    pub fn forward(&self, x: Option<&[Tensor]>, mode: Fwd) -> Result<Vec<Tensor>> {
         let own;
         let mut missing = None;
         let xs = match x {
@@ -147,7 +147,7 @@ impl Model {
             // the module decides whether it runs without inputs; if not, say why there were none
             let mut m = lock(&self.module)?;
             return forward(&mut m, xs, mode)
-                .map_err(|e| err(func, format!("no {which} data defined; {e}")));
+                .map_err(|e| invalid(format!("no {which} data defined; {e}")));
         }
         let mut m = lock(&self.module)?;
         forward(&mut m, xs, mode)
@@ -161,7 +161,6 @@ impl Model {
 
     fn data_or(
         &self,
-        func: &str,
         x: Option<Vec<Tensor>>,
         y: Option<Vec<Tensor>>,
     ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
@@ -170,7 +169,7 @@ impl Model {
             None => self
                 .train
                 .inputs()
-                .ok_or_else(|| err(func, "no training data defined"))?,
+                .ok_or_else(|| invalid("no training data defined"))?,
         };
         let y = match y {
             Some(y) => y,
@@ -181,13 +180,8 @@ impl Model {
 
     /// Forward, loss and backward on the given data (or the training data);
     /// returns the loss.
-    pub fn backward(
-        &self,
-        func: &str,
-        x: Option<Vec<Tensor>>,
-        y: Option<Vec<Tensor>>,
-    ) -> Result<f64> {
-        let (x, y) = self.data_or(func, x, y)?;
+    pub fn backward(&self, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+        let (x, y) = self.data_or(x, y)?;
         let m = lock(&self.module)?;
         let l = lock(&self.loss)?;
         let out = m.forward(&x)?;
@@ -198,14 +192,9 @@ impl Model {
 
     /// Forward, loss, backward, clipping by the training options and an
     /// optimizer step (a closure, so LBFGS can re-evaluate); returns the loss.
-    pub fn backstep(
-        &self,
-        func: &str,
-        x: Option<Vec<Tensor>>,
-        y: Option<Vec<Tensor>>,
-    ) -> Result<f64> {
-        let (x, y) = self.data_or(func, x, y)?;
-        let loss = run::step(self, func, &x, &y, &self.train.opts)?;
+    pub fn backstep(&self, x: Option<Vec<Tensor>>, y: Option<Vec<Tensor>>) -> Result<f64> {
+        let (x, y) = self.data_or(x, y)?;
+        let loss = run::step(self, &x, &y, &self.train.opts)?;
         Ok(loss.f_double_value(&[])?)
     }
 

@@ -1,6 +1,6 @@
 //! Train and test options: names, defaults, get/set with validation.
 
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Named, Result};
 use crate::model::metrics::Metric;
 use crate::value::Value;
 
@@ -107,7 +107,7 @@ struct Opt {
 }
 
 fn flag(field: &mut bool, v: &Value, k: &str) -> Result<()> {
-    *field = v.as_bool(k, "value")?;
+    *field = v.as_bool("value").named(k)?;
     Ok(())
 }
 
@@ -119,12 +119,11 @@ const OPTIONS: &[Opt] = &[
         train_only: false,
         get: |o| Value::Int(o.batchsize),
         set: |o, k, v| {
-            let n = v.as_int(k, "value")?;
+            let n = v.as_int("value").named(k)?;
             if n < 0 {
-                return Err(err(
-                    o.func(),
-                    format!("batchsize must be non-negative, given {n}"),
-                ));
+                return Err(invalid(format!(
+                    "batchsize must be non-negative, given {n}"
+                )));
             }
             o.batchsize = n;
             Ok(())
@@ -206,7 +205,7 @@ const OPTIONS: &[Opt] = &[
         train_only: true,
         get: |o| Value::Int(o.task),
         set: |o, k, v| {
-            let n = v.as_int(k, "value")?;
+            let n = v.as_int("value").named(k)?;
             if n < 0 {
                 return Err(err(k, format!("must be non-negative, given {n}")));
             }
@@ -219,7 +218,7 @@ const OPTIONS: &[Opt] = &[
         train_only: true,
         get: |o| Value::Int(o.tasks),
         set: |o, k, v| {
-            let n = v.as_int(k, "value")?;
+            let n = v.as_int("value").named(k)?;
             if n < 1 {
                 return Err(err(k, format!("must be at least 1, given {n}")));
             }
@@ -240,7 +239,7 @@ const OPTIONS: &[Opt] = &[
         set: |o, k, v| {
             o.shuffleseed = match v {
                 Value::Null => None,
-                v => Some(v.as_int(k, "value")?),
+                v => Some(v.as_int("value").named(k)?),
             };
             Ok(())
         },
@@ -250,7 +249,7 @@ const OPTIONS: &[Opt] = &[
         train_only: true,
         get: |o| Value::Str(o.nonfinite.name().into()),
         set: |o, k, v| {
-            o.nonfinite = match v.as_str(k, "value")? {
+            o.nonfinite = match v.as_str("value").named(k)? {
                 "proceed" => NonFinite::Proceed,
                 "skip" => NonFinite::Skip,
                 "raise" => NonFinite::Raise,
@@ -270,7 +269,7 @@ fn set_metrics(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
     let names = match v {
         Value::Null => vec![],
         Value::List(x) if x.is_empty() => vec![],
-        v => v.as_strs(k, "value")?,
+        v => v.as_strs("value").named(k)?,
     };
     let mut ms = Vec::with_capacity(names.len());
     for n in names {
@@ -301,7 +300,7 @@ fn set_clipnorm(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
         Value::Null => None,
         Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
         v => {
-            let xs = v.as_floats(k, "value")?;
+            let xs = v.as_floats("value").named(k)?;
             let (m, p) = match xs.as_slice() {
                 [m] => (*m, 2.0),
                 [m, p] => (*m, *p),
@@ -330,7 +329,7 @@ fn set_clipvalue(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
         Value::Null => None,
         Value::List(x) | Value::Tuple(x) if x.is_empty() => None,
         v => {
-            let x = v.as_float(k, "value")?;
+            let x = v.as_float("value").named(k)?;
             if x.is_nan() || x < 0.0 {
                 return Err(err(k, format!("must be non-negative, given {x}")));
             }
@@ -368,14 +367,6 @@ impl Options {
         }
     }
 
-    fn func(&self) -> &'static str {
-        if self.train {
-            "train"
-        } else {
-            "test"
-        }
-    }
-
     fn table(&self) -> impl Iterator<Item = &'static Opt> + '_ {
         OPTIONS.iter().filter(|o| self.train || !o.train_only)
     }
@@ -401,13 +392,10 @@ impl Options {
         match OPTIONS.iter().find(|o| o.name == name) {
             Some(o) if self.train || !o.train_only => Ok(o),
             Some(_) => Err(err(name, "not set for evaluation")),
-            None => Err(err(
-                self.func(),
-                format!(
-                    "unrecognized option: {name}, expecting one of: {}",
-                    self.names().join(", ")
-                ),
-            )),
+            None => Err(invalid(format!(
+                "unrecognized option: {name}, expecting one of: {}",
+                self.names().join(", ")
+            ))),
         }
     }
 
@@ -487,15 +475,12 @@ impl Options {
             (opt.set)(&mut o, opt.name, v)?;
         }
         if o.task >= o.tasks {
-            return Err(err(
-                self.func(),
-                format!(
-                    "task {} implies at least {} tasks, but only {} defined",
-                    o.task,
-                    o.task + 1,
-                    o.tasks
-                ),
-            ));
+            return Err(invalid(format!(
+                "task {} implies at least {} tasks, but only {} defined",
+                o.task,
+                o.task + 1,
+                o.tasks
+            )));
         }
         *self = o;
         Ok(())
@@ -600,10 +585,7 @@ mod tests {
         );
         assert_eq!(o.metrics, vec![Metric::Loss, Metric::Accuracy]);
         let e = o.batchsize(-1).expect_err("negative");
-        assert_eq!(
-            e.to_string(),
-            "train: batchsize must be non-negative, given -1"
-        );
+        assert_eq!(e.to_string(), "batchsize must be non-negative, given -1");
         assert_eq!(o.batchsize, 100);
         let mut t = Options::new(Phase::Test);
         assert_eq!(
@@ -623,7 +605,7 @@ mod tests {
             .expect_err("task");
         assert_eq!(
             e.to_string(),
-            "train: task 2 implies at least 3 tasks, but only 2 defined"
+            "task 2 implies at least 3 tasks, but only 2 defined"
         );
     }
 }

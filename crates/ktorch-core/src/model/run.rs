@@ -4,7 +4,7 @@ use tch::Tensor;
 
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
-use crate::error::{err, Error, Result};
+use crate::error::{invalid, Error, Result};
 use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::{lock, loss_of, Model};
@@ -16,17 +16,11 @@ pub type Metrics = Vec<(Metric, Option<Tensor>)>;
 /// One training step on `x`, `y`: gradients to none, forward, loss, backward,
 /// clipping as `opts` say, optimizer step (re-evaluating for LBFGS).
 /// Returns the loss of the first evaluation.
-pub(crate) fn step(
-    model: &Model,
-    func: &str,
-    x: &[Tensor],
-    y: &[Tensor],
-    opts: &Options,
-) -> Result<Tensor> {
-    model.train.check_if_own(func, x)?;
+pub(crate) fn step(model: &Model, x: &[Tensor], y: &[Tensor], opts: &Options) -> Result<Tensor> {
+    model.train.check_if_own(x)?;
     let ps = Trained::of(model)?;
     let mut rel = model.take_release(&ps.all)?;
-    let r = step_full(model, func, x, y, opts, &ps, &mut rel);
+    let r = step_full(model, x, y, opts, &ps, &mut rel);
     model.keep_release(rel);
     Ok(r?.loss)
 }
@@ -63,7 +57,6 @@ struct Stepped {
 
 fn step_full(
     model: &Model,
-    func: &str,
     x: &[Tensor],
     y: &[Tensor],
     opts: &Options,
@@ -113,7 +106,7 @@ fn step_full(
         if let Some(why) = why {
             nonfinite = true;
             if opts.nonfinite == NonFinite::Raise {
-                return Err(err(func, why));
+                return Err(invalid(why));
             }
             // no gradients: the optimizer leaves every parameter as it is
             rel.release()?;
@@ -159,36 +152,31 @@ fn step_full(
 
 impl Model {
     /// A training pass over every batch of the training data; returns the metrics.
-    pub fn run(&mut self, func: &str) -> Result<Metrics> {
-        self.pass_with(Phase::Train, func, &mut || false)
+    pub fn run(&mut self) -> Result<Metrics> {
+        self.pass_with(Phase::Train, &mut || false)
     }
 
     /// An evaluation pass over every batch of the test data, without gradients.
-    pub fn testrun(&mut self, func: &str) -> Result<Metrics> {
-        self.pass_with(Phase::Test, func, &mut || false)
+    pub fn testrun(&mut self) -> Result<Metrics> {
+        self.pass_with(Phase::Test, &mut || false)
     }
 
     /// A pass over the stage's batches (training in training mode, testing in
     /// evaluation mode without gradients; the module's mode is restored after),
     /// calling `stop` before each batch: when it returns true the pass ends with
     /// [`Error::Interrupted`], data restored to full size.
-    pub fn pass_with(
-        &mut self,
-        phase: Phase,
-        func: &str,
-        stop: &mut dyn FnMut() -> bool,
-    ) -> Result<Metrics> {
+    pub fn pass_with(&mut self, phase: Phase, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         let opts = self.stage_ref(phase).opts.clone();
-        if self.stage(phase).init(func)? < 0 {
-            return Err(err(func, format!("no {} data defined", phase.data_name())));
+        if self.stage(phase).init()? < 0 {
+            return Err(invalid(format!("no {} data defined", phase.data_name())));
         }
         let train = phase.is_train();
         let was = self.set_training(train)?;
         let r = if train {
-            self.pass(func, phase, &opts, stop)
+            self.pass(phase, &opts, stop)
         } else {
             let _g = tch::no_grad_guard();
-            self.pass(func, phase, &opts, stop)
+            self.pass(phase, &opts, stop)
         };
         self.set_training(was)?;
         if r.is_err() {
@@ -206,7 +194,6 @@ impl Model {
 
     fn pass(
         &mut self,
-        func: &str,
         phase: Phase,
         opts: &Options,
         stop: &mut dyn FnMut() -> bool,
@@ -219,7 +206,7 @@ impl Model {
         } else {
             None
         };
-        let r = self.batches(func, phase, opts, &mut acc, tr.as_mut(), stop);
+        let r = self.batches(phase, opts, &mut acc, tr.as_mut(), stop);
         if let Some(t) = tr {
             self.keep_release(t.rel);
         }
@@ -229,7 +216,6 @@ impl Model {
 
     fn batches(
         &mut self,
-        func: &str,
         phase: Phase,
         opts: &Options,
         acc: &mut Accum,
@@ -238,9 +224,9 @@ impl Model {
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
-        while self.stage(phase).batch(func)? {
+        while self.stage(phase).batch()? {
             if stop() {
-                return Err(Error::Interrupted(func.to_string()));
+                return Err(Error::Interrupted);
             }
             let stage = self.stage_ref(phase);
             let mut x = stage.inputs().unwrap_or_default();
@@ -248,7 +234,7 @@ impl Model {
             x.append(&mut hidden);
             let mut norm = None;
             let (loss, out) = if let Some(t) = tr.as_deref_mut() {
-                let st = step_full(self, func, &x, &y, opts, &t.ps, &mut t.rel)?;
+                let st = step_full(self, &x, &y, opts, &t.ps, &mut t.rel)?;
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {

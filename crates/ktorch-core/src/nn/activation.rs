@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
 use crate::nn::{filled, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
@@ -150,11 +150,13 @@ pub(crate) fn build(
             let t = a
                 .get("threshold")
                 .ok_or_else(|| err(kind, "threshold not defined"))?
-                .as_float(kind, "threshold")?;
+                .as_float("threshold")
+                .named(kind)?;
             let v = a
                 .get("value")
                 .ok_or_else(|| err(kind, "value not defined"))?
-                .as_float(kind, "value")?;
+                .as_float("value")
+                .named(kind)?;
             Act::Threshold(t, v)
         }
         "mish" | "relu" | "relu6" | "selu" | "silu" => {

@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Named, Result};
 use crate::nn::{want_inputs, CallbackFn, Layer, Module};
 use crate::value::Value;
 
@@ -140,7 +140,7 @@ fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) 
             None => {}
             Some(Value::Dict(d)) => {
                 for (k, v) in d {
-                    let t = value_tensor("callback", k, v)?;
+                    let t = value_tensor(k, v).named("callback")?;
                     m = if which {
                         m.with_param(k, t)?
                     } else {
@@ -166,18 +166,15 @@ fn callback(pos: &[Value], kw: &[(String, Value)], kids: Vec<(String, Module)>) 
 }
 
 /// A tensor from a number, a list of numbers or a tensor (a copy, detached).
-fn value_tensor(func: &str, name: &str, v: &Value) -> Result<Tensor> {
+fn value_tensor(name: &str, v: &Value) -> Result<Tensor> {
     match v {
         Value::Tensor(t) => Ok(t.f_detach_copy()?),
         Value::Int(i) => Ok(Tensor::from(*i as f64)),
         Value::Float(f) => Ok(Tensor::from(*f)),
-        Value::List(_) | Value::Tuple(_) => Ok(Tensor::from_slice(&v.as_floats(func, name)?)),
-        v => Err(err(
-            func,
-            format!(
-                "{name} expects numbers or a tensor, given {}",
-                v.type_name()
-            ),
-        )),
+        Value::List(_) | Value::Tuple(_) => Ok(Tensor::from_slice(&v.as_floats(name)?)),
+        v => Err(invalid(format!(
+            "{name} expects numbers or a tensor, given {}",
+            v.type_name()
+        ))),
     }
 }

@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
 use crate::nn::{normal, uniform, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
@@ -59,7 +59,7 @@ fn embed(pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
     let pad = match a.get("padindex") {
         None => None,
         Some(v) => {
-            let p = v.as_int("embed", "padindex")?;
+            let p = v.as_int("padindex").named("embed")?;
             if p >= rows || p < -rows {
                 return Err(err(
                     "embed",
@@ -75,7 +75,7 @@ fn embed(pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
     let maxnorm = match a.get("maxnorm") {
         None => None,
         Some(v) => {
-            let f = v.as_float("embed", "maxnorm")?;
+            let f = v.as_float("maxnorm").named("embed")?;
             if f.is_nan() || f <= 0.0 {
                 return Err(err("embed", format!("maxnorm must be positive, given {f}")));
             }

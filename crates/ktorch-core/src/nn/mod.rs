@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tch::Tensor;
 
-use crate::error::{err, Error, Result};
+use crate::error::{err, invalid, Error, Result};
 use crate::value::Value;
 
 pub use spec::Spec;
@@ -277,36 +277,30 @@ impl Module {
     }
 
     /// The parameter (or buffer) with the given full name.
-    pub fn param(&self, func: &str, name: &str) -> Result<Tensor> {
+    pub fn param(&self, name: &str) -> Result<Tensor> {
         self.named_parameters()
             .into_iter()
             .chain(self.named_buffers())
             .find(|(k, _)| k == name)
             .map(|(_, t)| t)
             .ok_or_else(|| {
-                err(
-                    func,
-                    format!(
-                        "parameter `{name}` not found, expecting one of: {}",
-                        self.parmnames().join(", ")
-                    ),
-                )
+                invalid(format!(
+                    "parameter `{name}` not found, expecting one of: {}",
+                    self.parmnames().join(", ")
+                ))
             })
     }
 
     /// Copies `value` into the named parameter; shape must match, the dtype is converted.
-    pub fn set_param(&self, func: &str, name: &str, value: &Tensor) -> Result<()> {
-        let mut p = self.param(func, name)?;
-        crate::tensor::kinds::check(func, value)?;
+    pub fn set_param(&self, name: &str, value: &Tensor) -> Result<()> {
+        let mut p = self.param(name)?;
+        crate::tensor::kinds::check(value)?;
         if p.size() != value.size() {
-            return Err(err(
-                func,
-                format!(
-                    "parameter `{name}` has size {:?}, given {:?}",
-                    p.size(),
-                    value.size()
-                ),
-            ));
+            return Err(invalid(format!(
+                "parameter `{name}` has size {:?}, given {:?}",
+                p.size(),
+                value.size()
+            )));
         }
         let _g = tch::no_grad_guard();
         let v = value.f_to_kind(p.kind())?.f_to_device(p.device())?;

@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
 use crate::nn::{dims, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
@@ -108,7 +108,7 @@ pub(crate) fn build(
             None
         } else {
             a.get("divisor")
-                .map(|v| v.as_int(kind, "divisor"))
+                .map(|v| v.as_int("divisor").named(kind))
                 .transpose()?
         };
         if let Some(0) = divisor {
@@ -148,7 +148,7 @@ fn adaptive_size(kind: &str, d: usize, v: Option<&Value>) -> Result<Vec<Option<i
         match v {
             Value::Null => Ok(None),
             v => {
-                let n = v.as_int(kind, "size")?;
+                let n = v.as_int("size").named(kind)?;
                 if n <= 0 {
                     return Err(err(kind, format!("size must be positive, given {n}")));
                 }

@@ -16,7 +16,7 @@ fn det(m: &Module) {
             + k as f64)
             .sin()
             * 0.5;
-        m.set_param("test", &name, &v.view(p.size().as_slice()))
+        m.set_param(&name, &v.view(p.size().as_slice()))
             .expect("set");
     }
 }

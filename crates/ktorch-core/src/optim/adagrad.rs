@@ -35,13 +35,12 @@ impl Default for Adagrad {
 impl Adagrad {
     /// `self` overridden by the given settings, checked as torch.optim.Adagrad does.
     pub(super) fn parse(&self, a: &Args) -> Result<Adagrad> {
-        let f = a.func();
         Ok(Adagrad {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
-            lrdecay: nonneg(f, "lrdecay", a.float("lrdecay", self.lrdecay)?)?,
-            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
-            init: nonneg(f, "init", a.float("init", self.init)?)?,
-            eps: nonneg(f, "eps", a.float("eps", self.eps)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
+            lrdecay: nonneg("lrdecay", a.float("lrdecay", self.lrdecay)?)?,
+            decay: nonneg("decay", a.float("decay", self.decay)?)?,
+            init: nonneg("init", a.float("init", self.init)?)?,
+            eps: nonneg("eps", a.float("eps", self.eps)?)?,
         })
     }
 

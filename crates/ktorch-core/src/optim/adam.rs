@@ -45,13 +45,12 @@ impl Adam {
 
     /// `self` overridden by the given settings, checked as torch.optim.Adam does.
     pub(super) fn parse(&self, a: &Args) -> Result<Adam> {
-        let f = a.func();
         Ok(Adam {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
-            beta1: unit(f, "beta1", a.float("beta1", self.beta1)?)?,
-            beta2: unit(f, "beta2", a.float("beta2", self.beta2)?)?,
-            eps: nonneg(f, "eps", a.float("eps", self.eps)?)?,
-            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
+            beta1: unit("beta1", a.float("beta1", self.beta1)?)?,
+            beta2: unit("beta2", a.float("beta2", self.beta2)?)?,
+            eps: nonneg("eps", a.float("eps", self.eps)?)?,
+            decay: nonneg("decay", a.float("decay", self.decay)?)?,
             amsgrad: a.bool("amsgrad", self.amsgrad)?,
         })
     }

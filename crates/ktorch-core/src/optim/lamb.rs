@@ -75,18 +75,18 @@ impl Default for Lamb {
 impl Lamb {
     /// `self` overridden by the given settings.
     pub(super) fn parse(&self, a: &Args) -> Result<Lamb> {
-        let f = a.func();
+        let f = a.kind();
         let s = Lamb {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
-            beta1: unit(f, "beta1", a.float("beta1", self.beta1)?)?,
-            beta2: unit(f, "beta2", a.float("beta2", self.beta2)?)?,
-            eps: nonneg(f, "eps", a.float("eps", self.eps)?)?,
-            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
+            beta1: unit("beta1", a.float("beta1", self.beta1)?)?,
+            beta2: unit("beta2", a.float("beta2", self.beta2)?)?,
+            eps: nonneg("eps", a.float("eps", self.eps)?)?,
+            decay: nonneg("decay", a.float("decay", self.decay)?)?,
             unbiased: a.bool("unbiased", self.unbiased)?,
             globalnorm: a.bool("globalnorm", self.globalnorm)?,
             trustclip: a.bool("trustclip", self.trustclip)?,
-            trustmin: nonneg(f, "trustmin", a.float("trustmin", self.trustmin)?)?,
-            trustmax: nonneg(f, "trustmax", a.float("trustmax", self.trustmax)?)?,
+            trustmin: nonneg("trustmin", a.float("trustmin", self.trustmin)?)?,
+            trustmax: nonneg("trustmax", a.float("trustmax", self.trustmax)?)?,
         };
         if s.trustmin > s.trustmax {
             return Err(err(

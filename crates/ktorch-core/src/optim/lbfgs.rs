@@ -60,7 +60,7 @@ fn positive(f: &str, name: &str, n: i64) -> Result<i64> {
 impl Lbfgs {
     /// `self` overridden by the given settings; search takes "strong_wolfe" or "none".
     pub(super) fn parse(&self, a: &Args) -> Result<Lbfgs> {
-        let f = a.func();
+        let f = a.kind();
         let wolfe = match a.str("search")?.as_deref() {
             None => self.wolfe,
             Some("strong_wolfe") => true,
@@ -78,11 +78,11 @@ impl Lbfgs {
             self.eval
         };
         Ok(Lbfgs {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
             iter: positive(f, "iter", a.int("iter", self.iter)?)?,
             eval,
-            gradtol: nonneg(f, "gradtol", a.float("gradtol", self.gradtol)?)?,
-            changetol: nonneg(f, "changetol", a.float("changetol", self.changetol)?)?,
+            gradtol: nonneg("gradtol", a.float("gradtol", self.gradtol)?)?,
+            changetol: nonneg("changetol", a.float("changetol", self.changetol)?)?,
             history: positive(f, "history", a.int("history", self.history)?)?,
             wolfe,
         })

@@ -19,7 +19,7 @@ mod testutil;
 use tch::Tensor;
 
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, Named, Result};
 use crate::value::Value;
 use ops::ParamState;
 
@@ -65,6 +65,15 @@ impl Settings {
 
     /// `self` overridden by the settings given by position or name.
     fn update(&self, name: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Settings> {
+        self.update_unnamed(name, pos, kw).named(name)
+    }
+
+    fn update_unnamed(
+        &self,
+        name: &str,
+        pos: &[Value],
+        kw: &[(String, Value)],
+    ) -> Result<Settings> {
         Ok(match self {
             Settings::Sgd(s) => Settings::Sgd(s.parse(&Args::parse(name, sgd::NAMES, pos, kw)?)?),
             Settings::Adam(s) => {

@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 
 /// Per-parameter state: a step count and named buffers (as PyTorch names them).
 #[derive(Debug, Default)]
@@ -110,23 +110,22 @@ pub(super) fn add_scaled(p: &Tensor, x: &Tensor, alpha: f64) -> Result<Tensor> {
 }
 
 /// Checks a setting that must be `>= 0` (NaN fails too).
-pub(super) fn nonneg(func: &str, name: &str, x: f64) -> Result<f64> {
+pub(super) fn nonneg(name: &str, x: f64) -> Result<f64> {
     if x >= 0.0 {
         Ok(x)
     } else {
-        Err(err(func, format!("{name} must be non-negative, given {x}")))
+        Err(invalid(format!("{name} must be non-negative, given {x}")))
     }
 }
 
 /// Checks a setting that must lie in `[0, 1)`, like PyTorch's betas.
-pub(super) fn unit(func: &str, name: &str, x: f64) -> Result<f64> {
+pub(super) fn unit(name: &str, x: f64) -> Result<f64> {
     if (0.0..1.0).contains(&x) {
         Ok(x)
     } else {
-        Err(err(
-            func,
-            format!("{name} must be in the range [0,1), given {x}"),
-        ))
+        Err(invalid(format!(
+            "{name} must be in the range [0,1), given {x}"
+        )))
     }
 }
 

@@ -37,13 +37,12 @@ impl Default for Rmsprop {
 impl Rmsprop {
     /// `self` overridden by the given settings, checked as torch.optim.RMSprop does.
     pub(super) fn parse(&self, a: &Args) -> Result<Rmsprop> {
-        let f = a.func();
         Ok(Rmsprop {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
-            alpha: nonneg(f, "alpha", a.float("alpha", self.alpha)?)?,
-            eps: nonneg(f, "eps", a.float("eps", self.eps)?)?,
-            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
-            momentum: nonneg(f, "momentum", a.float("momentum", self.momentum)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
+            alpha: nonneg("alpha", a.float("alpha", self.alpha)?)?,
+            eps: nonneg("eps", a.float("eps", self.eps)?)?,
+            decay: nonneg("decay", a.float("decay", self.decay)?)?,
+            momentum: nonneg("momentum", a.float("momentum", self.momentum)?)?,
             centered: a.bool("centered", self.centered)?,
         })
     }

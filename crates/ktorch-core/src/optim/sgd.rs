@@ -35,12 +35,12 @@ impl Default for Sgd {
 impl Sgd {
     /// `self` overridden by the given settings, checked as torch.optim.SGD does.
     pub(super) fn parse(&self, a: &Args) -> Result<Sgd> {
-        let f = a.func();
+        let f = a.kind();
         let s = Sgd {
-            lr: nonneg(f, "lr", a.float("lr", self.lr)?)?,
-            momentum: nonneg(f, "momentum", a.float("momentum", self.momentum)?)?,
+            lr: nonneg("lr", a.float("lr", self.lr)?)?,
+            momentum: nonneg("momentum", a.float("momentum", self.momentum)?)?,
             dampening: a.float("dampening", self.dampening)?,
-            decay: nonneg(f, "decay", a.float("decay", self.decay)?)?,
+            decay: nonneg("decay", a.float("decay", self.decay)?)?,
             nesterov: a.bool("nesterov", self.nesterov)?,
         };
         if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) {

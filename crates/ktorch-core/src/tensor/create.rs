@@ -2,7 +2,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 use crate::value::Value;
 
 /// Options given with a tensor: dtype, device and gradient flag.
@@ -55,14 +55,14 @@ pub fn kind_name(k: Kind) -> &'static str {
 }
 
 /// The device called `name` (`cpu`, `cuda`, `cuda:1`).
-pub fn device_from_name(func: &str, name: &str) -> Result<Option<Device>> {
+pub fn device_from_name(name: &str) -> Result<Option<Device>> {
     Ok(Some(match name {
         "cpu" => Device::Cpu,
         "cuda" => Device::Cuda(0),
         s if s.starts_with("cuda:") => {
             let i: usize = s[5..]
                 .parse()
-                .map_err(|_| err(func, format!("unrecognized device: {s}")))?;
+                .map_err(|_| invalid(format!("unrecognized device: {s}")))?;
             Device::Cuda(i)
         }
         _ => return Ok(None),
@@ -92,7 +92,7 @@ fn device_name_with(d: Device, has_mps: bool) -> String {
 
 impl TensorOptions {
     /// Reads option names: `grad`, a dtype name, a device name.
-    pub fn parse(func: &str, names: &[String]) -> Result<TensorOptions> {
+    pub fn parse(names: &[String]) -> Result<TensorOptions> {
         let mut o = TensorOptions::default();
         for n in names {
             if n == "grad" {
@@ -101,26 +101,25 @@ impl TensorOptions {
                 o.grad = false;
             } else if let Some(k) = kind_from_name(n) {
                 o.kind = Some(k);
-            } else if let Some(d) = device_from_name(func, n)? {
+            } else if let Some(d) = device_from_name(n)? {
                 if let Device::Cuda(i) = d {
                     let count = tch::Cuda::device_count();
                     if i as i64 >= count {
-                        return Err(err(
-                            func,
-                            format!("device {n} not available ({count} CUDA device(s))"),
-                        ));
+                        return Err(invalid(format!(
+                            "device {n} not available ({count} CUDA device(s))"
+                        )));
                     }
                 }
                 o.device = Some(d);
             } else {
-                return Err(err(func, format!("unrecognized tensor option: {n}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
+                return Err(invalid(format!("unrecognized tensor option: {n}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
             }
         }
         Ok(o)
     }
 
     /// Applies dtype, device and gradient to `t`.
-    pub fn apply(&self, func: &str, t: Tensor) -> Result<Tensor> {
+    pub fn apply(&self, t: Tensor) -> Result<Tensor> {
         let mut t = t;
         if let Some(k) = self.kind {
             if t.kind() != k {
@@ -136,13 +135,10 @@ impl TensorOptions {
             if !t.is_floating_point()
                 && !matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble)
             {
-                return Err(err(
-                    func,
-                    format!(
-                        "gradients need a floating point tensor, given {}",
-                        kind_name(t.kind())
-                    ),
-                ));
+                return Err(invalid(format!(
+                    "gradients need a floating point tensor, given {}",
+                    kind_name(t.kind())
+                )));
             }
             t = t.f_detach()?.f_set_requires_grad(true)?;
         }
@@ -163,33 +159,33 @@ pub const MODES: &[&str] = &[
     "logspace", "randperm",
 ];
 
-fn size_of(func: &str, v: Option<&Value>) -> Result<Vec<i64>> {
-    let v = v.ok_or_else(|| err(func, "size not given"))?;
-    let s = v.as_ints(func, "size")?;
+fn size_of(v: Option<&Value>) -> Result<Vec<i64>> {
+    let v = v.ok_or_else(|| invalid("size not given"))?;
+    let s = v.as_ints("size")?;
     if let Some(x) = s.iter().find(|x| **x < 0) {
-        return Err(err(func, format!("negative size {x}")));
+        return Err(invalid(format!("negative size {x}")));
     }
     Ok(s)
 }
 
-fn want(func: &str, mode: &str, args: &[Value], lo: usize, hi: usize) -> Result<()> {
+fn want(mode: &str, args: &[Value], lo: usize, hi: usize) -> Result<()> {
     if args.len() < lo || args.len() > hi {
-        return Err(err(
-            func,
-            format!("{mode} expects {lo}-{hi} argument(s), given {}", args.len()),
-        ));
+        return Err(invalid(format!(
+            "{mode} expects {lo}-{hi} argument(s), given {}",
+            args.len()
+        )));
     }
     Ok(())
 }
 
 /// Creates a tensor by mode, e.g. `randn` with a size, `randint` with high and size.
-pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Result<Tensor> {
-    let f = |i: usize, what: &str| -> Result<f64> { args[i].as_float(func, what) };
+pub fn create(mode: &str, args: &[Value], o: &TensorOptions) -> Result<Tensor> {
+    let f = |i: usize, what: &str| -> Result<f64> { args[i].as_float(what) };
     let int_or_float = |v: &Value| matches!(v, Value::Int(_));
     let t = match mode {
         "randn" | "rand" | "zeros" | "ones" | "empty" => {
-            want(func, mode, args, 1, 1)?;
-            let s = size_of(func, args.first())?;
+            want(mode, args, 1, 1)?;
+            let s = size_of(args.first())?;
             let opts = o.opts(Kind::Float);
             match mode {
                 "randn" => Tensor::f_randn(&s, opts)?,
@@ -200,8 +196,8 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
             }
         }
         "full" => {
-            want(func, mode, args, 2, 2)?;
-            let s = size_of(func, args.first())?;
+            want(mode, args, 2, 2)?;
+            let s = size_of(args.first())?;
             let k = if int_or_float(&args[1]) {
                 Kind::Int64
             } else if matches!(args[1], Value::Bool(_)) {
@@ -216,51 +212,46 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
             }
         }
         "randint" => {
-            want(func, mode, args, 2, 3)?;
+            want(mode, args, 2, 3)?;
             let (lo, hi, s) = if args.len() == 2 {
-                (
-                    0,
-                    args[0].as_int(func, "high")?,
-                    size_of(func, args.get(1))?,
-                )
+                (0, args[0].as_int("high")?, size_of(args.get(1))?)
             } else {
                 (
-                    args[0].as_int(func, "low")?,
-                    args[1].as_int(func, "high")?,
-                    size_of(func, args.get(2))?,
+                    args[0].as_int("low")?,
+                    args[1].as_int("high")?,
+                    size_of(args.get(2))?,
                 )
             };
             if hi <= lo {
-                return Err(err(
-                    func,
-                    format!("randint: high {hi} must be greater than low {lo}"),
-                ));
+                return Err(invalid(format!(
+                    "randint: high {hi} must be greater than low {lo}"
+                )));
             }
             Tensor::f_randint_low(lo, hi, &s, o.opts(Kind::Int64))?
         }
         "randperm" => {
-            want(func, mode, args, 1, 1)?;
-            let n = args[0].as_int(func, "n")?;
+            want(mode, args, 1, 1)?;
+            let n = args[0].as_int("n")?;
             if n < 0 {
-                return Err(err(func, format!("randperm: negative size {n}")));
+                return Err(invalid(format!("randperm: negative size {n}")));
             }
             Tensor::f_randperm(n, o.opts(Kind::Int64))?
         }
         "eye" => {
-            want(func, mode, args, 1, 2)?;
-            let n = args[0].as_int(func, "n")?;
+            want(mode, args, 1, 2)?;
+            let n = args[0].as_int("n")?;
             let m = if args.len() > 1 {
-                args[1].as_int(func, "m")?
+                args[1].as_int("m")?
             } else {
                 n
             };
             if n < 0 || m < 0 {
-                return Err(err(func, "eye: negative size"));
+                return Err(invalid("eye: negative size"));
             }
             Tensor::f_eye_m(n, m, o.opts(Kind::Float))?
         }
         "arange" => {
-            want(func, mode, args, 1, 3)?;
+            want(mode, args, 1, 3)?;
             let ints = args.iter().all(int_or_float);
             let k = if ints { Kind::Int64 } else { Kind::Float };
             let (s, e, st) = match args.len() {
@@ -269,13 +260,12 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
                 _ => (f(0, "start")?, f(1, "end")?, f(2, "step")?),
             };
             if st == 0.0 {
-                return Err(err(func, "arange: step must be non-zero"));
+                return Err(invalid("arange: step must be non-zero"));
             }
             if !((e - s) / st).is_finite() || (e - s) * st < 0.0 {
-                return Err(err(
-                    func,
-                    format!("arange: end {e} cannot be reached from start {s} with step {st}"),
-                ));
+                return Err(invalid(format!(
+                    "arange: end {e} cannot be reached from start {s} with step {st}"
+                )));
             }
             if ints {
                 Tensor::f_arange_start_step(s as i64, e as i64, st as i64, o.opts(k))?
@@ -284,26 +274,25 @@ pub fn create(func: &str, mode: &str, args: &[Value], o: &TensorOptions) -> Resu
             }
         }
         "linspace" | "logspace" => {
-            want(func, mode, args, 3, 4)?;
+            want(mode, args, 3, 4)?;
             let (s, e) = (f(0, "start")?, f(1, "end")?);
-            let n = args[2].as_int(func, "steps")?;
+            let n = args[2].as_int("steps")?;
             if n < 0 {
-                return Err(err(
-                    func,
-                    format!("{mode}: number of steps must be non-negative, given {n}"),
-                ));
+                return Err(invalid(format!(
+                    "{mode}: number of steps must be non-negative, given {n}"
+                )));
             }
             if mode == "linspace" {
-                want(func, mode, args, 3, 3)?;
+                want(mode, args, 3, 3)?;
                 Tensor::f_linspace(s, e, n, o.opts(Kind::Float))?
             } else {
                 let base = if args.len() > 3 { f(3, "base")? } else { 10.0 };
                 Tensor::f_logspace(s, e, n, base, o.opts(Kind::Float))?
             }
         }
-        _ => return Err(err(func, format!("unrecognized creation mode: {mode}"))),
+        _ => return Err(invalid(format!("unrecognized creation mode: {mode}"))),
     };
-    o.apply(func, t)
+    o.apply(t)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use tch::{Kind, TchError, Tensor};
 
-use crate::error::{err, Result};
+use crate::error::{invalid, Result};
 
 /// The dtypes ktorch computes with.
 pub const SUPPORTED: &[Kind] = &[
@@ -235,12 +235,12 @@ fn has_negative(t: &Tensor) -> Result<bool> {
     Ok(t.f_lt(0)?.f_any()?.f_int64_value(&[])? != 0)
 }
 
-/// Checks a tensor given to the core from outside: an error naming `func` unless
-/// [`problem`] finds nothing wrong.
-pub fn check(func: &str, t: &Tensor) -> Result<()> {
+/// Checks a tensor given to the core from outside: an [`Error::Invalid`](crate::Error::Invalid)
+/// unless [`problem`] finds nothing wrong.
+pub fn check(t: &Tensor) -> Result<()> {
     match problem(t, "a tensor") {
         None => Ok(()),
-        Some(p) => Err(err(func, p)),
+        Some(p) => Err(invalid(p)),
     }
 }
 
@@ -312,19 +312,19 @@ mod tests {
             e,
             "float8_e4m3fn tensors are not supported, given a torch.Tensor of dtype torch.float8_e4m3fn"
         );
-        let e = check("mul", &x.to_kind(Kind::ComplexHalf)).expect_err("complex32");
+        let e = check(&x.to_kind(Kind::ComplexHalf)).expect_err("complex32");
         assert_eq!(
             e.to_string(),
-            "mul: complex32 tensors are not supported, given a tensor of dtype torch.complex32"
+            "complex32 tensors are not supported, given a tensor of dtype torch.complex32"
         );
         let s = Tensor::eye(3, (Kind::Float, Device::Cpu)).to_sparse_sparse_dim(2);
         assert!(!is_strided(&s));
         assert!(!is_strided(&s.to_dense(None, false).to_sparse_csr(None)));
         assert!(!is_strided(&s.to_dense(None, false).to_mkldnn()));
-        let e = check("data", &s).expect_err("sparse");
+        let e = check(&s).expect_err("sparse");
         assert!(e
             .to_string()
-            .starts_with("data: sparse tensors are not supported"));
+            .starts_with("sparse tensors are not supported"));
         // strided tensors of every supported kind pass and stay shared
         for k in SUPPORTED {
             let t = Tensor::zeros([2, 3], (*k, Device::Cpu));
