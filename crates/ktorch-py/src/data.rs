@@ -13,6 +13,7 @@ use crate::convert::{
 use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Dict, Obj, PyModel, Vector};
+use crate::PhaseCall;
 
 /// Tensors from an argument: a Tensor, Vector or Dict handle, array data, or a
 /// tuple: a selection `(v, [0, 1])`, `(d, ["a", "b"])`, `(v, 0)`, or several of these.
@@ -301,13 +302,7 @@ fn arrays(py: Python<'_>, ts: Option<Vec<tch::Tensor>>) -> PyResult<PyObject> {
     }
 }
 
-fn data_fn(
-    py: Python<'_>,
-    f: &str,
-    phase: Phase,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
+fn data_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
@@ -324,23 +319,13 @@ fn data_fn(
         .unbind())
 }
 
-/// data(m) -> [inputs, targets]; data(m, x, y) defines training data.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn data(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
-    data_fn(py, "data", Phase::Train, m, args)
-}
-
-/// testdata(m) -> [inputs, targets]; testdata(m, x, y) defines test data.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn testdata(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    data_fn(py, "testdata", Phase::Test, m, args)
-}
+phase_pair!(
+    data_fn,
+    /// data(m) -> [inputs, targets]; data(m, x, y) defines training data.
+    data,
+    /// testdata(m) -> [inputs, targets]; testdata(m, x, y) defines test data.
+    testdata
+);
 
 /// Sources from several positional arguments.
 fn srcs_of(f: &str, args: &Bound<'_, PyTuple>) -> PyResult<Srcs> {
@@ -370,13 +355,7 @@ fn set_part(
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
-fn input_fn(
-    py: Python<'_>,
-    f: &str,
-    phase: Phase,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
+fn input_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         return set_part(py, f, s, phase, args, |st, x| st.set_inputs(x));
@@ -392,13 +371,7 @@ fn input_fn(
     }
 }
 
-fn target_fn(
-    py: Python<'_>,
-    f: &str,
-    phase: Phase,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
+fn target_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         return set_part(py, f, s, phase, args, |st, y| st.set_targets(Some(y)));
@@ -410,49 +383,21 @@ fn target_fn(
     arrays(py, y)
 }
 
-/// input(m) -> Tensor (Vector for several); input(m, x, ...) defines training inputs.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn input(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    input_fn(py, "input", Phase::Train, m, args)
-}
+phase_pair!(
+    input_fn,
+    /// input(m) -> Tensor (Vector for several); input(m, x, ...) defines training inputs.
+    input,
+    /// testinput(m) -> Tensor (Vector for several); testinput(m, x, ...) defines test inputs.
+    testinput
+);
 
-/// testinput(m) -> Tensor (Vector for several); testinput(m, x, ...) defines test inputs.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn testinput(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    input_fn(py, "testinput", Phase::Test, m, args)
-}
-
-/// target(m) -> array(s) or None; target(m, y, ...) defines training targets.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn target(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    target_fn(py, "target", Phase::Train, m, args)
-}
-
-/// testtarget(m) -> array(s) or None; testtarget(m, y, ...) defines test targets.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn testtarget(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    target_fn(py, "testtarget", Phase::Test, m, args)
-}
+phase_pair!(
+    target_fn,
+    /// target(m) -> array(s) or None; target(m, y, ...) defines training targets.
+    target,
+    /// testtarget(m) -> array(s) or None; testtarget(m, y, ...) defines test targets.
+    testtarget
+);
 
 /// Runs `f` on a model's stage, inside a call.
 fn on_stage<R: Send>(

@@ -1,5 +1,37 @@
 //! The `ktorch._ktorch` Python module: argument conversion, handle classes and error mapping over ktorch-core.
 
+/// A train/test pair of Python functions `f(m, *args)` over one
+/// implementation that takes the stage's `Phase`:
+/// `phase_pair!(imp, /// doc\n train_name, /// doc\n test_name)`.
+macro_rules! phase_pair {
+    ($imp:ident, $(#[$ta:meta])* $train:ident, $(#[$sa:meta])* $test:ident) => {
+        phase_pair!(@one $imp, Train, $(#[$ta])* $train);
+        phase_pair!(@one $imp, Test, $(#[$sa])* $test);
+    };
+    (@one $imp:ident, $phase:ident, $(#[$a:meta])* $name:ident) => {
+        $(#[$a])*
+        #[pyfunction]
+        #[pyo3(signature = (m, *args))]
+        pub fn $name(
+            py: Python<'_>,
+            m: &Bound<'_, PyAny>,
+            args: &Bound<'_, PyTuple>,
+        ) -> PyResult<PyObject> {
+            $imp($crate::PhaseCall(py, stringify!($name), Phase::$phase, m, args))
+        }
+    };
+}
+
+/// The arguments of a [`phase_pair!`] implementation: Python, the function's
+/// name, the stage, the model, the rest of the positional arguments.
+pub(crate) struct PhaseCall<'a, 'py>(
+    Python<'py>,
+    &'static str,
+    ktorch_core::model::Phase,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, pyo3::types::PyTuple>,
+);
+
 mod convert;
 mod data;
 mod errors;

@@ -14,6 +14,7 @@ use crate::data::{model_of, set_data, tensors_arg};
 use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, check_signals, domains};
 use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
+use crate::PhaseCall;
 
 /// model(module, loss, optimizer) -> Model.
 #[pyfunction]
@@ -451,13 +452,7 @@ fn metrics_to_py(
     Ok(PyList::new(py, vals)?.into_any().unbind())
 }
 
-fn run_fn(
-    py: Python<'_>,
-    f: &str,
-    phase: Phase,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
+fn run_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
@@ -496,20 +491,10 @@ fn interrupt_check() -> impl FnMut() -> bool {
     }
 }
 
-/// run(m[, x, y]): one training pass over the data; returns the metrics.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn run(py: Python<'_>, m: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
-    run_fn(py, "run", Phase::Train, m, args)
-}
-
-/// testrun(m[, x, y]): one evaluation pass over the test data; returns the metrics.
-#[pyfunction]
-#[pyo3(signature = (m, *args))]
-pub fn testrun(
-    py: Python<'_>,
-    m: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<PyObject> {
-    run_fn(py, "testrun", Phase::Test, m, args)
-}
+phase_pair!(
+    run_fn,
+    /// run(m[, x, y]): one training pass over the data; returns the metrics.
+    run,
+    /// testrun(m[, x, y]): one evaluation pass over the test data; returns the metrics.
+    testrun
+);

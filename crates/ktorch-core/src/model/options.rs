@@ -106,9 +106,39 @@ struct Opt {
     set: fn(&mut Options, &'static str, &Value) -> Result<()>,
 }
 
-fn flag(field: &mut bool, v: &Value, k: &str) -> Result<()> {
-    *field = v.as_bool("value").named(k)?;
-    Ok(())
+/// A boolean option: `flag_opt!(name, train_only, field)`.
+macro_rules! flag_opt {
+    ($name:literal, $train_only:expr, $field:ident) => {
+        Opt {
+            name: $name,
+            train_only: $train_only,
+            get: |o| Value::Bool(o.$field),
+            set: |o, k, v| {
+                o.$field = v.as_bool("value").named(k)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// A training-only integer option with a lower bound:
+/// `int_opt!(name, field, least, message)`.
+macro_rules! int_opt {
+    ($name:literal, $field:ident, $least:literal, $why:literal) => {
+        Opt {
+            name: $name,
+            train_only: true,
+            get: |o| Value::Int(o.$field),
+            set: |o, k, v| {
+                let n = v.as_int("value").named(k)?;
+                if n < $least {
+                    return Err(err(k, format!("{}, given {n}", $why)));
+                }
+                o.$field = n;
+                Ok(())
+            },
+        }
+    };
 }
 
 /// Every option, in the order `train(m)` / `test(m)` list them: the one place
@@ -129,30 +159,10 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
-    Opt {
-        name: "droplast",
-        train_only: false,
-        get: |o| Value::Bool(o.droplast),
-        set: |o, k, v| flag(&mut o.droplast, v, k),
-    },
-    Opt {
-        name: "hidden",
-        train_only: false,
-        get: |o| Value::Bool(o.hidden),
-        set: |o, k, v| flag(&mut o.hidden, v, k),
-    },
-    Opt {
-        name: "tensor",
-        train_only: false,
-        get: |o| Value::Bool(o.tensor),
-        set: |o, k, v| flag(&mut o.tensor, v, k),
-    },
-    Opt {
-        name: "dictionary",
-        train_only: false,
-        get: |o| Value::Bool(o.dictionary),
-        set: |o, k, v| flag(&mut o.dictionary, v, k),
-    },
+    flag_opt!("droplast", false, droplast),
+    flag_opt!("hidden", false, hidden),
+    flag_opt!("tensor", false, tensor),
+    flag_opt!("dictionary", false, dictionary),
     Opt {
         name: "metrics",
         train_only: false,
@@ -166,12 +176,7 @@ const OPTIONS: &[Opt] = &[
         },
         set: set_metrics,
     },
-    Opt {
-        name: "clipgroup",
-        train_only: true,
-        get: |o| Value::Bool(o.clipgroup),
-        set: |o, k, v| flag(&mut o.clipgroup, v, k),
-    },
+    flag_opt!("clipgroup", true, clipgroup),
     Opt {
         name: "clipnorm",
         train_only: true,
@@ -188,50 +193,11 @@ const OPTIONS: &[Opt] = &[
         get: |o| o.clipvalue.map_or(Value::Null, Value::Float),
         set: set_clipvalue,
     },
-    Opt {
-        name: "shuffle",
-        train_only: true,
-        get: |o| Value::Bool(o.shuffle),
-        set: |o, k, v| flag(&mut o.shuffle, v, k),
-    },
-    Opt {
-        name: "sync",
-        train_only: true,
-        get: |o| Value::Bool(o.sync),
-        set: |o, k, v| flag(&mut o.sync, v, k),
-    },
-    Opt {
-        name: "task",
-        train_only: true,
-        get: |o| Value::Int(o.task),
-        set: |o, k, v| {
-            let n = v.as_int("value").named(k)?;
-            if n < 0 {
-                return Err(err(k, format!("must be non-negative, given {n}")));
-            }
-            o.task = n;
-            Ok(())
-        },
-    },
-    Opt {
-        name: "tasks",
-        train_only: true,
-        get: |o| Value::Int(o.tasks),
-        set: |o, k, v| {
-            let n = v.as_int("value").named(k)?;
-            if n < 1 {
-                return Err(err(k, format!("must be at least 1, given {n}")));
-            }
-            o.tasks = n;
-            Ok(())
-        },
-    },
-    Opt {
-        name: "shufflecuda",
-        train_only: true,
-        get: |o| Value::Bool(o.shufflecuda),
-        set: |o, k, v| flag(&mut o.shufflecuda, v, k),
-    },
+    flag_opt!("shuffle", true, shuffle),
+    flag_opt!("sync", true, sync),
+    int_opt!("task", task, 0, "must be non-negative"),
+    int_opt!("tasks", tasks, 1, "must be at least 1"),
+    flag_opt!("shufflecuda", true, shufflecuda),
     Opt {
         name: "shuffleseed",
         train_only: true,

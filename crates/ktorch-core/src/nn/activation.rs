@@ -5,8 +5,7 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{filled, unknown, want_inputs, Layer, Module};
-use crate::value::Value;
+use crate::nn::{filled, spec::Given, unknown, want_inputs, Layer, Module};
 
 pub(crate) const TYPES: &[&str] = &[
     "celu",
@@ -67,12 +66,8 @@ enum Act {
     Threshold(f64, f64),
 }
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let parse = |names: &[&'static str]| Args::parse(kind, names, pos, kw);
     let act = match kind {
         "celu" | "elu" => {

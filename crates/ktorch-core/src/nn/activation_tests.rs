@@ -4,6 +4,7 @@ use tch::{Kind, Tensor};
 
 use super::*;
 use crate::nn::testutil::*;
+use crate::value::Value;
 
 fn act(kind: &str, args: Vec<Value>) -> Module {
     make(kind, args)

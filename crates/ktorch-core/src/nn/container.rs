@@ -4,17 +4,13 @@ use tch::Tensor;
 
 use crate::args::Args;
 use crate::error::{err, invalid, Named, Result};
-use crate::nn::{want_inputs, CallbackFn, Layer, Module};
+use crate::nn::{spec::Given, want_inputs, CallbackFn, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["sequential", "identity", "residual", "callback"];
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given, kids: Vec<(String, Module)>) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let mut m = match kind {
         "sequential" => {
             Args::parse(kind, &[], pos, kw)?;

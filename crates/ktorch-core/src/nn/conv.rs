@@ -5,7 +5,7 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{dims, uniform, unknown, want_inputs, Layer, Module};
+use crate::nn::{dims, spec::Given, uniform, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &[
@@ -47,15 +47,8 @@ struct Conv {
     outpad: Vec<i64>,
 }
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
-    if !TYPES.contains(&kind) {
-        return Err(unknown(kind));
-    }
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let (d, transposed) = (dims(kind), kind.starts_with("convtranspose"));
     let a = Args::parse(kind, if transposed { TRANSPOSE } else { CONV }, pos, kw)?;
     let (i, o) = (a.req_pos("in")?, a.req_pos("out")?);

@@ -5,20 +5,12 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::Result;
 use crate::nn::container::layer_clone;
-use crate::nn::{unknown, want_inputs, Layer, Module};
-use crate::value::Value;
+use crate::nn::{spec::Given, want_inputs, Layer, Module};
 
 pub(crate) const TYPES: &[&str] = &["drop", "drop2d", "drop3d", "adrop", "fadrop"];
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
-    if !TYPES.contains(&kind) {
-        return Err(unknown(kind));
-    }
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let a = Args::parse(kind, &["p", "inplace"], pos, kw)?;
     let p = a.float_in("p", 0.5, 0.0, 1.0)?;
     a.bool("inplace", false)?;
@@ -51,6 +43,7 @@ mod tests {
 
     use super::*;
     use crate::nn::testutil::*;
+    use crate::value::Value;
 
     #[test]
     fn drop_active_only_in_training() {

@@ -5,17 +5,13 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{normal, uniform, unknown, want_inputs, Layer, Module};
+use crate::nn::{normal, spec::Given, uniform, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &["linear", "bilinear", "embed"];
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     match kind {
         "linear" => {
             let a = Args::parse(kind, &["in", "out", "bias"], pos, kw)?;

@@ -404,7 +404,7 @@ pub(crate) fn null_given(
 
 /// The names of every module type the catalogue builds.
 pub fn module_types() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = Vec::new();
+    let mut v: Vec<&'static str> = container::TYPES.to_vec();
     for f in spec::FAMILIES {
         v.extend_from_slice(f.0);
     }

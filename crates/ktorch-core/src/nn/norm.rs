@@ -5,7 +5,7 @@ use tch::{Kind, Tensor};
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{dims, filled, null_given, unknown, want_inputs, Layer, Module};
+use crate::nn::{dims, filled, null_given, spec::Given, unknown, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &[
@@ -18,12 +18,8 @@ pub(crate) const TYPES: &[&str] = &[
 
 const BATCHNORM: &[&str] = &["in", "eps", "momentum", "affine", "track"];
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     match kind {
         "batchnorm1d" | "batchnorm2d" | "batchnorm3d" => batchnorm(kind, pos, kw),
         "layernorm" => {

@@ -5,7 +5,7 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Named, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{dims, unknown, want_inputs, Layer, Module};
+use crate::nn::{dims, spec::Given, want_inputs, Layer, Module};
 use crate::value::Value;
 
 pub(crate) const TYPES: &[&str] = &[
@@ -45,15 +45,8 @@ enum Pool {
     AdaptMax(Vec<Option<i64>>),
 }
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
-    if !TYPES.contains(&kind) {
-        return Err(unknown(kind));
-    }
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let d = dims(kind);
     let pool = if kind.starts_with("maxpool") {
         let a = Args::parse(

@@ -5,8 +5,7 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{uniform, unknown, want_inputs, Layer, Module};
-use crate::value::Value;
+use crate::nn::{spec::Given, uniform, unknown, want_inputs, Layer, Module};
 
 pub(crate) const TYPES: &[&str] = &["rnn", "gru", "lstm"];
 
@@ -30,12 +29,8 @@ struct Recur {
     bi: bool,
 }
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let (a, cell) = match kind {
         "rnn" => {
             let a = Args::parse(

@@ -4,6 +4,7 @@ use tch::{Kind, Tensor};
 
 use super::*;
 use crate::nn::testutil::*;
+use crate::value::Value;
 
 fn ints(xs: &[i64]) -> Vec<Value> {
     xs.iter().map(|x| Value::Int(*x)).collect()

@@ -5,17 +5,12 @@ use tch::Tensor;
 use crate::args::Args;
 use crate::error::{err, Result};
 use crate::nn::container::layer_clone;
-use crate::nn::{unknown, want_inputs, Layer, Module};
-use crate::value::Value;
+use crate::nn::{spec::Given, unknown, want_inputs, Layer, Module};
 
 pub(crate) const TYPES: &[&str] = &["flatten", "reshape"];
 
-pub(crate) fn build(
-    kind: &str,
-    pos: &[Value],
-    kw: &[(String, Value)],
-    _kids: Vec<(String, Module)>,
-) -> Result<Module> {
+pub(crate) fn build(g: &Given) -> Result<Module> {
+    let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     match kind {
         "flatten" => {
             let a = Args::parse(kind, &["start", "end"], pos, kw)?;
@@ -61,8 +56,8 @@ impl Layer for Shape {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::nn::testutil::*;
+    use crate::value::Value;
 
     #[test]
     fn flatten_and_reshape() {

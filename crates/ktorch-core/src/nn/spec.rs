@@ -8,13 +8,22 @@ use crate::nn::{
 };
 use crate::value::Value;
 
-/// A builder: module type, positional settings, keyword settings, built children.
-pub(crate) type Builder =
-    fn(&str, &[Value], &[(String, Value)], Vec<(String, Module)>) -> Result<Module>;
+/// What a spec gives a family's builder: the module type and its settings.
+pub(crate) struct Given<'a> {
+    /// Module type.
+    pub kind: &'a str,
+    /// Positional settings.
+    pub pos: &'a [Value],
+    /// Keyword settings.
+    pub kw: &'a [(String, Value)],
+}
 
-/// Each family's type names and builder.
+/// A leaf family's builder.
+pub(crate) type Builder = fn(&Given) -> Result<Module>;
+
+/// Each leaf family's type names and builder (containers, the one family
+/// with children, are built by [`container::build`]).
 pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
-    (container::TYPES, container::build),
     (linear::TYPES, linear::build),
     (conv::TYPES, conv::build),
     (pool::TYPES, pool::build),
@@ -107,13 +116,21 @@ pub(crate) fn build_layer(
         }
         kids.push((key, m));
     }
+    let g = Given {
+        kind,
+        pos: args,
+        kw,
+    };
+    if container::TYPES.contains(&kind) {
+        return container::build(&g, kids);
+    }
     let builder = FAMILIES
         .iter()
         .find(|(names, _)| names.contains(&kind))
         .map(|(_, b)| *b)
         .ok_or_else(|| err("module", format!("unrecognized module type: {kind}")))?;
-    if !kids.is_empty() && !container::TYPES.contains(&kind) {
+    if !kids.is_empty() {
         return Err(err(kind, "not a container, cannot hold child modules"));
     }
-    builder(kind, args, kw, kids)
+    builder(&g)
 }
