@@ -81,30 +81,65 @@ class KtorchError(RuntimeError):
 @final
 class Tensor:
     """A handle to a tensor (batching narrows it in place)."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Vector:
     """A handle to a list of tensors."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Dict:
     """A handle to tensors by name."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Module:
     """A handle to a module tree (layers, parameters, buffers)."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Loss:
     """A handle to a loss function."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Optimizer:
     """A handle to an optimizer with parameter groups."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Model:
     """A handle to a model: module, loss, optimizer, train/test options and data."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 _Handle = Tensor | Vector | Dict | Module | Loss | Optimizer | Model
 _Array = np.ndarray | list[Any] | float | int | bool | torch.Tensor
