@@ -340,6 +340,8 @@ def test_callback_bad_arguments(tmp_path):
     assert log._file is None  # the callbacks begun before were ended
     with pytest.raises(kt.KtorchError, match="ModelCheckpoint: monitor .* given 'batchloss'"):
         kt.fit(m, 1, callbacks=[cb.ModelCheckpoint(monitor="batchloss")])
+    with pytest.raises(kt.KtorchError, match="ModelCheckpoint: path names 'val_loss', not epoch or a scalar log"):
+        kt.fit(m, 1, callbacks=[cb.ModelCheckpoint(tmp_path / "{epoch}-{val_loss:.2f}.npz")])
     with pytest.raises(kt.KtorchError, match="ReduceLROnPlateau: monitor .* given 'test_loss'"):
         kt.fit(_model(with_test=False), 1, callbacks=[cb.ReduceLROnPlateau()])
     with pytest.raises(kt.KtorchError, match="ReduceLROnPlateau: min_lr expects one rate per group"):

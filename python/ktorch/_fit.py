@@ -135,12 +135,13 @@ def fit(m: _kt.Model, epochs: int = 1, *, callbacks: Sequence[Callback] | Callba
                 cb.on_epoch_begin(epoch, {})
             lr = list(_kt.lr(m) or [])
             t0 = time.perf_counter()
-            logs = _named(_kt.run(m), _kt.train(m, keys), "")
+            now = _named(_kt.run(m), _kt.train(m, keys), "")
             if test:
-                logs.update(_named(_kt.testrun(m), _kt.test(m, keys), TEST_PREFIX))
+                now.update(_named(_kt.testrun(m), _kt.test(m, keys), TEST_PREFIX))
             if lr:
-                logs["lr"] = lr[0] if len(lr) == 1 else lr
+                now["lr"] = lr[0] if len(lr) == 1 else lr
             seconds = time.perf_counter() - t0
+            logs = now
             history.record(epoch, logs)
             if verbose:
                 print(_line(epoch, epochs, logs, seconds), flush=True)

@@ -23,6 +23,7 @@ import csv
 import math
 import numbers
 import os
+import string
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
@@ -330,6 +331,13 @@ class ModelCheckpoint(_Best):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_begin(logs)
+        if self.path is not None:
+            known = {"epoch", "lr", *self.params.get("scalars", [])}
+            for _, field, _, _ in string.Formatter().parse(self.path):
+                name = (field or "").split(".")[0].split("[")[0]
+                if field is not None and name not in known:
+                    raise _kt.KtorchError(f"{self._fn}: path names {field!r}, not epoch or a scalar log of this fit "
+                                          f"({', '.join(sorted(known))})")
         self.saved = []
 
     def _save(self, epoch: int, logs: Mapping[str, Any], parms: Mapping[str, np.ndarray]) -> None:
