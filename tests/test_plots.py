@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import spirals
 
 import ktorch as kt
@@ -15,6 +16,15 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 import plots  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """A tiny model: one libtorch thread is faster, and far faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _png(path, shape):
