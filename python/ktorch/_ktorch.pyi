@@ -276,12 +276,17 @@ def step(x: Optimizer | Model) -> None:
 def backstep(m: Model, x: Any = None, y: Any = None) -> float:
     """Forward, loss, backward, clipping by the training options, optimizer step; returns the loss."""
 
-def run(m: Model, *args: Any) -> Any:
-    """One training pass over the data (run(m, x, y) defines it first); returns the metrics.
-    When the data was shuffled, predict and output come back in the original order."""
+def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None, every: int = 1) -> Any:
+    """One training pass over the data (run(m, x, y) or run(m, TensorDataset) defines it first);
+    returns the metrics (torch.Tensor when the inputs came as torch.Tensor).
+    When the data was shuffled, predict and output come back in the original order.
+    callback(info) is called every `every` batches and after the last, with a dict:
+    phase, batch, batches, elapsed (seconds), loss (running mean, None without one)."""
 
-def testrun(m: Model, *args: Any) -> Any:
-    """One evaluation pass over the test data without gradients; returns the metrics."""
+def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None,
+            every: int = 1) -> Any:
+    """One evaluation pass over the test data without gradients; returns the metrics.
+    callback and every as for run."""
 
 @overload
 def train(m: Model, /) -> builtins.dict[str, Any]:

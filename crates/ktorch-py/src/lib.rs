@@ -2,11 +2,31 @@
 
 /// A train/test pair of Python functions `f(m, *args)` over one
 /// implementation that takes the stage's `Phase`:
-/// `phase_pair!(imp, /// doc\n train_name, /// doc\n test_name)`.
+/// `phase_pair!(imp, /// doc\n train_name, /// doc\n test_name)`; with
+/// `watched` first, the functions also take `callback=None, every=1`.
 macro_rules! phase_pair {
     ($imp:ident, $(#[$ta:meta])* $train:ident, $(#[$sa:meta])* $test:ident) => {
         phase_pair!(@one $imp, Train, $(#[$ta])* $train);
         phase_pair!(@one $imp, Test, $(#[$sa])* $test);
+    };
+    (watched $imp:ident, $(#[$ta:meta])* $train:ident, $(#[$sa:meta])* $test:ident) => {
+        phase_pair!(@watched $imp, Train, $(#[$ta])* $train);
+        phase_pair!(@watched $imp, Test, $(#[$sa])* $test);
+    };
+    (@watched $imp:ident, $phase:ident, $(#[$a:meta])* $name:ident) => {
+        $(#[$a])*
+        #[pyfunction]
+        #[pyo3(signature = (m, *args, callback=None, every=1))]
+        pub fn $name(
+            py: Python<'_>,
+            m: &Bound<'_, PyAny>,
+            args: &Bound<'_, PyTuple>,
+            callback: Option<&Bound<'_, PyAny>>,
+            every: i64,
+        ) -> PyResult<PyObject> {
+            let c = $crate::PhaseCall(py, stringify!($name), Phase::$phase, m, args);
+            $imp(c, callback, every)
+        }
     };
     (@one $imp:ident, $phase:ident, $(#[$a:meta])* $name:ident) => {
         $(#[$a])*

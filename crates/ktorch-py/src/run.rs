@@ -2,7 +2,7 @@
 
 use ktorch_core::autograd::{backward as core_backward, reset_grads, Mode};
 use ktorch_core::clip::{clip_norm, clip_value};
-use ktorch_core::model::{forward as module_forward, Fwd, Metric, Phase};
+use ktorch_core::model::{forward as module_forward, Fwd, Metric, Phase, Tick};
 use ktorch_core::sync::{shared, Domain, Shared};
 use ktorch_core::Model;
 use ktorch_core::Params;
@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{dataset_tensors, to_numpy, to_torch, wrap_shared, wrap_vector_shared, Srcs};
 use crate::data::{model_of, set_data, tensors_arg};
-use crate::errors::{type_error, IntoPy};
+use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, check_signals, domains};
 use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 use crate::PhaseCall;
@@ -475,8 +475,33 @@ fn metrics_to_py(
     Ok(PyList::new(py, vals)?.into_any().unbind())
 }
 
-fn run_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
+fn run_fn(
+    PhaseCall(py, f, phase, m, args): PhaseCall,
+    callback: Option<&Bound<'_, PyAny>>,
+    every: i64,
+) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
+    let callback = match callback {
+        Some(c) if !c.is_none() => {
+            if !c.is_callable() {
+                return Err(type_error(
+                    f,
+                    format!(
+                        "callback expects a callable, given {}",
+                        c.get_type().name()?
+                    ),
+                ));
+            }
+            Some(c.clone().unbind())
+        }
+        _ => None,
+    };
+    if every < 1 {
+        return Err(ktorch_error(
+            f,
+            format!("every must be at least 1, given {every}"),
+        ));
+    }
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
         let dataset = rest.len() == 1 && dataset_tensors(&rest[0])?.is_some();
@@ -494,10 +519,51 @@ fn run_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
         let mut stop = interrupt_check();
         let mut m = g.lock(&s)?;
         let o = m.stage(phase).opts.clone();
-        let r = m.pass_with(phase, &mut stop)?;
+        let r = match &callback {
+            None => m.pass_with(phase, &mut stop)?,
+            Some(c) => {
+                let mut watch = |t: &Tick| -> ktorch_core::Result<()> {
+                    if t.batch % every == 0 || t.batch == t.batches {
+                        tick_to_py(c, t)?;
+                    }
+                    Ok(())
+                };
+                m.pass_watched(phase, &mut stop, Some(&mut watch))?
+            }
+        };
         Ok((r, o.tensor, m.stage(phase).shared(), o.dictionary))
     })?;
     metrics_to_py(py, r, tensor, torch, dictionary, held)
+}
+
+/// Calls a batch callback with a dict: phase, batch, batches, elapsed
+/// seconds, the running mean loss (None when no loss is computed).
+fn tick_to_py(c: &Py<PyAny>, t: &Tick) -> ktorch_core::Result<()> {
+    crate::gate::park_if_finalizing();
+    Python::with_gil(|py| {
+        let r = (|| -> PyResult<()> {
+            let d = PyDict::new(py);
+            d.set_item("phase", if t.phase.is_train() { "train" } else { "test" })?;
+            d.set_item("batch", t.batch)?;
+            d.set_item("batches", t.batches)?;
+            d.set_item("elapsed", t.elapsed.as_secs_f64())?;
+            d.set_item("loss", t.loss())?;
+            c.call1(py, (d,))?;
+            Ok(())
+        })();
+        r.map_err(|e| {
+            let msg = format!(
+                "callback: {}: {}",
+                e.get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                e.value(py)
+            );
+            crate::errors::set_pending(e);
+            ktorch_core::Error::Callback(msg)
+        })
+    })
 }
 
 /// A check run between batches, at most every 20 ms: it runs Python's signal
@@ -516,9 +582,12 @@ fn interrupt_check() -> impl FnMut() -> bool {
 }
 
 phase_pair!(
-    run_fn,
-    /// run(m[, x, y]): one training pass over the data; returns the metrics.
+    watched run_fn,
+    /// run(m[, x, y], callback=None, every=1): one training pass over the data; returns the
+    /// metrics. `callback(info)` is called every `every` batches and after the last, with a
+    /// dict: phase, batch, batches, elapsed (seconds), loss (running mean, None without one).
     run,
-    /// testrun(m[, x, y]): one evaluation pass over the test data; returns the metrics.
+    /// testrun(m[, x, y], callback=None, every=1): one evaluation pass over the test data;
+    /// returns the metrics; `callback` and `every` as for run.
     testrun
 );

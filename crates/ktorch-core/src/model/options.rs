@@ -95,6 +95,9 @@ pub struct Options {
     pub shuffleseed: Option<i64>,
     /// What to do with a NaN or infinite gradient norm.
     pub nonfinite: NonFinite,
+    /// Draw a progress bar on stderr during a pass (batches, rate, ETA, running
+    /// loss), when stderr is a terminal.
+    pub progress: bool,
 }
 
 /// One option: its name, whether only training has it, how it is read and set.
@@ -160,6 +163,7 @@ const OPTIONS: &[Opt] = &[
         },
     },
     flag_opt!("droplast", false, droplast),
+    flag_opt!("progress", false, progress),
     flag_opt!("hidden", false, hidden),
     flag_opt!("tensor", false, tensor),
     flag_opt!("dictionary", false, dictionary),
@@ -330,6 +334,7 @@ impl Options {
             shufflecuda: false,
             shuffleseed: None,
             nonfinite: NonFinite::Proceed,
+            progress: false,
         }
     }
 
@@ -389,6 +394,11 @@ impl Options {
     pub fn metrics(&mut self, ms: &[Metric]) -> Result<&mut Self> {
         let v = Value::List(ms.iter().map(|m| Value::Str(m.name().into())).collect());
         self.set_value("metrics", v)
+    }
+
+    /// Draw a progress bar on stderr during a pass, when stderr is a terminal.
+    pub fn progress(&mut self, on: bool) -> Result<&mut Self> {
+        self.set_value("progress", Value::Bool(on))
     }
 
     /// Shuffle the training data at the start of each pass (training only).
@@ -533,7 +543,7 @@ mod tests {
             o.set(&[(k.clone(), v.clone())]).expect("set");
             assert_eq!(format!("{:?}", o.get(&k).expect("get")), format!("{v:?}"));
         }
-        assert_eq!(Options::new(Phase::Test).names().len(), 6);
+        assert_eq!(Options::new(Phase::Test).names().len(), 7);
         assert_eq!(o.names().len(), OPTIONS.len());
     }
 

@@ -1,5 +1,8 @@
 //! The training step and the run / testrun loops over a stage's batches.
 
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Tensor;
 
 use crate::autograd::{backward, GradRelease, Mode};
@@ -166,19 +169,34 @@ impl Model {
     /// calling `stop` before each batch: when it returns true the pass ends with
     /// [`Error::Interrupted`], data restored to full size.
     pub fn pass_with(&mut self, phase: Phase, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
+        self.pass_watched(phase, stop, None)
+    }
+
+    /// [`Model::pass_with`], calling `watch` after each batch with where the
+    /// pass stands ([`Tick`]); an error from `watch` ends the pass with that
+    /// error, data restored to full size.
+    pub fn pass_watched(
+        &mut self,
+        phase: Phase,
+        stop: &mut dyn FnMut() -> bool,
+        watch: Option<&mut dyn FnMut(&Tick) -> Result<()>>,
+    ) -> Result<Metrics> {
         let opts = self.stage_ref(phase).opts.clone();
-        if self.stage(phase).init()? < 0 {
+        let batches = self.stage(phase).init()?;
+        if batches < 0 {
             return Err(invalid(format!("no {} data defined", phase.data_name())));
         }
+        let mut w = Watcher::new(phase, batches, opts.progress, watch);
         let train = phase.is_train();
         let was = self.set_training(train)?;
         let r = if train {
-            self.pass(phase, &opts, stop)
+            self.pass(phase, &opts, stop, &mut w)
         } else {
             let _g = tch::no_grad_guard();
-            self.pass(phase, &opts, stop)
+            self.pass(phase, &opts, stop, &mut w)
         };
         self.set_training(was)?;
+        w.finish(r.is_ok());
         if r.is_err() {
             self.stage(phase).restore();
         }
@@ -197,6 +215,7 @@ impl Model {
         phase: Phase,
         opts: &Options,
         stop: &mut dyn FnMut() -> bool,
+        w: &mut Watcher,
     ) -> Result<Metrics> {
         let mut acc = Accum::default();
         let mut tr = if phase.is_train() {
@@ -206,7 +225,7 @@ impl Model {
         } else {
             None
         };
-        let r = self.batches(phase, opts, &mut acc, tr.as_mut(), stop);
+        let r = self.batches(phase, opts, &mut acc, tr.as_mut(), stop, w);
         if let Some(t) = tr {
             self.keep_release(t.rel);
         }
@@ -221,6 +240,7 @@ impl Model {
         acc: &mut Accum,
         mut tr: Option<&mut Trainer>,
         stop: &mut dyn FnMut() -> bool,
+        w: &mut Watcher,
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
@@ -254,6 +274,7 @@ impl Model {
                     .collect::<std::result::Result<Vec<_>, _>>()?;
             }
             acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?;
+            w.batch(loss.as_ref())?;
             if opts.sync {
                 if let Some(t) = out.first() {
                     if let tch::Device::Cuda(i) = t.device() {
@@ -263,5 +284,137 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+/// Where a pass stands after a batch, for the watcher of [`Model::pass_watched`].
+pub struct Tick<'a> {
+    /// Training or testing.
+    pub phase: Phase,
+    /// Batches done in this pass.
+    pub batch: i64,
+    /// Batches in the pass.
+    pub batches: i64,
+    /// Time since the pass began.
+    pub elapsed: Duration,
+    loss: &'a RunningLoss,
+}
+
+impl Tick<'_> {
+    /// The mean loss of the batches done so far (None when no loss was
+    /// computed). It reads the device: ask at most every so often.
+    pub fn loss(&self) -> Option<f64> {
+        self.loss.mean()
+    }
+}
+
+/// The sum of the batch losses, kept on the device.
+#[derive(Default)]
+struct RunningLoss {
+    sum: Option<Tensor>,
+    n: i64,
+}
+
+impl RunningLoss {
+    fn add(&mut self, l: &Tensor) -> Result<()> {
+        let l = l.f_detach()?;
+        self.sum = Some(match self.sum.take() {
+            None => l.f_to_kind(tch::Kind::Double)?,
+            Some(s) => s.f_add(&l)?,
+        });
+        self.n += 1;
+        Ok(())
+    }
+
+    fn mean(&self) -> Option<f64> {
+        let s = self.sum.as_ref()?.f_double_value(&[]).ok()?;
+        Some(s / self.n as f64)
+    }
+}
+
+/// A pass's progress bar and watcher.
+struct Watcher<'w> {
+    phase: Phase,
+    batch: i64,
+    batches: i64,
+    start: Instant,
+    loss: RunningLoss,
+    bar: Option<ProgressBar>,
+    shown: Instant,
+    watch: Option<&'w mut dyn FnMut(&Tick) -> Result<()>>,
+}
+
+/// How often the bar's running loss is read from the device.
+const REFRESH: Duration = Duration::from_millis(100);
+
+impl<'w> Watcher<'w> {
+    fn new(
+        phase: Phase,
+        batches: i64,
+        progress: bool,
+        watch: Option<&'w mut dyn FnMut(&Tick) -> Result<()>>,
+    ) -> Watcher<'w> {
+        let target = ProgressDrawTarget::stderr_with_hz(10);
+        let bar = (progress && !target.is_hidden()).then(|| {
+            let b = ProgressBar::with_draw_target(Some(batches.max(0) as u64), target);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b.set_prefix(if phase.is_train() { "train" } else { "test" });
+            b
+        });
+        let now = Instant::now();
+        Watcher {
+            phase,
+            batch: 0,
+            batches,
+            start: now,
+            loss: RunningLoss::default(),
+            bar,
+            shown: now,
+            watch,
+        }
+    }
+
+    fn batch(&mut self, loss: Option<&Tensor>) -> Result<()> {
+        if self.bar.is_none() && self.watch.is_none() {
+            return Ok(());
+        }
+        self.batch += 1;
+        if let Some(l) = loss {
+            self.loss.add(l)?;
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(self.batch as u64);
+            if self.shown.elapsed() >= REFRESH || self.batch == self.batches {
+                self.shown = Instant::now();
+                if let Some(l) = self.loss.mean() {
+                    b.set_message(format!("loss {l:.4}"));
+                }
+            }
+        }
+        if let Some(w) = self.watch.as_mut() {
+            let t = Tick {
+                phase: self.phase,
+                batch: self.batch,
+                batches: self.batches,
+                elapsed: self.start.elapsed(),
+                loss: &self.loss,
+            };
+            w(&t)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, ok: bool) {
+        if let Some(b) = self.bar.take() {
+            if ok {
+                b.finish();
+            } else {
+                b.abandon();
+            }
+        }
     }
 }
