@@ -19,7 +19,7 @@ pub use metrics::Metric;
 pub use options::{Options, Phase};
 
 pub use crate::sync::{held_here, lock, shared, Guard, Share, Shared};
-pub use run::{Metrics, Tick};
+pub use run::{Metrics, Tick, Watch};
 
 /// How a forward calculation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -179,7 +179,7 @@ impl Model {
         &mut self,
         phase: Phase,
         stop: &mut dyn FnMut() -> bool,
-        watch: Option<&mut dyn FnMut(&Tick) -> Result<()>>,
+        watch: Option<&mut Watch>,
     ) -> Result<Metrics> {
         let opts = self.stage_ref(phase).opts.clone();
         let batches = self.stage(phase).init()?;
@@ -215,7 +215,7 @@ impl Model {
         phase: Phase,
         opts: &Options,
         stop: &mut dyn FnMut() -> bool,
-        w: &mut Watcher,
+        w: &mut Watcher<'_, '_>,
     ) -> Result<Metrics> {
         let mut acc = Accum::default();
         let mut tr = if phase.is_train() {
@@ -240,7 +240,7 @@ impl Model {
         acc: &mut Accum,
         mut tr: Option<&mut Trainer>,
         stop: &mut dyn FnMut() -> bool,
-        w: &mut Watcher,
+        w: &mut Watcher<'_, '_>,
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
@@ -286,6 +286,9 @@ impl Model {
         Ok(())
     }
 }
+
+/// A watcher of [`Model::pass_watched`]: called after each batch.
+pub type Watch<'a> = dyn FnMut(&Tick) -> Result<()> + 'a;
 
 /// Where a pass stands after a batch, for the watcher of [`Model::pass_watched`].
 pub struct Tick<'a> {
@@ -333,7 +336,7 @@ impl RunningLoss {
 }
 
 /// A pass's progress bar and watcher.
-struct Watcher<'w> {
+struct Watcher<'w, 'f> {
     phase: Phase,
     batch: i64,
     batches: i64,
@@ -341,19 +344,19 @@ struct Watcher<'w> {
     loss: RunningLoss,
     bar: Option<ProgressBar>,
     shown: Instant,
-    watch: Option<&'w mut dyn FnMut(&Tick) -> Result<()>>,
+    watch: Option<&'w mut Watch<'f>>,
 }
 
 /// How often the bar's running loss is read from the device.
 const REFRESH: Duration = Duration::from_millis(100);
 
-impl<'w> Watcher<'w> {
+impl<'w, 'f> Watcher<'w, 'f> {
     fn new(
         phase: Phase,
         batches: i64,
         progress: bool,
-        watch: Option<&'w mut dyn FnMut(&Tick) -> Result<()>>,
-    ) -> Watcher<'w> {
+        watch: Option<&'w mut Watch<'f>>,
+    ) -> Watcher<'w, 'f> {
         let target = ProgressDrawTarget::stderr_with_hz(10);
         let bar = (progress && !target.is_hidden()).then(|| {
             let b = ProgressBar::with_draw_target(Some(batches.max(0) as u64), target);
