@@ -196,3 +196,42 @@ fn run_without_data_is_an_error_and_interrupts_restore() -> Result<()> {
     assert_eq!(m.train.size(), 10);
     Ok(())
 }
+
+#[test]
+fn a_watched_pass_reports_each_batch_and_can_stop() -> Result<()> {
+    tch::manual_seed(2);
+    let mut m = linear_model(0.05)?;
+    m.train_options().batchsize(3)?;
+    m.train.set_data(
+        vec![Tensor::randn([10, 3], (Kind::Float, Device::Cpu))],
+        Some(vec![Tensor::randn([10, 1], (Kind::Float, Device::Cpu))]),
+    )?;
+    let mut seen = vec![];
+    let mut watch = |t: &ktorch_core::model::Tick| -> Result<()> {
+        seen.push((t.batch, t.batches, t.loss()));
+        Ok(())
+    };
+    let r = m.pass_watched(Phase::Train, &mut || false, Some(&mut watch))?;
+    assert_eq!(
+        seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        vec![(1, 4), (2, 4), (3, 4), (4, 4)]
+    );
+    // the running loss after the last batch is the pass's loss
+    let loss = floats(r[0].1.as_ref().expect("loss"))[0];
+    let last = seen[3].2.expect("running loss");
+    assert!((last - loss).abs() < 1e-6, "{last} vs {loss}");
+    // a watcher's error ends the pass, data restored to full size
+    let mut fail = |t: &ktorch_core::model::Tick| -> Result<()> {
+        if t.batch == 2 {
+            Err(ktorch_core::Error::Callback("enough".into()))
+        } else {
+            Ok(())
+        }
+    };
+    let e = m
+        .pass_watched(Phase::Train, &mut || false, Some(&mut fail))
+        .expect_err("stopped");
+    assert_eq!(e.to_string(), "enough");
+    assert_eq!(m.train.size(), 10);
+    Ok(())
+}
