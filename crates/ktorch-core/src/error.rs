@@ -142,8 +142,9 @@ pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Error {
 const LIST_MAX: usize = 24;
 
 /// The names in `valid` closest to `given` for a "did you mean" hint: by edit
-/// distance, ignoring case, those at the least distance when it is at most a
-/// third of the longer name (at least 1); at most 3, in the order of `valid`.
+/// distance (a swap of neighbours counts one), ignoring case, those at the least
+/// distance when it is at most a third of the longer name (at least 1); at most 3,
+/// in the order of `valid`.
 pub fn closest<'a>(given: &str, valid: &[&'a str]) -> Vec<&'a str> {
     let g = given.to_lowercase();
     if g.is_empty() {
@@ -151,7 +152,7 @@ pub fn closest<'a>(given: &str, valid: &[&'a str]) -> Vec<&'a str> {
     }
     let scored: Vec<(usize, &'a str)> = valid
         .iter()
-        .map(|v| (strsim::levenshtein(&g, &v.to_lowercase()), *v))
+        .map(|v| (strsim::damerau_levenshtein(&g, &v.to_lowercase()), *v))
         .filter(|(d, v)| *d <= (g.chars().count().max(v.chars().count()) / 3).max(1))
         .collect();
     let best = scored.iter().map(|(d, _)| *d).min();
@@ -252,6 +253,7 @@ mod tests {
         assert_eq!(closest("Linear", &v), ["linear"]);
         assert_eq!(closest("reluu", &v), ["relu", "relu6"]);
         assert_eq!(closest("conv", &v), ["conv1d", "conv2d"]);
+        assert_eq!(closest("lniear", &v), ["linear"]);
         assert!(closest("nosuch", &v).is_empty());
         assert!(closest("", &v).is_empty());
     }
