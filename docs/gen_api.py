@@ -1,4 +1,4 @@
-"""Writes docs/api.md and the docstrings of python/ktorch/_ktorch.pyi from the runtime docstrings.
+"""Writes docs/api.md and the stubs' docstrings (python/ktorch/*.pyi) from the runtime docstrings.
 
 One source: the `///` comments on the #[pyfunction]s in crates/ktorch-py/src/*.rs, which pyo3
 makes each function's `__doc__` (what Python's `help(kt.run)` shows). A docstring's first
@@ -7,6 +7,7 @@ files; `--check` exits 1 where either differs (tests/test_docs.py checks the sam
 """
 
 import ast
+import inspect
 import os
 import sys
 
@@ -15,7 +16,8 @@ import ktorch as kt
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 API = os.path.join(HERE, "api.md")
-STUB = os.path.join(ROOT, "python", "ktorch", "_ktorch.pyi")
+STUBS = [(os.path.join(ROOT, "python", "ktorch", "_ktorch.pyi"), kt._ktorch),
+         (os.path.join(ROOT, "python", "ktorch", "__init__.pyi"), kt)]
 
 GROUPS = [
     ("Tensors, vectors and dictionaries",
@@ -49,7 +51,7 @@ their defaults are in [Options](options.md) and [Catalogue](catalogue.md).
 
 
 def doc(name):
-    return getattr(kt, name).__doc__.strip("\n")
+    return inspect.cleandoc(getattr(kt, name).__doc__)
 
 
 def entry(name):
@@ -85,9 +87,9 @@ def page():
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
-def stub():
-    """_ktorch.pyi with each function's and class's first docstring replaced by the runtime one."""
-    with open(STUB) as f:
+def stub(path, module):
+    """The stub at path with each function's and class's first docstring replaced by the runtime one."""
+    with open(path) as f:
         src = f.read()
     lines = src.split("\n")
     seen = set()
@@ -95,12 +97,12 @@ def stub():
     for node in ast.parse(src).body:
         if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name in seen:
             continue
-        obj = getattr(kt._ktorch, node.name, None)
+        obj = getattr(module, node.name, None)
         if obj is None or not obj.__doc__:
             continue
         seen.add(node.name)
         indent = " " * (node.col_offset + 4)
-        text = obj.__doc__.strip("\n").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+        text = inspect.cleandoc(obj.__doc__).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
         body = text.split("\n")
         if len(body) == 1:
             new = [f'{indent}"""{body[0]}"""']
@@ -124,7 +126,7 @@ def stub():
 def main(argv):
     check = "--check" in argv
     stale = []
-    for path, text in ((API, page()), (STUB, stub())):
+    for path, text in [(API, page())] + [(p, stub(p, m)) for p, m in STUBS]:
         with open(path) as f:
             if f.read() == text:
                 continue

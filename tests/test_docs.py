@@ -65,12 +65,16 @@ def test_page_examples_run_and_print_what_they_show(page):
             assert matches(g, w), f"{where}: printed {g!r}, the page shows {w!r}"
 
 
-def test_api_page_is_generated_from_the_docstrings():
+def test_api_page_and_stub_docstrings_are_generated_from_the_docstrings():
+    """help(kt.f), docs/api.md and the stubs show one text: the #[pyfunction]'s doc comment."""
     spec = importlib.util.spec_from_file_location("gen_api", os.path.join(DOCS, "gen_api.py"))
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     with open(os.path.join(DOCS, "api.md")) as f:
         assert f.read() == gen.page(), "docs/api.md is stale: run `make docs` (docs/gen_api.py)"
+    for path, module in gen.STUBS:
+        with open(path) as f:
+            assert f.read() == gen.stub(path, module), f"{path} docstrings are stale: run `make docs`"
 
 
 def test_every_function_has_a_reference_entry():
