@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import ktorch as kt
 
@@ -47,8 +48,17 @@ def matches(got, want):
     return re.fullmatch(pattern, got.rstrip()) is not None
 
 
+@pytest.fixture
+def one_thread():
+    """The examples are small: with one libtorch thread they take 0.2 s, not 25 s, on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)])
-def test_page_examples_run_and_print_what_they_show(page):
+def test_page_examples_run_and_print_what_they_show(page, one_thread):
     ns = {"__name__": "__docs__"}
     kt.seed(42)
     for src, want, line in blocks(page):
