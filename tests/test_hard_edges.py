@@ -260,7 +260,7 @@ CONSUMERS = [
     ("loss-handle", "loss", lambda e, x: kt.tensor(kt.loss(kt.loss("l1"), x, x)), lambda e, r, ref: equal(r, zero_loss(ref))),
     ("backward", "backward", lambda e, x: kt.backward(e.m, x, e.y), lambda e, r, ref: np.isfinite(r)),
     ("backstep", "backstep", lambda e, x: kt.backstep(e.m, x, e.y), lambda e, r, ref: np.isfinite(r)),
-    ("run", "run", lambda e, x: kt.run(e.m, x, e.y), lambda e, r, ref: np.isfinite(r)),
+    ("run", "run", lambda e, x: kt.run(e.m, x, e.y), lambda e, r, ref: np.isfinite(float(r))),
     ("info", "vector", lambda e, x: kt.info(kt.vector(x)), check_info),
     ("size", "vector", lambda e, x: kt.size(kt.vector(x)), lambda e, r, ref: r == [list(ref.shape)]),
     ("grad", "vector", lambda e, x: kt.grad(kt.vector(x)), lambda e, r, ref: r == [None] or ref.requires_grad),
@@ -273,6 +273,15 @@ CONSUMERS = [
 # the consumers that may raise libtorch's error for an admitted dtype the float32 module (or,
 # for the losses, the loss) does not take; every other consumer works for every admitted dtype
 FLOAT32_ONLY = {"forward", "evaluate", "backward", "backstep", "run"}
+# the consumers that hand data to the float32 module: floating data of another dtype is
+# converted when given as numpy (a copy anyway) and refused when given as torch (shared)
+MEETS_MODULE = FLOAT32_ONLY | {"train-data", "data", "test-data", "input", "target"}
+
+
+def module_dtype_rule(x, dtype, name):
+    if name not in MEETS_MODULE or not dtype.is_floating_point or dtype == torch.float32:
+        return None
+    return "refused" if isinstance(x, torch.Tensor) else "converted"
 
 def cases():
     for cid, make, outcome in CATALOGUE:
@@ -285,10 +294,16 @@ def test_kinds_catalogue(make, outcome, fname, call, check, name):
     x = quiet(make)
     e = Env()
     before = e.state()
+    rule = module_dtype_rule(x, outcome[1], name) if outcome[0] == "ok" else None
     try:
         r = call(e, x)
     except (kt.KtorchError, TypeError) as err:
         msg = str(err)
+        if rule == "refused" and "the module's parameters torch.float32" in msg:
+            assert isinstance(err, kt.KtorchError) and msg.startswith(f"{fname}: "), msg
+            assert f"torch.{str(outcome[1]).split('.')[-1]}" in msg, msg
+            same(e.state(), before)
+            return
         if outcome[0] == "refused":
             # refused at the boundary: named, with what was given, and nothing changed
             if fname == "callback":
@@ -306,7 +321,8 @@ def test_kinds_catalogue(make, outcome, fname, call, check, name):
         assert not (name.startswith("loss") and outcome[1].is_floating_point), msg
         return
     assert outcome[0] == "ok", f"{name} accepted data it must refuse ({outcome[1]}): {r!r}"
-    ref = reference(x, outcome[1])
+    assert rule != "refused" or name in {"backward", "backstep"}, f"{name} took {outcome[1]} torch data"
+    ref = reference(x, torch.float32 if rule == "converted" else outcome[1])
     res = check(e, r, ref)
     assert res is None or bool(np.all(res)), res
 
@@ -518,7 +534,7 @@ def test_resizing_given_data_does_not_reach_the_model(f, shape):
     getattr(kt, f)(m)
     assert kt.info(m)["train"] == 400 and kt.info(m)["test"] == 400
     assert kt.batchinit(m) == 4
-    assert np.isfinite(kt.run(m))
+    assert np.isfinite(float(kt.run(m)))
     assert kt.testinit(m) == 4
 
 

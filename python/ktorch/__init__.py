@@ -6,12 +6,14 @@ torch is imported first so that its libtorch is the one the native module uses.
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from ktorch import _ktorch
+from ktorch import callbacks as callbacks
+from ktorch._fit import fit as fit
 from ktorch._ktorch import *  # noqa: F403
 from ktorch._ktorch import KtorchError as KtorchError
 
 # names that would shadow Python builtins stay in the module but out of `import *`
 _BUILTINS = {"dict", "help", "input"}
-__all__ = [n for n in _ktorch.__all__ if not n.startswith("_") and n not in _BUILTINS] + ["seq"]
+__all__ = [n for n in _ktorch.__all__ if not n.startswith("_") and n not in _BUILTINS] + ["seq", "fit"]
 
 
 def seq(container, *children):

@@ -3,6 +3,8 @@
 from typing import Any
 
 from ktorch import _ktorch as _ktorch
+from ktorch import callbacks as callbacks
+from ktorch._fit import fit as fit
 from ktorch._ktorch import (
     Dict as Dict,
 )
@@ -411,6 +413,7 @@ __all__ = [
     "shuffle",
     "unshuffle",
     "seq",
+    "fit",
     "ce",
     "nll",
     "bce",

@@ -84,30 +84,65 @@ class KtorchError(RuntimeError):
 @final
 class Tensor:
     """A handle to a tensor (batching narrows it in place); `kt.tensor(t)` reads its values."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Vector:
     """A handle to a list of tensors; `kt.vector(v)` reads them."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Dict:
     """A handle to tensors by name; `kt.dict(d)` reads them."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Module:
     """A handle to a module tree (layers, parameters, buffers), made by `kt.module`."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Loss:
     """A handle to a loss function and its settings, made by `kt.loss`."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Optimizer:
     """A handle to an optimizer with parameter groups, made by `kt.opt`."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 @final
 class Model:
     """A handle to a model: module, loss, optimizer, train/test options and data."""
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
+    def __dlpack__(self, **kw: Any) -> Any:
+        """``torch.as_tensor(h)``, ``numpy.from_dlpack(h)``: a copy of a Tensor's values."""
+    def __dlpack_device__(self) -> Any: ...
 
 _Handle = Tensor | Vector | Dict | Module | Loss | Optimizer | Model
 _Array = np.ndarray | list[Any] | float | int | bool | torch.Tensor
@@ -121,6 +156,7 @@ def tensor() -> Tensor:
     tensor(t) -> numpy array
     tensor(v) -> list of arrays
     tensor(d) -> dict of arrays
+    tensor(h, "torch") -> torch.Tensor (a list or dict of them for a Vector or Dict)
 
     Makes a tensor from data, or by a creation mode, or reads a handle's values.
 
@@ -132,7 +168,8 @@ def tensor() -> Tensor:
     - modes: `randn`, `rand`, `zeros`, `ones`, `empty` (size), `full` (size, value),
       `randint` (high, size or low, high, size; gives long), `eye`, `arange`, `linspace`,
       `logspace`, `randperm`; e.g. `tensor("randn", [3, 64])`, `tensor("randint", 10, 60000)`.
-    - With a Tensor, Vector or Dict handle: its values as numpy array(s).
+    - With a Tensor, Vector or Dict handle: a copy of its values as numpy array(s), or
+      as torch.Tensor(s) with `"torch"`.
 
     Raises TypeError for data of a kind libtorch cannot hold, KtorchError for a bad
     mode, option or size.
@@ -395,7 +432,8 @@ def evaluate(*args: Any) -> Any:
     """evaluate(q, x, ...) -> numpy array(s)
     evaluate(m[, x, ...]) -> numpy array(s)
 
-    As `eforward`, returning numpy arrays.
+    As `eforward`, returning numpy arrays (torch.Tensors when the inputs came as
+    torch.Tensor).
     """
 
 def backward(*args: Any) -> float | None:
@@ -461,10 +499,11 @@ def run(m: Model, *args: Any) -> Any:
     clipnorm, clipvalue), optimizer step. Shuffles first when option shuffle is true.
 
     Returns the metrics of option `metrics` (default `["loss"]`): the value alone for
-    one metric, a list for several, a dict with option `dictionary`; numpy values, or
-    Tensors with option `tensor`. When the data was shuffled, `predict` and `output`
-    come back in the original sample order. Ctrl-C stops between batches with
-    KeyboardInterrupt. Raises KtorchError with no training data.
+    one metric, a list for several, a dict with option `dictionary`; numpy values
+    (torch.Tensors when the data came as torch.Tensor), or ktorch Tensors with option
+    `tensor`. When the data was shuffled, `predict` and `output` come back in the
+    original sample order. Ctrl-C stops between batches with KeyboardInterrupt.
+    Raises KtorchError with no training data.
     """
 
 def testrun(m: Model, *args: Any) -> Any:

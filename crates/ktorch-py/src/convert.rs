@@ -43,14 +43,34 @@ pub fn is_numpy(x: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(x.is_instance(&np.getattr("ndarray")?)? || x.is_instance(&np.getattr("generic")?)?)
 }
 
-/// True for data a tensor can be made from (not a handle, string or dict).
+/// True for data a tensor can be made from (not a handle, string or dict):
+/// lists, numbers, numpy arrays, torch.Tensor, Tensor handles, and any object
+/// with `__array__` (pandas DataFrame and Series...) or `__dlpack__`.
 pub fn is_data(x: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(x.is_instance_of::<PyList>()
         || x.is_instance_of::<PyFloat>()
         || x.is_instance_of::<PyInt>()
         || is_numpy(x)?
         || is_torch(x)?
-        || x.is_instance_of::<Tensor>())
+        || x.is_instance_of::<Tensor>()
+        || (!is_handle(x) && (is_dlpack(x)? || x.hasattr("__array__")?)))
+}
+
+/// True for an object with `__dlpack__` (not numpy, which is copied as an array).
+fn is_dlpack(x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(!is_numpy(x)? && !is_torch(x)? && x.hasattr("__dlpack__")?)
+}
+
+/// The tensors of a `torch.utils.data.TensorDataset`, None for anything else.
+pub fn dataset_tensors<'py>(x: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+    let py = x.py();
+    let ds = py.import("torch.utils.data")?.getattr("TensorDataset")?;
+    if !x.is_instance(&ds)? {
+        return Ok(None);
+    }
+    Ok(Some(
+        x.getattr("tensors")?.try_iter()?.collect::<PyResult<_>>()?,
+    ))
 }
 
 /// A libtorch tensor from a torch.Tensor (shared), or numpy / list / scalar
@@ -67,6 +87,12 @@ pub fn to_tch(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     }
     if is_torch(x)? {
         return torch_data(func, x);
+    }
+    if is_dlpack(x)? {
+        let t = torch(x.py())?
+            .call_method1("from_dlpack", (x,))
+            .map_err(|e| type_error(func, format!("cannot make a tensor from __dlpack__: {e}")))?;
+        return torch_data(func, &t);
     }
     if x.is_none() || x.is_instance_of::<PyString>() || x.is_instance_of::<PyDict>() {
         return Err(type_error(
@@ -316,8 +342,10 @@ pub fn wrap_vector_shared(
 /// Tensor data for a call: values made from Python data, or a handle whose
 /// tensors are read under its lock, inside the call.
 pub enum Src {
-    /// A tensor from numpy, a list, a scalar or a torch.Tensor.
+    /// A tensor shared with the caller: a torch.Tensor, or `__dlpack__` data.
     Data(TchTensor),
+    /// A tensor copied from numpy, a list, a scalar or `__array__` data.
+    Copied(TchTensor),
     /// A Tensor, Vector or Dict handle, whole or a selection of its members.
     Handle(Shared<Tensors>, Option<Vec<Key>>),
 }
@@ -326,7 +354,7 @@ impl Src {
     /// The domains to hold while reading the tensors.
     pub fn domains(&self) -> Vec<Domain> {
         match self {
-            Src::Data(_) => Vec::new(),
+            Src::Data(_) | Src::Copied(_) => Vec::new(),
             Src::Handle(s, _) => s.domains(),
         }
     }
@@ -334,7 +362,7 @@ impl Src {
     /// The tensors (inside a call; the handle's domains are held).
     pub fn tensors(&self, gate: &Gate) -> Res<Vec<TchTensor>> {
         match self {
-            Src::Data(t) => Ok(vec![t.shallow_clone()]),
+            Src::Data(t) | Src::Copied(t) => Ok(vec![t.shallow_clone()]),
             Src::Handle(s, None) => Ok(gate.lock(s)?.shallow()),
             Src::Handle(s, Some(keys)) => Ok(gate.lock(s)?.select_keys(keys)?),
         }
@@ -343,7 +371,7 @@ impl Src {
     /// The one tensor of a Tensor handle or data (inside a call).
     pub fn tensor(&self, gate: &Gate) -> Res<TchTensor> {
         match self {
-            Src::Data(t) => Ok(t.shallow_clone()),
+            Src::Data(t) | Src::Copied(t) => Ok(t.shallow_clone()),
             Src::Handle(s, _) => Ok(gate.lock(s)?.get().shallow_clone()),
         }
     }
@@ -361,11 +389,25 @@ impl Srcs {
 
     /// Every tensor, in order (inside a call).
     pub fn tensors(&self, gate: &Gate) -> Res<Vec<TchTensor>> {
-        let mut out = Vec::new();
+        Ok(self.owned_tensors(gate)?.0)
+    }
+
+    /// Every tensor, in order, with whether ktorch owns it (a copy made of
+    /// numpy or list data) or shares it with the caller (inside a call).
+    pub fn owned_tensors(&self, gate: &Gate) -> Res<(Vec<TchTensor>, Vec<bool>)> {
+        let (mut out, mut owned) = (Vec::new(), Vec::new());
         for s in &self.0 {
-            out.extend(s.tensors(gate)?);
+            let ts = s.tensors(gate)?;
+            owned.extend(std::iter::repeat_n(matches!(s, Src::Copied(_)), ts.len()));
+            out.extend(ts);
         }
-        Ok(out)
+        Ok((out, owned))
+    }
+
+    /// True when every source is a torch.Tensor (or `__dlpack__` data): results
+    /// computed from them are handed back as torch.Tensor.
+    pub fn torch(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|s| matches!(s, Src::Data(_)))
     }
 }
 
@@ -374,14 +416,16 @@ pub fn src(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Src> {
     if let Ok(h) = x.downcast::<Tensor>() {
         return Ok(Src::Handle(h.get().get(func)?, None));
     }
-    Ok(Src::Data(to_tch(func, x)?))
+    let shared = is_torch(x)? || is_dlpack(x)?;
+    let t = to_tch(func, x)?;
+    Ok(if shared { Src::Data(t) } else { Src::Copied(t) })
 }
 
 /// One tensor argument for use after the call that reads it: data as
 /// [`to_tch`] gives it, a handle's tensor as a copy taken under its lock.
 pub fn owned_tensor(func: &str, x: &Bound<'_, PyAny>) -> PyResult<TchTensor> {
     match src(func, x)? {
-        Src::Data(t) => Ok(t),
+        Src::Data(t) | Src::Copied(t) => Ok(t),
         s => {
             let ds = s.domains();
             call(x.py(), func, ds, move |g| {

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::convert::{
-    is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Src, Srcs,
+    dataset_tensors, is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared,
+    Src, Srcs,
 };
 use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, domains};
@@ -56,6 +57,13 @@ pub fn tensors_arg(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Srcs> {
         let mut out = Vec::new();
         for e in t.iter() {
             out.extend(tensors_arg(func, &e)?.0);
+        }
+        return Ok(Srcs(out));
+    }
+    if let Some(ts) = dataset_tensors(x)? {
+        let mut out = Vec::new();
+        for t in ts {
+            out.extend(tensors_arg(func, &t)?.0);
         }
         return Ok(Srcs(out));
     }
@@ -219,6 +227,16 @@ pub(crate) fn set_data(
     rest: &[Bound<'_, PyAny>],
 ) -> PyResult<PyObject> {
     let (x, y) = match rest {
+        [d] if dataset_tensors(d)?.is_some_and(|ts| ts.len() > 1) => {
+            // a TensorDataset: its last tensor is the target, the others the inputs
+            let ts = dataset_tensors(d)?.unwrap_or_default();
+            let (last, xs) = ts.split_last().expect("two or more tensors");
+            let mut x = Srcs::default();
+            for t in xs {
+                x.0.extend(tensors_arg(f, t)?.0);
+            }
+            (x, Some(tensors_arg(f, last)?))
+        }
         [x] => (tensors_arg(f, x)?, None),
         [x, y] => (
             tensors_arg(f, x)?,
@@ -244,13 +262,22 @@ pub(crate) fn set_data(
         y.as_ref().map(Srcs::domains).unwrap_or_default(),
     ]);
     let m = m.clone();
+    let torch = x.torch();
     let n = call(py, f, ds, move |g| {
-        let x = x.tensors(g)?;
+        let mut m = g.lock(&m)?;
+        let (x, xo) = x.owned_tensors(g)?;
+        let x = m.conform(x, &xo, "inputs")?;
         let y = match &y {
-            Some(y) => Some(y.tensors(g)?),
+            Some(y) => {
+                let (y, yo) = y.owned_tensors(g)?;
+                Some(m.conform(y, &yo, "targets")?)
+            }
             None => None,
         };
-        Ok(g.lock(&m)?.stage(phase).set_data(x, y)?)
+        let st = m.stage(phase);
+        let n = st.set_data(x, y)?;
+        st.set_shared(torch);
+        Ok(n)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
@@ -385,13 +412,20 @@ fn set_part(
     s: Shared<Model>,
     phase: Phase,
     args: &Bound<'_, PyTuple>,
+    what: &'static str,
     set: fn(&mut Stage, Vec<tch::Tensor>) -> ktorch_core::Result<i64>,
 ) -> PyResult<PyObject> {
     let x = srcs_of(f, args)?;
     let ds = domains([s.domains(), x.domains()]);
     let n = call(py, f, ds, move |g| {
-        let x = x.tensors(g)?;
-        Ok(set(g.lock(&s)?.stage(phase), x)?)
+        let mut m = g.lock(&s)?;
+        let (t, owned) = x.owned_tensors(g)?;
+        let t = m.conform(t, &owned, what)?;
+        let st = m.stage(phase);
+        let shared = st.shared();
+        let n = set(st, t)?;
+        st.set_shared(if what == "inputs" { x.torch() } else { shared });
+        Ok(n)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
@@ -399,7 +433,7 @@ fn set_part(
 fn input_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        return set_part(py, f, s, phase, args, |st, x| st.set_inputs(x));
+        return set_part(py, f, s, phase, args, "inputs", |st, x| st.set_inputs(x));
     }
     let ds = s.domains();
     let held = ds.clone();
@@ -415,7 +449,9 @@ fn input_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
 fn target_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
-        return set_part(py, f, s, phase, args, |st, y| st.set_targets(Some(y)));
+        return set_part(py, f, s, phase, args, "targets", |st, y| {
+            st.set_targets(Some(y))
+        });
     }
     let ds = s.domains();
     let y = call(py, f, ds, move |g| {

@@ -172,6 +172,32 @@ macro_rules! handle {
             fn __clear__(&self) {
                 self.free();
             }
+
+            /// `numpy.asarray(h)`: a Tensor's values (a copy); other handles raise.
+            #[pyo3(signature = (dtype=None, copy=None))]
+            fn __array__(
+                slf: &Bound<'_, Self>,
+                dtype: Option<&Bound<'_, PyAny>>,
+                copy: Option<bool>,
+            ) -> PyResult<PyObject> {
+                crate::tensor::array_of(slf.as_any(), dtype, copy)
+            }
+
+            /// `torch.as_tensor(h)`, `numpy.from_dlpack(h)`: a copy of a Tensor's values.
+            #[pyo3(signature = (**kw))]
+            fn __dlpack__(
+                slf: &Bound<'_, Self>,
+                kw: Option<&Bound<'_, pyo3::types::PyDict>>,
+            ) -> PyResult<PyObject> {
+                let t = crate::tensor::torch_copy(slf.as_any(), "__dlpack__")?;
+                Ok(t.call_method("__dlpack__", (), kw)?.unbind())
+            }
+
+            /// The device of a Tensor's values, for DLPack.
+            fn __dlpack_device__(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
+                let t = crate::tensor::torch_copy(slf.as_any(), "__dlpack_device__")?;
+                Ok(t.call_method0("__dlpack_device__")?.unbind())
+            }
         }
     };
 }

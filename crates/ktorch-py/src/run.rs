@@ -9,7 +9,7 @@ use ktorch_core::Params;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
-use crate::convert::{to_numpy, wrap_shared, wrap_vector_shared, Srcs};
+use crate::convert::{dataset_tensors, to_numpy, to_torch, wrap_shared, wrap_vector_shared, Srcs};
 use crate::data::{model_of, set_data, tensors_arg};
 use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, check_signals, domains};
@@ -132,20 +132,26 @@ fn outputs(
     py: Python<'_>,
     mut out: Vec<tch::Tensor>,
     arrays: bool,
+    torch: bool,
     ds: Vec<Domain>,
 ) -> PyResult<PyObject> {
     if arrays {
+        // new tensors nothing else holds: torch.Tensor results share their memory
+        let value = |t: &tch::Tensor| -> PyResult<PyObject> {
+            if torch {
+                Ok(to_torch(py, &t.f_detach().py()?)?.unbind())
+            } else {
+                to_numpy(py, t)
+            }
+        };
         if out.len() == 1 {
-            return to_numpy(py, &out[0]);
+            return value(&out[0]);
         }
-        return Ok(PyList::new(
-            py,
-            out.iter()
-                .map(|t| to_numpy(py, t))
-                .collect::<PyResult<Vec<_>>>()?,
-        )?
-        .into_any()
-        .unbind());
+        return Ok(
+            PyList::new(py, out.iter().map(value).collect::<PyResult<Vec<_>>>()?)?
+                .into_any()
+                .unbind(),
+        );
     }
     if out.len() == 1 {
         return Ok(wrap_shared(py, out.remove(0), ds)?.into_any());
@@ -182,20 +188,34 @@ fn forward_fn(
     };
     let ds = domains([o.domains(), xs.domains()]);
     let held = ds.clone();
-    let out = call(py, f, ds, move |g| {
-        let x = xs.tensors(g)?;
+    let torch_given = xs.torch();
+    let (out, torch) = call(py, f, ds, move |g| {
+        let (x, owned) = xs.owned_tensors(g)?;
         Ok(match &o {
             Obj::Module(m) => {
                 let mut q = g.lock(m)?;
-                module_forward(&mut q, &x, mode)?
+                let x = q.conform(x, &owned, "inputs")?;
+                (module_forward(&mut q, &x, mode)?, torch_given)
             }
-            Obj::Model(m) => g
-                .lock(m)?
-                .forward(if given { Some(&x) } else { None }, mode)?,
+            Obj::Model(m) => {
+                let mut m = g.lock(m)?;
+                let torch = if given {
+                    torch_given
+                } else {
+                    let phase = if mode == Fwd::Eval {
+                        Phase::Test
+                    } else {
+                        Phase::Train
+                    };
+                    m.stage(phase).shared()
+                };
+                let x = m.conform(x, &owned, "inputs")?;
+                (m.forward(if given { Some(&x) } else { None }, mode)?, torch)
+            }
             _ => unreachable!(),
         })
     })?;
-    outputs(py, out, arrays, held)
+    outputs(py, out, arrays, torch, held)
 }
 
 /// forward(q, x, ...) -> Tensor or Vector
@@ -234,7 +254,8 @@ pub fn eforward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject>
 /// evaluate(q, x, ...) -> numpy array(s)
 /// evaluate(m[, x, ...]) -> numpy array(s)
 ///
-/// As `eforward`, returning numpy arrays.
+/// As `eforward`, returning numpy arrays (torch.Tensors when the inputs came as
+/// torch.Tensor).
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn evaluate(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -481,6 +502,7 @@ fn metrics_to_py(
     py: Python<'_>,
     ms: Vec<(Metric, Option<tch::Tensor>)>,
     tensor: bool,
+    torch: bool,
     dictionary: bool,
     ds: Vec<Domain>,
 ) -> PyResult<PyObject> {
@@ -488,6 +510,8 @@ fn metrics_to_py(
         match t {
             None => Ok(py.None()),
             Some(t) if tensor => Ok(wrap_shared(py, t, ds.clone())?.into_any()),
+            // new tensors nothing else holds: shared with the torch.Tensor returned
+            Some(t) if torch => Ok(to_torch(py, &t.f_detach().py()?)?.unbind()),
             Some(t) => to_numpy(py, &t),
         }
     };
@@ -512,24 +536,25 @@ fn run_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
     let s = model_of(f, m)?;
     if !args.is_empty() {
         let rest: Vec<_> = args.iter().collect();
-        if rest.len() != 2 {
+        let dataset = rest.len() == 1 && dataset_tensors(&rest[0])?.is_some();
+        if rest.len() != 2 && !dataset {
             return Err(type_error(
                 f,
-                "expecting (model) or (model, inputs, targets)",
+                "expecting (model), (model, inputs, targets) or (model, TensorDataset)",
             ));
         }
         set_data(py, f, &s, phase, &rest)?;
     }
     let ds = s.domains();
     let held = ds.clone();
-    let (r, tensor, dictionary) = call(py, f, ds, move |g| {
+    let (r, tensor, torch, dictionary) = call(py, f, ds, move |g| {
         let mut stop = interrupt_check();
         let mut m = g.lock(&s)?;
         let o = m.stage(phase).opts.clone();
         let r = m.pass_with(phase, &mut stop)?;
-        Ok((r, o.tensor, o.dictionary))
+        Ok((r, o.tensor, m.stage(phase).shared(), o.dictionary))
     })?;
-    metrics_to_py(py, r, tensor, dictionary, held)
+    metrics_to_py(py, r, tensor, torch, dictionary, held)
 }
 
 /// A check run between batches, at most every 20 ms: it runs Python's signal
@@ -558,10 +583,11 @@ phase_pair!(
     /// clipnorm, clipvalue), optimizer step. Shuffles first when option shuffle is true.
     ///
     /// Returns the metrics of option `metrics` (default `["loss"]`): the value alone for
-    /// one metric, a list for several, a dict with option `dictionary`; numpy values, or
-    /// Tensors with option `tensor`. When the data was shuffled, `predict` and `output`
-    /// come back in the original sample order. Ctrl-C stops between batches with
-    /// KeyboardInterrupt. Raises KtorchError with no training data.
+    /// one metric, a list for several, a dict with option `dictionary`; numpy values
+    /// (torch.Tensors when the data came as torch.Tensor), or ktorch Tensors with option
+    /// `tensor`. When the data was shuffled, `predict` and `output` come back in the
+    /// original sample order. Ctrl-C stops between batches with KeyboardInterrupt.
+    /// Raises KtorchError with no training data.
     run,
     /// testrun(m) -> metrics
     /// testrun(m, x, y) -> metrics

@@ -8,7 +8,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use tch::Kind;
 
 use crate::convert::{
-    is_data, owned_tensor, src, tensors_to_py, to_numpy, to_value, wrap, wrap_shared, Src, Srcs,
+    is_data, owned_tensor, src, tensors_to_py, to_numpy, to_torch, to_value, wrap, wrap_shared,
+    Src, Srcs,
 };
 use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
@@ -40,6 +41,7 @@ fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
 /// tensor(t) -> numpy array
 /// tensor(v) -> list of arrays
 /// tensor(d) -> dict of arrays
+/// tensor(h, "torch") -> torch.Tensor (a list or dict of them for a Vector or Dict)
 ///
 /// Makes a tensor from data, or by a creation mode, or reads a handle's values.
 ///
@@ -51,7 +53,8 @@ fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
 /// - modes: `randn`, `rand`, `zeros`, `ones`, `empty` (size), `full` (size, value),
 ///   `randint` (high, size or low, high, size; gives long), `eye`, `arange`, `linspace`,
 ///   `logspace`, `randperm`; e.g. `tensor("randn", [3, 64])`, `tensor("randint", 10, 60000)`.
-/// - With a Tensor, Vector or Dict handle: its values as numpy array(s).
+/// - With a Tensor, Vector or Dict handle: a copy of its values as numpy array(s), or
+///   as torch.Tensor(s) with `"torch"`.
 ///
 /// Raises TypeError for data of a kind libtorch cannot hold, KtorchError for a bad
 /// mode, option or size.
@@ -71,16 +74,21 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         || first.is_instance_of::<Vector>()
         || first.is_instance_of::<Dict>()
     {
-        if args.len() > 1 {
-            return Err(type_error(
-                f,
-                "expecting a single Tensor, Vector or Dict to return values",
-            ));
-        }
+        let torch = match args.len() {
+            1 => false,
+            2 if args.get_item(1)?.eq("torch")? => true,
+            _ => {
+                return Err(type_error(
+                    f,
+                    "expecting a Tensor, Vector or Dict to return values, then \"torch\" \
+                     for torch.Tensor values",
+                ))
+            }
+        };
         let Some(Obj::Tensors(s)) = obj(f, &first)? else {
             unreachable!()
         };
-        return values(py, f, &s);
+        return values(py, f, &s, torch);
     }
     let rest: Vec<Bound<'_, PyAny>> = args.iter().skip(1).collect();
     if let Ok(mode) = first.downcast::<PyString>() {
@@ -107,20 +115,21 @@ pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         ));
     }
     let o = TensorOptions::parse(&strings(f, &rest)?).py_for(f)?;
-    let t = owned_tensor(f, &first)?;
-    // a torch.Tensor given as data is copied, so the new handle owns its values
-    let t = if crate::convert::is_torch(&first)? {
-        t.f_detach_copy().py()?
-    } else {
-        t
-    };
+    // a torch.Tensor is shared, as everywhere: the handle has its own view of
+    // the same memory (own sizes and autograd state); numpy and lists are copied
+    let t = owned_tensor(f, &first)?.f_detach().py()?;
     let t = o.apply(t).py_for(f)?;
     Ok(wrap(py, t)?.into_any())
 }
 
 /// The values of a tensor, vector or dictionary handle: copies taken under
-/// its lock, handed to Python as arrays.
-fn values(py: Python<'_>, f: &str, s: &Shared<Tensors>) -> PyResult<PyObject> {
+/// its lock, handed to Python as arrays (or torch.Tensor, `torch`).
+pub(crate) fn values(
+    py: Python<'_>,
+    f: &str,
+    s: &Shared<Tensors>,
+    torch: bool,
+) -> PyResult<PyObject> {
     let s = s.clone();
     let ds = s.domains();
     let copy = call(py, f, ds, move |g| {
@@ -128,7 +137,8 @@ fn values(py: Python<'_>, f: &str, s: &Shared<Tensors>) -> PyResult<PyObject> {
         let items = t
             .items()
             .iter()
-            .map(tch::Tensor::f_detach_copy)
+            // detach_copy keeps requires_grad (with a grad_fn that cannot run): detach it
+            .map(|t| t.f_detach_copy().and_then(|c| c.f_detach()))
             .collect::<Result<Vec<_>, _>>()?;
         let names = t.names().to_vec();
         Ok(match t.class() {
@@ -137,7 +147,79 @@ fn values(py: Python<'_>, f: &str, s: &Shared<Tensors>) -> PyResult<PyObject> {
             Class::Dict => Tensors::dict(names.into_iter().zip(items).collect())?,
         })
     })?;
+    if torch {
+        return torch_values(py, &copy);
+    }
     tensors_to_py(py, &copy)
+}
+
+/// Copies already taken, as torch.Tensor (sharing the copies' memory): a
+/// tensor, a list or a dict of them.
+fn torch_values(py: Python<'_>, t: &Tensors) -> PyResult<PyObject> {
+    let one = |x: &tch::Tensor| to_torch(py, x).map(Bound::unbind);
+    Ok(match t.class() {
+        Class::Tensor => one(t.get())?,
+        Class::Vector => PyList::new(py, t.items().iter().map(one).collect::<PyResult<Vec<_>>>()?)?
+            .into_any()
+            .unbind(),
+        Class::Dict => {
+            let d = PyDict::new(py);
+            for (k, x) in t.names().iter().zip(t.items()) {
+                d.set_item(k, one(x)?)?;
+            }
+            d.into_any().unbind()
+        }
+    })
+}
+
+/// `numpy.asarray(h)` for a Tensor handle: a copy of its values (numpy's
+/// `copy=False`, which asks for no copy, is refused); other handles raise.
+pub(crate) fn array_of(
+    x: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<PyObject> {
+    let f = "__array__";
+    let py = x.py();
+    if !x.is_instance_of::<Tensor>() {
+        return Err(type_error(
+            f,
+            format!(
+                "a {} has no array form: use a Tensor, or kt.tensor(h) for values",
+                x.get_type().name()?
+            ),
+        ));
+    }
+    if copy == Some(false) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "__array__: a Tensor's values are always copied (taken under its lock)",
+        ));
+    }
+    let Some(Obj::Tensors(s)) = obj(f, x)? else {
+        unreachable!()
+    };
+    let a = values(py, f, &s, false)?;
+    Ok(py
+        .import("numpy")?
+        .call_method1("asarray", (a, dtype))?
+        .unbind())
+}
+
+/// A torch.Tensor copy of a Tensor handle's values, for `__dlpack__`.
+pub(crate) fn torch_copy<'py>(x: &Bound<'py, PyAny>, f: &str) -> PyResult<Bound<'py, PyAny>> {
+    if !x.is_instance_of::<Tensor>() {
+        return Err(type_error(
+            f,
+            format!(
+                "a {} has no tensor form: use a Tensor",
+                x.get_type().name()?
+            ),
+        ));
+    }
+    let Some(Obj::Tensors(s)) = obj(f, x)? else {
+        unreachable!()
+    };
+    Ok(values(x.py(), f, &s, true)?.into_bound(x.py()))
 }
 
 /// vector(x, y, ...) -> Vector
@@ -155,7 +237,7 @@ pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
             let Some(Obj::Tensors(s)) = obj(f, &a)? else {
                 unreachable!()
             };
-            return values(py, f, &s);
+            return values(py, f, &s, false);
         }
         if let Ok(l) = a.downcast::<PyList>() {
             if l.iter().all(|x| x.is_instance_of::<Tensor>()) && !l.is_empty() {
@@ -217,7 +299,7 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let Some(Obj::Tensors(s)) = obj(f, &a)? else {
             unreachable!()
         };
-        return values(py, f, &s);
+        return values(py, f, &s, false);
     }
     let d = a.downcast::<PyDict>().map_err(|_| {
         type_error(

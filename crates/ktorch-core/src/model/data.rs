@@ -26,6 +26,9 @@ pub struct Stage {
     data: Option<Data>,
     /// State of the seeded shuffle generator (None until first seeded use).
     gen: Option<(i64, u64)>,
+    /// The caller keeps the inputs' memory too (the Python binding: inputs given
+    /// as torch.Tensor), and wants results in the same kind.
+    shared: bool,
 }
 
 impl Stage {
@@ -35,7 +38,19 @@ impl Stage {
             opts: Options::new(phase),
             data: None,
             gen: None,
+            shared: false,
         }
+    }
+
+    /// Whether the caller said it shares the inputs' memory ([`Stage::set_shared`]).
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Records whether the caller shares the inputs' memory (the binding hands
+    /// results back as torch.Tensor then). Defining inputs again clears it.
+    pub fn set_shared(&mut self, on: bool) {
+        self.shared = on && self.data.is_some();
     }
 
     /// True once data is defined.
@@ -67,6 +82,7 @@ impl Stage {
             .iter()
             .map(Tensor::f_detach)
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.shared = false;
         self.data = Some(Data {
             all: Tensors::vector(all),
             nx,
@@ -88,7 +104,10 @@ impl Stage {
         let x = self
             .inputs_full()
             .ok_or_else(|| invalid("no inputs defined"))?;
-        self.set_data(x, y)
+        let shared = self.shared;
+        let n = self.set_data(x, y)?;
+        self.shared = shared;
+        Ok(n)
     }
 
     fn data_mut(&mut self) -> Result<&mut Data> {

@@ -153,6 +153,11 @@ impl Model {
         forward(&mut m, xs, mode)
     }
 
+    /// Data in the module's floating dtype: see [`Module::conform`].
+    pub fn conform(&self, xs: Vec<Tensor>, owned: &[bool], what: &str) -> Result<Vec<Tensor>> {
+        lock(&self.module)?.conform(xs, owned, what)
+    }
+
     /// The model's loss on outputs and targets.
     pub fn loss(&self, yhat: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
         let l = lock(&self.loss)?;

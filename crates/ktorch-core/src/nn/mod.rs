@@ -260,6 +260,43 @@ impl Module {
         }
     }
 
+    /// The dtype of the module's floating-point parameters (the first one's),
+    /// None for a module without any.
+    pub fn float_kind(&self) -> Option<tch::Kind> {
+        self.named_parameters()
+            .iter()
+            .find(|(_, t)| t.is_floating_point())
+            .and_then(|(_, t)| t.f_kind().ok())
+    }
+
+    /// Data in the module's floating dtype. `owned[i]` says whether the caller
+    /// handed tensor `i` over (data copied from numpy or a list): a floating
+    /// tensor of another floating dtype is then converted; a tensor the caller
+    /// shares (a torch.Tensor) is never converted, and a floating dtype other
+    /// than the module's is an [`Error::Invalid`] naming both (`what`: inputs,
+    /// targets). Integer, boolean and complex tensors pass as they are.
+    pub fn conform(&self, xs: Vec<Tensor>, owned: &[bool], what: &str) -> Result<Vec<Tensor>> {
+        let Some(k) = self.float_kind() else {
+            return Ok(xs);
+        };
+        let mut out = Vec::with_capacity(xs.len());
+        for (i, x) in xs.into_iter().enumerate() {
+            if !x.is_floating_point() || x.f_kind().ok() == Some(k) {
+                out.push(x);
+            } else if owned.get(i).copied().unwrap_or(false) {
+                out.push(x.f_to_kind(k)?);
+            } else {
+                return Err(invalid(format!(
+                    "{what} are torch.{}, the module's parameters torch.{}: convert the data \
+                     (torch.Tensor data is shared, never converted) or the module",
+                    crate::tensor::kinds::dtype_name(&x),
+                    crate::tensor::kinds::kind_dtype_name(k)
+                )));
+            }
+        }
+        Ok(out)
+    }
+
     /// All parameters (shallow copies sharing storage and gradients).
     pub fn parameters(&self) -> Vec<Tensor> {
         self.named_parameters()

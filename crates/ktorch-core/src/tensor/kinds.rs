@@ -99,6 +99,11 @@ fn scalar_type(t: &Tensor) -> std::result::Result<i32, String> {
     }
 }
 
+/// torch's name of a dtype (`float32`, `int64` ...).
+pub fn kind_dtype_name(k: Kind) -> String {
+    scalar_type_name(kind_number(k))
+}
+
 fn kind_number(k: Kind) -> i32 {
     match k {
         Kind::Uint8 => 0,
