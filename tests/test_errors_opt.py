@@ -10,6 +10,7 @@ import ktorch as kt
 CASES = [
     # unknown names
     ("opt-unknown", lambda e: kt.opt("nosuch", e.q), K, "opt: unrecognized optimizer: nosuch"),
+    ("opt-typo", lambda e: kt.opt("adma", e.q), K, "opt: unrecognized optimizer: adma (did you mean adam?), expecting one of: sgd, adam, adamw,"),
     # wrong types
     ("step-module", lambda e: kt.step(e.q), T, "step: expecting an Optimizer or Model"),
     ("lr-module", lambda e: kt.lr(e.q), T, "lr: expecting an Optimizer or Model"),

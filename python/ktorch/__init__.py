@@ -17,10 +17,12 @@ __all__ = [n for n in _ktorch.__all__ if not n.startswith("_") and n not in _BUI
 
 
 def seq(container, *children):
-    """A container spec with its children: ``seq("sequential", ("linear", 2, 100), "relu")``.
+    """seq(container, *children) -> list
 
-    Returns a list ``[container, child, ...]``, the list form ``module`` reads as a
-    container followed by its children (a child may itself be such a list).
+    A container spec with its children, for `module`:
+    `kt.module(kt.seq("sequential", ("linear", 2, 100), "relu"))`. Returns the list
+    `[container, child, ...]`, the form `module` reads as a container followed by its
+    children (a child may itself be such a list).
     """
     return [container, *children]
 
@@ -31,7 +33,9 @@ def _loss_function(name):
 
     f.__name__ = name
     f.__qualname__ = name
-    f.__doc__ = f"The {name} loss of output(s) x and target(s) y, returned as a Tensor."
+    f.__doc__ = (f"{name}(x, y, *settings, **options) -> Tensor\n\n"
+                 f"The {name} loss of output(s) x and target(s) y, with settings\n"
+                 f'as kt.loss("{name}", *settings, **options) takes them.')
     return f
 
 

@@ -196,70 +196,160 @@ from ktorch._ktorch import (
 )
 
 def seq(container: Any, *children: Any) -> list[Any]:
-    """A container spec with its children: ``seq("sequential", ("linear", 2, 100), "relu")``."""
+    """seq(container, *children) -> list
+
+    A container spec with its children, for `module`:
+    `kt.module(kt.seq("sequential", ("linear", 2, 100), "relu"))`. Returns the list
+    `[container, child, ...]`, the form `module` reads as a container followed by its
+    children (a child may itself be such a list).
+    """
 
 def ce(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The ce loss of output(s) x and target(s) y, returned as a Tensor."""
+    """ce(x, y, *settings, **options) -> Tensor
+
+    The ce loss of output(s) x and target(s) y, with settings
+    as kt.loss("ce", *settings, **options) takes them.
+    """
 
 def nll(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The nll loss of output(s) x and target(s) y, returned as a Tensor."""
+    """nll(x, y, *settings, **options) -> Tensor
+
+    The nll loss of output(s) x and target(s) y, with settings
+    as kt.loss("nll", *settings, **options) takes them.
+    """
 
 def bce(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The bce loss of output(s) x and target(s) y, returned as a Tensor."""
+    """bce(x, y, *settings, **options) -> Tensor
+
+    The bce loss of output(s) x and target(s) y, with settings
+    as kt.loss("bce", *settings, **options) takes them.
+    """
 
 def bcelogits(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The bcelogits loss of output(s) x and target(s) y, returned as a Tensor."""
+    """bcelogits(x, y, *settings, **options) -> Tensor
+
+    The bcelogits loss of output(s) x and target(s) y, with settings
+    as kt.loss("bcelogits", *settings, **options) takes them.
+    """
 
 def multisoft(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The multisoft loss of output(s) x and target(s) y, returned as a Tensor."""
+    """multisoft(x, y, *settings, **options) -> Tensor
+
+    The multisoft loss of output(s) x and target(s) y, with settings
+    as kt.loss("multisoft", *settings, **options) takes them.
+    """
 
 def mse(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The mse loss of output(s) x and target(s) y, returned as a Tensor."""
+    """mse(x, y, *settings, **options) -> Tensor
+
+    The mse loss of output(s) x and target(s) y, with settings
+    as kt.loss("mse", *settings, **options) takes them.
+    """
 
 def l1(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The l1 loss of output(s) x and target(s) y, returned as a Tensor."""
+    """l1(x, y, *settings, **options) -> Tensor
+
+    The l1 loss of output(s) x and target(s) y, with settings
+    as kt.loss("l1", *settings, **options) takes them.
+    """
 
 def kl(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The kl loss of output(s) x and target(s) y, returned as a Tensor."""
+    """kl(x, y, *settings, **options) -> Tensor
+
+    The kl loss of output(s) x and target(s) y, with settings
+    as kt.loss("kl", *settings, **options) takes them.
+    """
 
 def multilabel(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The multilabel loss of output(s) x and target(s) y, returned as a Tensor."""
+    """multilabel(x, y, *settings, **options) -> Tensor
+
+    The multilabel loss of output(s) x and target(s) y, with settings
+    as kt.loss("multilabel", *settings, **options) takes them.
+    """
 
 def softmargin(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The softmargin loss of output(s) x and target(s) y, returned as a Tensor."""
+    """softmargin(x, y, *settings, **options) -> Tensor
+
+    The softmargin loss of output(s) x and target(s) y, with settings
+    as kt.loss("softmargin", *settings, **options) takes them.
+    """
 
 def smoothl1(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The smoothl1 loss of output(s) x and target(s) y, returned as a Tensor."""
+    """smoothl1(x, y, *settings, **options) -> Tensor
+
+    The smoothl1 loss of output(s) x and target(s) y, with settings
+    as kt.loss("smoothl1", *settings, **options) takes them.
+    """
 
 def huber(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The huber loss of output(s) x and target(s) y, returned as a Tensor."""
+    """huber(x, y, *settings, **options) -> Tensor
+
+    The huber loss of output(s) x and target(s) y, with settings
+    as kt.loss("huber", *settings, **options) takes them.
+    """
 
 def hinge(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The hinge loss of output(s) x and target(s) y, returned as a Tensor."""
+    """hinge(x, y, *settings, **options) -> Tensor
+
+    The hinge loss of output(s) x and target(s) y, with settings
+    as kt.loss("hinge", *settings, **options) takes them.
+    """
 
 def cosineloss(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The cosineloss loss of output(s) x and target(s) y, returned as a Tensor."""
+    """cosineloss(x, y, *settings, **options) -> Tensor
+
+    The cosineloss loss of output(s) x and target(s) y, with settings
+    as kt.loss("cosineloss", *settings, **options) takes them.
+    """
 
 def margin(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The margin loss of output(s) x and target(s) y, returned as a Tensor."""
+    """margin(x, y, *settings, **options) -> Tensor
+
+    The margin loss of output(s) x and target(s) y, with settings
+    as kt.loss("margin", *settings, **options) takes them.
+    """
 
 def multimargin(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The multimargin loss of output(s) x and target(s) y, returned as a Tensor."""
+    """multimargin(x, y, *settings, **options) -> Tensor
+
+    The multimargin loss of output(s) x and target(s) y, with settings
+    as kt.loss("multimargin", *settings, **options) takes them.
+    """
 
 def triplet(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The triplet loss of output(s) x and target(s) y, returned as a Tensor."""
+    """triplet(x, y, *settings, **options) -> Tensor
+
+    The triplet loss of output(s) x and target(s) y, with settings
+    as kt.loss("triplet", *settings, **options) takes them.
+    """
 
 def poissonloss(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The poissonloss loss of output(s) x and target(s) y, returned as a Tensor."""
+    """poissonloss(x, y, *settings, **options) -> Tensor
+
+    The poissonloss loss of output(s) x and target(s) y, with settings
+    as kt.loss("poissonloss", *settings, **options) takes them.
+    """
 
 def ctc(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The ctc loss of output(s) x and target(s) y, returned as a Tensor."""
+    """ctc(x, y, *settings, **options) -> Tensor
+
+    The ctc loss of output(s) x and target(s) y, with settings
+    as kt.loss("ctc", *settings, **options) takes them.
+    """
 
 def pairwise(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The pairwise loss of output(s) x and target(s) y, returned as a Tensor."""
+    """pairwise(x, y, *settings, **options) -> Tensor
+
+    The pairwise loss of output(s) x and target(s) y, with settings
+    as kt.loss("pairwise", *settings, **options) takes them.
+    """
 
 def similar(x: Any, y: Any, *settings: Any, **options: Any) -> Tensor:
-    """The similar loss of output(s) x and target(s) y, returned as a Tensor."""
+    """similar(x, y, *settings, **options) -> Tensor
+
+    The similar loss of output(s) x and target(s) y, with settings
+    as kt.loss("similar", *settings, **options) takes them.
+    """
 
 __all__ = [
     "KtorchError",

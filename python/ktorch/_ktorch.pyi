@@ -76,11 +76,14 @@ __all__ = [
 ]
 
 class KtorchError(RuntimeError):
-    """Raised for bad arguments and libtorch errors; the message names the function."""
+    """Raised for a bad argument or a call that does not fit the object's state (the message
+    names the function and the argument), and for libtorch's errors (libtorch's message).
+    A subclass of RuntimeError; an argument of the wrong type raises TypeError instead.
+    """
 
 @final
 class Tensor:
-    """A handle to a tensor (batching narrows it in place)."""
+    """A handle to a tensor (batching narrows it in place); `kt.tensor(t)` reads its values."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -89,7 +92,7 @@ class Tensor:
 
 @final
 class Vector:
-    """A handle to a list of tensors."""
+    """A handle to a list of tensors; `kt.vector(v)` reads them."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -98,7 +101,7 @@ class Vector:
 
 @final
 class Dict:
-    """A handle to tensors by name."""
+    """A handle to tensors by name; `kt.dict(d)` reads them."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -107,7 +110,7 @@ class Dict:
 
 @final
 class Module:
-    """A handle to a module tree (layers, parameters, buffers)."""
+    """A handle to a module tree (layers, parameters, buffers), made by `kt.module`."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -116,7 +119,7 @@ class Module:
 
 @final
 class Loss:
-    """A handle to a loss function."""
+    """A handle to a loss function and its settings, made by `kt.loss`."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -125,7 +128,7 @@ class Loss:
 
 @final
 class Optimizer:
-    """A handle to an optimizer with parameter groups."""
+    """A handle to an optimizer with parameter groups, made by `kt.opt`."""
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         """``numpy.asarray(h)``: a Tensor's values (a copy); other handles raise TypeError."""
     def __dlpack__(self, **kw: Any) -> Any:
@@ -148,12 +151,28 @@ _Inputs = _Data | Vector | Dict | tuple[Any, ...]
 
 @overload
 def tensor() -> Tensor:
-    """tensor(data, *options) -> Tensor; tensor(mode, *args, *options) -> Tensor;
-    tensor(handle) -> numpy array (list of arrays for a Vector, dict for a Dict).
+    """tensor(data, *options) -> Tensor
+    tensor(mode, *args, *options) -> Tensor
+    tensor(t) -> numpy array
+    tensor(v) -> list of arrays
+    tensor(d) -> dict of arrays
+    tensor(h, "torch") -> torch.Tensor (a list or dict of them for a Vector or Dict)
 
-    options: "grad", a dtype ("float", "double", "long", ...), a device ("cpu", "cuda").
-    modes: randn, rand, randint(high, size) or (low, high, size), zeros, ones, full(size, value),
-    empty, eye, arange, linspace, logspace, randperm.
+    Makes a tensor from data, or by a creation mode, or reads a handle's values.
+
+    - data: a numpy array, a nested list, a scalar or a `torch.Tensor` (shared, not
+      copied; arrays and lists are copied once). Python floats make double tensors.
+    - options (strings, any order): `"grad"` (requires gradient), a dtype (`"float"`,
+      `"double"`, `"half"`, `"bfloat"`, `"long"`, `"int"`, `"short"`, `"byte"`, `"char"`,
+      `"bool"`), a device (`"cpu"`, `"cuda"`, `"cuda:1"`).
+    - modes: `randn`, `rand`, `zeros`, `ones`, `empty` (size), `full` (size, value),
+      `randint` (high, size or low, high, size; gives long), `eye`, `arange`, `linspace`,
+      `logspace`, `randperm`; e.g. `tensor("randn", [3, 64])`, `tensor("randint", 10, 60000)`.
+    - With a Tensor, Vector or Dict handle: a copy of its values as numpy array(s), or
+      as torch.Tensor(s) with `"torch"`.
+
+    Raises TypeError for data of a kind libtorch cannot hold, KtorchError for a bad
+    mode, option or size.
     """
 @overload
 def tensor(h: Tensor, /) -> np.ndarray: ...
@@ -168,131 +187,368 @@ def tensor(data: _Array, /, *options: str) -> Tensor: ...
 
 @overload
 def vector(v: Vector, /) -> list[np.ndarray]:
-    """vector(x, y, ...) -> Vector of tensors (Tensor handles in a list are shared);
-    vector(v) -> list of arrays."""
+    """vector(x, y, ...) -> Vector
+    vector(v) -> list of arrays
+
+    Makes a Vector (a list of tensors) from arrays, lists or Tensor handles (a Tensor
+    handle is shared, not copied); given a Vector, returns its members as numpy arrays.
+    """
 
 @overload
 def vector(*xs: _Array | Tensor) -> Vector: ...
 
 @overload
 def dict(d: Dict, /) -> builtins.dict[str, np.ndarray]:
-    """dict({"a": x, ...}) -> Dict; dict(d) with a Dict -> dict of arrays."""
+    """dict({"a": x, "b": y, ...}) -> Dict
+    dict(d) -> dict of arrays
+
+    Makes a Dict (tensors by name) from a Python dict of arrays or Tensor handles; given
+    a Dict, returns its members as a Python dict of numpy arrays.
+    """
 
 @overload
 def dict(d: builtins.dict[str, Any], /) -> Dict: ...
 
 def free(*handles: _Handle) -> None:
-    """Releases each handle's object; any later use raises KtorchError."""
+    """free(h) -> None
+    free(h1, h2, ...) -> None
+
+    Releases each handle's object now instead of when Python drops the handle. Any later
+    use of a freed handle raises KtorchError; objects shared with other holders (a module
+    inside a model) live on while a holder does.
+    """
 
 def addref(x: _Handle) -> _Handle:
-    """A second handle to the same object."""
+    """addref(h) -> handle
+
+    A second handle to the same object (freeing one leaves the other working).
+    """
 
 def use(h: _Handle, new: _Handle) -> None:
-    """Moves new's object into h (the old object is released, new is freed)."""
+    """use(h, new) -> None
+
+    Moves `new`'s object into handle `h`: `h`'s old object is released and `new` is
+    freed (the q idiom `use[h]...`). Both must be of the same class.
+    """
 
 def objclass(x: _Handle) -> str:
-    """tensor, vector, dictionary, module, loss, optimizer or model."""
+    """objclass(h) -> str
+
+    The handle's class: `"tensor"`, `"vector"`, `"dictionary"`, `"module"`, `"loss"`,
+    `"optimizer"` or `"model"` (q's `class`, a reserved word in Python).
+    """
 
 def size(x: _Handle) -> Any:
-    """Shape of a tensor; shapes of a vector's or dict's members; a module's parameter shapes."""
+    """size(h) -> list or dict
+
+    A tensor's shape (of the current batch while batching); for a Vector one shape per
+    member, for a Dict a dict of shapes; for a Module a dict of its parameter shapes.
+    """
 
 def info(x: _Handle) -> Any:
-    """A dict describing the object (tensors: device, dtype, layout, gradient, leaf, gradfn, ...)."""
+    """info(h) -> dict
+
+    A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
+    memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
+    Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
+    groups, lr. Models: module, loss, optimizer, train and test rows.
+    """
 
 def grad(x: Tensor | Vector | Dict) -> Any:
-    """The gradient as a numpy array, or None where undefined."""
+    """grad(t) -> numpy array or None
+    grad(v) -> list of arrays
+    grad(d) -> dict of arrays
+
+    The gradient of a tensor (of each member of a Vector or Dict), None where it is
+    undefined (no backward pass yet, or after `nograd`).
+    """
 
 def objects() -> int:
-    """The number of live handles (holding an object, not yet freed or garbage collected)."""
+    """objects() -> int
+
+    The number of live handles (holding an object, not yet freed or garbage collected),
+    for leak checks.
+    """
 
 def seed(n: int) -> None:
-    """Seeds libtorch's random generators."""
+    """seed(n) -> None
+
+    Seeds libtorch's random generators (weights, `randn`, dropout, shuffling).
+    """
 
 def help(name: str | None = None) -> Any:
-    """help("backward") gives the mode table; help("module"/"loss"/"optimizer") the names."""
+    """help() -> list of topics
+    help(topic) -> list
 
-def mul(x: _Data, y: _Data) -> Tensor: ...
-def add(x: _Data, y: _Data) -> Tensor: ...
-def mean(x: _Data, dim: int | None = None) -> Tensor: ...
+    Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
+    the type names; `help("backward")` the backward modes (free, retain, create,
+    createfree) as dicts. Python's own `help(kt.run)` shows each function's reference.
+    """
+
+def mul(x: _Data, y: _Data) -> Tensor:
+    """mul(x, y) -> Tensor
+
+    Elementwise product of two tensors, arrays or scalars (broadcasting), with gradient.
+    """
+
+def add(x: _Data, y: _Data) -> Tensor:
+    """add(x, y) -> Tensor
+
+    Elementwise sum of two tensors, arrays or scalars (broadcasting), with gradient.
+    """
+
+def mean(x: _Data, dim: int | None = None) -> Tensor:
+    """mean(x) -> Tensor
+    mean(x, dim) -> Tensor
+
+    Mean of all elements, or along dimension `dim`.
+    """
+
 def std(x: _Data, dim: int | None = None) -> Tensor:
-    """Unbiased standard deviation."""
+    """std(x) -> Tensor
+    std(x, dim) -> Tensor
+
+    Unbiased standard deviation of all elements, or along dimension `dim`.
+    """
 
 def module(spec: Any) -> Module:
-    """module("relu"), module(("linear", 784, 10)), module(("linear", "a", 64, 20, {"bias": False})),
-    module(seq("sequential", child, ...)); module(model) gives the model's module.
-    A ("callback", name, fn, {"parms": {...}}) module runs fn(module, *inputs)."""
+    """module(spec) -> Module
+    module(model) -> Module
+
+    Builds a module from a spec, or returns the module of a model.
+
+    - `"relu"`: a type name alone (`help("module")` lists them).
+    - `("linear", 784, 10)`: a type, then its options by position.
+    - `("linear", "a", 64, 20)`: a name after the type; its parameters become
+      `a.weight`, `a.bias` (unnamed children are named by index: `0.weight`).
+    - `("linear", 2, 100, {"bias": False})`: options by name in a dict, last.
+    - `seq("sequential", child, ...)`: a container and its children (nested freely).
+    - `("callback", "cb", fn, {"parms": {...}})`: a module whose forward is the Python
+      callable `fn(module, *inputs)`.
+
+    Raises KtorchError naming the type and option at fault; an unknown type names the
+    closest valid ones.
+    """
 
 def parmnames(m: Module | Model) -> list[str]:
-    """Parameter names, as PyTorch names them."""
+    """parmnames(m) -> list of str
+
+    Parameter names of a module, optimizer's module or model, as PyTorch names them
+    (`0.weight`, `0.bias`, `a.weight`, ...).
+    """
 
 def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | None:
-    """The named parameter as a Tensor sharing its storage; with value, copies value in."""
+    """parm(m, name) -> Tensor
+    parm(m, name, value) -> None
+
+    The named parameter as a Tensor sharing its storage (writing to it changes the
+    module); with `value` (array, list or Tensor of the same shape), copies it in.
+    """
 
 def loss(*args: Any, **options: Any) -> Any:
-    """loss(name, *settings) -> Loss; loss(l or model, output, target) -> Tensor."""
+    """loss(name, *settings, **options) -> Loss
+    loss(l, x, y) -> Tensor
+    loss(m, x, y) -> Tensor
+
+    Makes a loss, or computes a loss (a Loss handle's or a model's) of output(s) `x` and
+    target(s) `y`.
+
+    - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
+    - settings: by position in the loss's order (ce: weight, ignore, smoothing,
+      reduce) or by name; a trailing `"none"`, `"mean"` or `"sum"` is the reduction.
+      PyTorch keywords are accepted (`reduction`, `ignore_index`, `label_smoothing`).
+    - `kt.ce(x, y)`, `kt.mse(x, y)`, ...: the functional form of each loss.
+    """
 
 def opt(*args: Any, **options: Any) -> Any:
-    """opt(name[, parameters], *settings) -> Optimizer; opt(o, group, parameters, *settings)
-    adds (group == groups) or edits (group < groups) a parameter group."""
+    """opt(name) -> Optimizer
+    opt(name, parameters, *settings, **options) -> Optimizer
+    opt(o, group, parameters, *settings) -> None
+
+    Makes an optimizer, or adds or edits a parameter group of one.
+
+    - name: `"sgd"`, `"adam"`, `"adamw"`, `"adagrad"`, `"rmsprop"`, `"lbfgs"`, `"lamb"`.
+    - parameters: a Module, Model, Tensor, Vector or Dict; left out, an empty optimizer.
+    - settings: by position in the optimizer's order (sgd: lr, momentum, dampening,
+      decay, nesterov) or by name; e.g. `opt("sgd", q, .2, .99)`, `opt("adam", q, lr=1e-3)`.
+    - group: equal to the number of groups adds a group (from the defaults), less edits
+      that group and appends the parameters, more is an error.
+    """
 
 def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float] | None:
-    """Learning rate per group; with r, sets it."""
+    """lr(o) -> list of float
+    lr(m) -> list of float
+    lr(o, r) -> None
+
+    The learning rate of each parameter group of an optimizer (or a model's); with `r`
+    (one rate, or one per group), sets them.
+    """
 
 def model(q: Module, l: Loss, o: Optimizer) -> Model:
-    """A model of module, loss and optimizer."""
+    """model(q, l, o) -> Model
+
+    A model of a module, a loss and an optimizer, with training and test options
+    (`train`, `test`) and data. The module and optimizer are shared, not copied.
+    """
 
 def zerograd(x: _Handle) -> None:
-    """Sets gradients to zero (tensor, vector, dict, module, optimizer or model)."""
+    """zerograd(x) -> None
+
+    Sets the gradients of a tensor, vector, dict, module, optimizer or model to zero.
+    """
 
 def nograd(x: _Handle) -> None:
-    """Sets gradients to None."""
+    """nograd(x) -> None
+
+    Sets the gradients of a tensor, vector, dict, module, optimizer or model to undefined
+    (`grad` gives None), as `run` does before each batch.
+    """
 
 def forward(*args: Any) -> Tensor | Vector:
-    """forward(q, x, ...) or forward(m[, x, ...]): training mode with gradients."""
+    """forward(q, x, ...) -> Tensor or Vector
+    forward(m) -> Tensor or Vector
+    forward(m, x, ...) -> Tensor or Vector
+
+    Runs the module (or the model's module, on its training inputs when no input is
+    given) in training mode, with gradients. Several outputs come back as a Vector.
+    """
 
 def nforward(*args: Any) -> Tensor | Vector:
-    """Training mode without gradients."""
+    """nforward(q, x, ...) -> Tensor or Vector
+    nforward(m[, x, ...]) -> Tensor or Vector
+
+    As `forward`, without gradients (training mode).
+    """
 
 def eforward(*args: Any) -> Tensor | Vector:
-    """Evaluation mode without gradients (a model uses its test data)."""
+    """eforward(q, x, ...) -> Tensor or Vector
+    eforward(m[, x, ...]) -> Tensor or Vector
+
+    Evaluation mode (dropout off, batchnorm running statistics), no gradients; a model
+    without inputs given uses its test inputs.
+    """
 
 def evaluate(*args: Any) -> Any:
-    """Evaluation mode without gradients, returning numpy array(s)."""
+    """evaluate(q, x, ...) -> numpy array(s)
+    evaluate(m[, x, ...]) -> numpy array(s)
+
+    As `eforward`, returning numpy arrays (torch.Tensors when the inputs came as
+    torch.Tensor).
+    """
 
 def backward(*args: Any) -> float | None:
-    """backward(t[, gradient][, mode]) with mode free/retain/create/createfree;
-    backward(m[, x, y]) runs forward, loss and backward and returns the loss."""
+    """backward(t) -> None
+    backward(t, gradient) -> None
+    backward(t, mode) -> None
+    backward(t, gradient, mode) -> None
+    backward(m) -> float
+    backward(m, x, y) -> float
+
+    On a tensor: backpropagates, accumulating gradients into the leaves. `gradient` is
+    needed for a tensor of more than one element; mode is `"free"` (the default: free
+    the graph), `"retain"`, `"create"` (higher order derivatives) or `"createfree"`
+    (`help("backward")` gives the table).
+
+    On a model: forward on its training data (or on `x`, `y`), loss, backward; returns
+    the loss. Gradients accumulate: call `zerograd` or `nograd` before.
+    """
 
 def clipv(x: _Handle, value: float) -> float:
-    """Clamps gradients to [-value, value]; returns nan."""
+    """clipv(x, value) -> float
+
+    Clamps the gradients of a tensor, vector, dict, module, optimizer or model to
+    [-value, value]; returns nan (as the original).
+    """
 
 def clip(x: _Handle, maxnorm: float, *args: Any) -> float | list[float]:
-    """clip(x, maxnorm[, normtype][, groupflag]): scales gradients to at most maxnorm;
-    returns the previous norm (one per optimizer group with the group flag)."""
+    """clip(x, maxnorm) -> float
+    clip(x, maxnorm, normtype) -> float
+    clip(x, maxnorm, normtype, group) -> list of float
+
+    Scales the gradients of a tensor, vector, dict, module, optimizer or model so that
+    their total norm (`normtype`, default 2; `float("inf")` for the largest absolute
+    value) is at most `maxnorm`; returns the norm before clipping. With `group` true
+    (an optimizer or model), clips each parameter group apart and returns one norm a
+    group.
+    """
 
 def step(x: Optimizer | Model) -> None:
-    """One optimizer update (LBFGS needs backstep)."""
+    """step(o) -> None
+    step(m) -> None
+
+    One optimizer update from the current gradients. LBFGS re-evaluates the loss and
+    needs `backstep` instead.
+    """
 
 def backstep(m: Model, x: Any = None, y: Any = None) -> float:
-    """Forward, loss, backward, clipping by the training options, optimizer step; returns the loss."""
+    """backstep(m) -> float
+    backstep(m, x, y) -> float
 
-def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None, every: int = 1) -> Any:
-    """One training pass over the data (run(m, x, y) or run(m, TensorDataset) defines it first);
-    returns the metrics (torch.Tensor when the inputs came as torch.Tensor).
-    When the data was shuffled, predict and output come back in the original order.
-    callback(info) is called every `every` batches and after the last, with a dict:
-    phase, batch, batches, elapsed (seconds), loss (running mean, None without one)."""
+    One training step on the model's training data (or on `x`, `y`): gradients set to
+    none, forward, loss, backward, clipping as the training options say, optimizer step.
+    Returns the loss.
+    """
+
+def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None,
+        every: int = 1) -> Any:
+    """run(m) -> metrics
+    run(m, x, y) -> metrics
+    run(m, TensorDataset) -> metrics
+    run(m, callback=f, every=n) -> metrics
+
+    One training pass (epoch) over the model's training data (`run(m, x, y)` defines
+    it first), with the loop in Rust. The module is in training mode for the pass;
+    each batch: gradients set to none, forward, loss, backward, clipping (options
+    clipnorm, clipvalue), optimizer step. Shuffles first when option shuffle is true.
+
+    Returns the metrics of option `metrics` (default `["loss"]`): the value alone for
+    one metric, a list for several, a dict with option `dictionary`; numpy values
+    (torch.Tensors when the data came as torch.Tensor), or ktorch Tensors with option
+    `tensor`. When the data was shuffled, `predict` and `output` come back in the
+    original sample order. Ctrl-C stops between batches with KeyboardInterrupt.
+    Raises KtorchError with no training data.
+
+    Progress: option `progress` draws a bar on stderr (a terminal only). `callback(info)`
+    is called every `every` batches and after the last, with a dict: phase, batch,
+    batches, elapsed (seconds), loss (running mean of the batch losses, None without).
+    """
 
 def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None,
             every: int = 1) -> Any:
-    """One evaluation pass over the test data without gradients; returns the metrics.
-    callback and every as for run."""
+    """testrun(m) -> metrics
+    testrun(m, x, y) -> metrics
+    testrun(m, callback=f, every=n) -> metrics
+
+    One evaluation pass over the model's test data (`testrun(m, x, y)` defines it
+    first): evaluation mode, no gradients; the loss is computed only when a loss metric
+    is asked for. Returns the metrics of the test option `metrics`, as `run` does;
+    `progress`, `callback` and `every` as for `run`. Raises KtorchError with no test data.
+    """
 
 @overload
 def train(m: Model, /) -> builtins.dict[str, Any]:
-    """train(m) -> all options; train(m, name) -> value; train(m, [names]) -> dict;
-    train(m, {name: value}), train(m, name, value), train(m, [names], [values]), train(m, **options) set;
-    train(m, inputs[, targets]) defines data and returns the number of batches."""
+    """train(m) -> dict
+    train(m, name) -> value
+    train(m, [name, ...]) -> dict
+    train(m, {name: value, ...}) -> None
+    train(m, name, value) -> None
+    train(m, [name, ...], [value, ...]) -> None
+    train(m, **options) -> None
+    train(m, inputs) -> int
+    train(m, inputs, targets) -> int
+
+    Reads or sets the model's training options, or defines its training data.
+
+    A string or list of strings as second argument names options; anything else
+    (array, Tensor, Vector, Dict, tuple selecting members `(v, [0, 1])`,
+    `(d, ["a", "b"])`) is data, and the number of batches is returned.
+
+    Options (defaults): batchsize 32, droplast False, hidden False, tensor False,
+    dictionary False, metrics ["loss"], clipgroup False, clipnorm None, clipvalue None,
+    shuffle False, sync False, task 0, tasks 1, shufflecuda False, shuffleseed None,
+    nonfinite "proceed". An unknown name, a wrong type or an out-of-range value raises
+    KtorchError and leaves every option as it was.
+    """
 @overload
 def train(m: Model, name: str, /) -> Any: ...
 @overload
@@ -310,7 +566,20 @@ def train(m: Model, inputs: _Inputs, targets: _Inputs | None = ..., /) -> int: .
 
 @overload
 def test(m: Model, /) -> builtins.dict[str, Any]:
-    """As train, for the test options and data."""
+    """test(m) -> dict
+    test(m, name) -> value
+    test(m, [name, ...]) -> dict
+    test(m, {name: value, ...}) -> None
+    test(m, name, value) -> None
+    test(m, [name, ...], [value, ...]) -> None
+    test(m, **options) -> None
+    test(m, inputs) -> int
+    test(m, inputs, targets) -> int
+
+    As `train`, for the test options and data. Test options (defaults): batchsize 100,
+    droplast False, hidden False, tensor False, dictionary False, metrics ["loss"];
+    training-only options (clipnorm, shuffle, ...) are an error here.
+    """
 @overload
 def test(m: Model, name: str, /) -> Any: ...
 @overload
@@ -327,40 +596,134 @@ def test(m: Model, /, **options: Any) -> None: ...
 def test(m: Model, inputs: _Inputs, targets: _Inputs | None = ..., /) -> int: ...
 
 def data(m: Model, *args: Any) -> Any:
-    """data(m) -> [inputs, targets]; data(m, x, y) defines training data."""
+    """data(m) -> [inputs, targets]
+    data(m, x) -> int
+    data(m, x, y) -> int
 
-def testdata(m: Model, *args: Any) -> Any: ...
+    The training data as numpy arrays (a list of arrays for several tensors, None where
+    undefined), or defines it (as `train(m, x, y)`; returns the number of batches).
+    """
+
+def testdata(m: Model, *args: Any) -> Any:
+    """testdata(m) -> [inputs, targets]
+    testdata(m, x) -> int
+    testdata(m, x, y) -> int
+
+    As `data`, for the test data.
+    """
+
 def input(m: Model, *args: Any) -> Any:
-    """input(m) -> Tensor (Vector for several inputs); input(m, x, ...) defines inputs."""
+    """input(m) -> Tensor or Vector
+    input(m, x, ...) -> int
 
-def testinput(m: Model, *args: Any) -> Any: ...
+    The training inputs as a Tensor handle (a Vector for several), or defines them.
+    """
+
+def testinput(m: Model, *args: Any) -> Any:
+    """testinput(m) -> Tensor or Vector
+    testinput(m, x, ...) -> int
+
+    As `input`, for the test inputs.
+    """
+
 def target(m: Model, *args: Any) -> Any:
-    """target(m) -> array(s) or None; target(m, y) defines targets."""
+    """target(m) -> numpy array(s) or None
+    target(m, y, ...) -> int
 
-def testtarget(m: Model, *args: Any) -> Any: ...
+    The training targets as numpy array(s), None where undefined; or defines them.
+    """
+
+def testtarget(m: Model, *args: Any) -> Any:
+    """testtarget(m) -> numpy array(s) or None
+    testtarget(m, y, ...) -> int
+
+    As `target`, for the test targets.
+    """
+
 def datasize(m: Model) -> int:
-    """Training rows, in the current batch when batching."""
+    """datasize(m) -> int
 
-def testsize(m: Model) -> int: ...
+    The number of training rows, of the current batch while batching.
+    """
+
+def testsize(m: Model) -> int:
+    """testsize(m) -> int
+
+    The number of test rows, of the current batch while batching.
+    """
+
 def batch(x: Any, size: Any = None, index: int | None = None) -> bool | None:
-    """batch(m) -> True while a batch remains; batch(x, size), batch(x, (size, dim)), batch(x, size, i)."""
+    """batch(m) -> bool
+    batch(x, size) -> bool
+    batch(x, (size, dim)) -> bool
+    batch(x, size, i) -> None
 
-def testbatch(m: Model) -> bool: ...
+    On a model: moves its training data to the next batch (option batchsize); True while
+    a batch remains, then restores full size and returns False (start with `batchinit`).
+    On a Tensor, Vector or Dict: narrows it in place to the next batch of `size` rows
+    (along `dim`), True while batches remain, then restores and returns False; with `i`,
+    selects batch `i` alone. `size` must be in 1 to n-1.
+    """
+
+def testbatch(m: Model) -> bool:
+    """testbatch(m) -> bool
+
+    As `batch(m)`, for the test data (start with `testinit`).
+    """
+
 def restore(x: Any) -> int:
-    """Restores full size; returns the number of rows."""
+    """restore(m) -> int
+    restore(x) -> int
 
-def testrestore(m: Model) -> int: ...
+    Restores a model's training data (or a Tensor, Vector or Dict) to full size after
+    batching; returns the number of rows.
+    """
+
+def testrestore(m: Model) -> int:
+    """testrestore(m) -> int
+
+    As `restore(m)`, for the test data.
+    """
+
 def batchinit(m: Model) -> int:
-    """Restore, shuffle if the option says so, reset metrics; number of batches (-1 with no data)."""
+    """batchinit(m) -> int
 
-def testinit(m: Model) -> int: ...
+    Starts a pass over the training data: restores full size, shuffles if option
+    shuffle is true, resets the metrics; returns the number of batches (-1 with no
+    data).
+    """
+
+def testinit(m: Model) -> int:
+    """testinit(m) -> int
+
+    As `batchinit`, for the test data (no shuffling).
+    """
+
 def shuffle(x: Any, dim: int = 0) -> None:
-    """Shuffles tensors (one permutation for all members) or a model's training data."""
+    """shuffle(m) -> None
+    shuffle(x) -> None
+    shuffle(x, dim) -> None
+
+    Shuffles a model's training data (inputs and targets alike), or a Tensor, or the
+    members of a Vector or Dict by one permutation (along `dim`, default 0).
+    """
 
 def unshuffle(m: Model) -> None:
-    """Restores the model's training data to its original order."""
+    """unshuffle(m) -> None
 
-def _lossfn(name: str, x: Any, y: Any, *args: Any, **options: Any) -> Tensor: ...
-def _loss_types() -> list[str]: ...
+    Puts the model's training data back in its original order.
+    """
+
+def _lossfn(name: str, x: Any, y: Any, *args: Any, **options: Any) -> Tensor:
+    """_lossfn(name, x, y, *settings, **options) -> Tensor
+
+    The functional form of a loss, behind `kt.ce(x, y)`, `kt.mse(x, y)`, ...
+    """
+
+def _loss_types() -> list[str]:
+    """_loss_types() -> list of str
+
+    The names of every loss (as `help("loss")`).
+    """
 
 _Callback = Callable[..., Any]

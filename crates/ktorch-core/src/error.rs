@@ -138,6 +138,58 @@ pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Error {
     Error::Torch(text)
 }
 
+/// Valid names listed in full in an [`unrecognized`] message when there are at most this many.
+const LIST_MAX: usize = 24;
+
+/// The names in `valid` closest to `given` for a "did you mean" hint: by edit
+/// distance (a swap of neighbours counts one), ignoring case, those at the least
+/// distance when it is at most a third of the longer name (at least 1); at most 3,
+/// in the order of `valid`.
+pub fn closest<'a>(given: &str, valid: &[&'a str]) -> Vec<&'a str> {
+    let g = given.to_lowercase();
+    if g.is_empty() {
+        return vec![];
+    }
+    let scored: Vec<(usize, &'a str)> = valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&g, &v.to_lowercase()), *v))
+        .filter(|(d, v)| *d <= (g.chars().count().max(v.chars().count()) / 3).max(1))
+        .collect();
+    let best = scored.iter().map(|(d, _)| *d).min();
+    scored
+        .into_iter()
+        .filter(|(d, _)| Some(*d) == best)
+        .map(|(_, v)| v)
+        .take(3)
+        .collect()
+}
+
+/// The message for a name that is not one of `valid`:
+/// `unrecognized {what}: {given}`, then the closest valid names
+/// (`(did you mean relu or relu6?)`), then every valid name where the list is
+/// short, else where `help(topic)` lists them.
+pub fn unrecognized(what: &str, topic: &str, given: &str, valid: &[&str]) -> String {
+    let mut s = format!("unrecognized {what}: {given}");
+    let near = closest(given, valid);
+    if let Some((last, rest)) = near.split_last() {
+        let alts = if rest.is_empty() {
+            last.to_string()
+        } else {
+            format!("{} or {last}", rest.join(", "))
+        };
+        s.push_str(&format!(" (did you mean {alts}?)"));
+    }
+    if valid.len() <= LIST_MAX {
+        s.push_str(&format!(", expecting one of: {}", valid.join(", ")));
+    } else {
+        s.push_str(&format!(
+            ", help(\"{topic}\") lists all {} names",
+            valid.len()
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +242,37 @@ mod tests {
         assert_eq!(
             err("train", "tensor size mismatch, 100 vs 10").to_string(),
             "train: tensor size mismatch, 100 vs 10"
+        );
+    }
+    #[test]
+    fn closest_names_by_edit_distance() {
+        let v = [
+            "relu", "relu6", "prelu", "linear", "bilinear", "conv1d", "conv2d",
+        ];
+        assert_eq!(closest("linearr", &v), ["linear"]);
+        assert_eq!(closest("Linear", &v), ["linear"]);
+        assert_eq!(closest("reluu", &v), ["relu", "relu6"]);
+        assert_eq!(closest("conv", &v), ["conv1d", "conv2d"]);
+        assert_eq!(closest("lniear", &v), ["linear"]);
+        assert!(closest("nosuch", &v).is_empty());
+        assert!(closest("", &v).is_empty());
+    }
+
+    #[test]
+    fn unrecognized_names_the_closest_and_lists_short_catalogues() {
+        assert_eq!(
+            unrecognized("optimizer", "optimizer", "sgdd", &["sgd", "adam"]),
+            "unrecognized optimizer: sgdd (did you mean sgd?), expecting one of: sgd, adam"
+        );
+        assert_eq!(
+            unrecognized("optimizer", "optimizer", "x", &["sgd", "adam"]),
+            "unrecognized optimizer: x, expecting one of: sgd, adam"
+        );
+        let many: Vec<String> = (0..30).map(|i| format!("type{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            unrecognized("module type", "module", "nosuch", &many),
+            "unrecognized module type: nosuch, help(\"module\") lists all 30 names"
         );
     }
 }

@@ -282,7 +282,27 @@ pub(crate) fn set_data(
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
 
-/// train(m, ...): get or set training options, or define training data (returns batches).
+/// train(m) -> dict
+/// train(m, name) -> value
+/// train(m, [name, ...]) -> dict
+/// train(m, {name: value, ...}) -> None
+/// train(m, name, value) -> None
+/// train(m, [name, ...], [value, ...]) -> None
+/// train(m, **options) -> None
+/// train(m, inputs) -> int
+/// train(m, inputs, targets) -> int
+///
+/// Reads or sets the model's training options, or defines its training data.
+///
+/// A string or list of strings as second argument names options; anything else
+/// (array, Tensor, Vector, Dict, tuple selecting members `(v, [0, 1])`,
+/// `(d, ["a", "b"])`) is data, and the number of batches is returned.
+///
+/// Options (defaults): batchsize 32, droplast False, hidden False, tensor False,
+/// dictionary False, metrics ["loss"], clipgroup False, clipnorm None, clipvalue None,
+/// shuffle False, sync False, task 0, tasks 1, shufflecuda False, shuffleseed None,
+/// nonfinite "proceed". An unknown name, a wrong type or an out-of-range value raises
+/// KtorchError and leaves every option as it was.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn train(
@@ -293,7 +313,19 @@ pub fn train(
     stage_fn(py, Phase::Train, args, kw)
 }
 
-/// test(m, ...): get or set test options, or define test data (returns batches).
+/// test(m) -> dict
+/// test(m, name) -> value
+/// test(m, [name, ...]) -> dict
+/// test(m, {name: value, ...}) -> None
+/// test(m, name, value) -> None
+/// test(m, [name, ...], [value, ...]) -> None
+/// test(m, **options) -> None
+/// test(m, inputs) -> int
+/// test(m, inputs, targets) -> int
+///
+/// As `train`, for the test options and data. Test options (defaults): batchsize 100,
+/// droplast False, hidden False, tensor False, dictionary False, metrics ["loss"];
+/// training-only options (clipnorm, shuffle, ...) are an error here.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn test(
@@ -348,9 +380,18 @@ fn data_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> {
 
 phase_pair!(
     data_fn,
-    /// data(m) -> [inputs, targets]; data(m, x, y) defines training data.
+    /// data(m) -> [inputs, targets]
+    /// data(m, x) -> int
+    /// data(m, x, y) -> int
+    ///
+    /// The training data as numpy arrays (a list of arrays for several tensors, None where
+    /// undefined), or defines it (as `train(m, x, y)`; returns the number of batches).
     data,
-    /// testdata(m) -> [inputs, targets]; testdata(m, x, y) defines test data.
+    /// testdata(m) -> [inputs, targets]
+    /// testdata(m, x) -> int
+    /// testdata(m, x, y) -> int
+    ///
+    /// As `data`, for the test data.
     testdata
 );
 
@@ -421,17 +462,29 @@ fn target_fn(PhaseCall(py, f, phase, m, args): PhaseCall) -> PyResult<PyObject> 
 
 phase_pair!(
     input_fn,
-    /// input(m) -> Tensor (Vector for several); input(m, x, ...) defines training inputs.
+    /// input(m) -> Tensor or Vector
+    /// input(m, x, ...) -> int
+    ///
+    /// The training inputs as a Tensor handle (a Vector for several), or defines them.
     input,
-    /// testinput(m) -> Tensor (Vector for several); testinput(m, x, ...) defines test inputs.
+    /// testinput(m) -> Tensor or Vector
+    /// testinput(m, x, ...) -> int
+    ///
+    /// As `input`, for the test inputs.
     testinput
 );
 
 phase_pair!(
     target_fn,
-    /// target(m) -> array(s) or None; target(m, y, ...) defines training targets.
+    /// target(m) -> numpy array(s) or None
+    /// target(m, y, ...) -> int
+    ///
+    /// The training targets as numpy array(s), None where undefined; or defines them.
     target,
-    /// testtarget(m) -> array(s) or None; testtarget(m, y, ...) defines test targets.
+    /// testtarget(m) -> numpy array(s) or None
+    /// testtarget(m, y, ...) -> int
+    ///
+    /// As `target`, for the test targets.
     testtarget
 );
 
@@ -448,19 +501,32 @@ fn on_stage<R: Send>(
     call(py, func, ds, move |g| Ok(f(g.lock(&s)?.stage(phase))?))
 }
 
-/// datasize(m): training rows (in the current batch when batching).
+/// datasize(m) -> int
+///
+/// The number of training rows, of the current batch while batching.
 #[pyfunction]
 pub fn datasize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
     on_stage(py, "datasize", m, Phase::Train, |st| Ok(st.size()))
 }
 
-/// testsize(m): test rows (in the current batch when batching).
+/// testsize(m) -> int
+///
+/// The number of test rows, of the current batch while batching.
 #[pyfunction]
 pub fn testsize(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
     on_stage(py, "testsize", m, Phase::Test, |st| Ok(st.size()))
 }
 
-/// batch(m) -> bool; batch(x, size), batch(x, (size, dim)), batch(x, size, i) on tensors.
+/// batch(m) -> bool
+/// batch(x, size) -> bool
+/// batch(x, (size, dim)) -> bool
+/// batch(x, size, i) -> None
+///
+/// On a model: moves its training data to the next batch (option batchsize); True while
+/// a batch remains, then restores full size and returns False (start with `batchinit`).
+/// On a Tensor, Vector or Dict: narrows it in place to the next batch of `size` rows
+/// (along `dim`), True while batches remain, then restores and returns False; with `i`,
+/// selects batch `i` alone. `size` must be in 1 to n-1.
 #[pyfunction]
 #[pyo3(signature = (x, size=None, index=None))]
 pub fn batch(
@@ -511,13 +577,19 @@ pub fn batch(
     }
 }
 
-/// testbatch(m) -> bool.
+/// testbatch(m) -> bool
+///
+/// As `batch(m)`, for the test data (start with `testinit`).
 #[pyfunction]
 pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
     on_stage(py, "testbatch", m, Phase::Test, |st| st.batch())
 }
 
-/// restore(m or tensors) -> full size along the first (or batching) dimension.
+/// restore(m) -> int
+/// restore(x) -> int
+///
+/// Restores a model's training data (or a Tensor, Vector or Dict) to full size after
+/// batching; returns the number of rows.
 #[pyfunction]
 pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
     let f = "restore";
@@ -537,25 +609,38 @@ pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
     }
 }
 
-/// testrestore(m) -> rows of test data.
+/// testrestore(m) -> int
+///
+/// As `restore(m)`, for the test data.
 #[pyfunction]
 pub fn testrestore(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
     on_stage(py, "testrestore", m, Phase::Test, |st| Ok(st.restore()))
 }
 
-/// batchinit(m) -> number of training batches (-1 with no data).
+/// batchinit(m) -> int
+///
+/// Starts a pass over the training data: restores full size, shuffles if option
+/// shuffle is true, resets the metrics; returns the number of batches (-1 with no
+/// data).
 #[pyfunction]
 pub fn batchinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
     on_stage(py, "batchinit", m, Phase::Train, |st| st.init())
 }
 
-/// testinit(m) -> number of test batches (-1 with no data).
+/// testinit(m) -> int
+///
+/// As `batchinit`, for the test data (no shuffling).
 #[pyfunction]
 pub fn testinit(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<i64> {
     on_stage(py, "testinit", m, Phase::Test, |st| st.init())
 }
 
-/// shuffle(m) or shuffle(tensors[, dim]).
+/// shuffle(m) -> None
+/// shuffle(x) -> None
+/// shuffle(x, dim) -> None
+///
+/// Shuffles a model's training data (inputs and targets alike), or a Tensor, or the
+/// members of a Vector or Dict by one permutation (along `dim`, default 0).
 #[pyfunction]
 #[pyo3(signature = (x, dim=0))]
 pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
@@ -587,7 +672,9 @@ pub fn shuffle(py: Python<'_>, x: &Bound<'_, PyAny>, dim: i64) -> PyResult<()> {
     }
 }
 
-/// unshuffle(m): restores the training data's original order.
+/// unshuffle(m) -> None
+///
+/// Puts the model's training data back in its original order.
 #[pyfunction]
 pub fn unshuffle(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<()> {
     on_stage(py, "unshuffle", m, Phase::Train, |st| st.unshuffle())

@@ -12,7 +12,9 @@ create_exception!(
     ktorch,
     KtorchError,
     PyRuntimeError,
-    "An error raised by ktorch or libtorch."
+    "Raised for a bad argument or a call that does not fit the object's state (the message\n\
+     names the function and the argument), and for libtorch's errors (libtorch's message).\n\
+     A subclass of RuntimeError; an argument of the wrong type raises TypeError instead."
 );
 
 thread_local! {

@@ -46,8 +46,8 @@ struct Slot<T> {
 }
 
 macro_rules! handle {
-    ($name:ident, $t:ty, $py:literal) => {
-        #[doc = concat!("A ", $py, " handle.")]
+    ($name:ident, $t:ty, $py:literal, $doc:literal) => {
+        #[doc = $doc]
         #[pyclass(frozen, module = "ktorch._ktorch", name = $py)]
         pub struct $name {
             // locked only briefly, with the GIL held: never contended during a
@@ -202,13 +202,48 @@ macro_rules! handle {
     };
 }
 
-handle!(Tensor, Tensors, "Tensor");
-handle!(Vector, Tensors, "Vector");
-handle!(Dict, Tensors, "Dict");
-handle!(PyModule, Module, "Module");
-handle!(PyLoss, Loss, "Loss");
-handle!(PyOptimizer, Optimizer, "Optimizer");
-handle!(PyModel, Model, "Model");
+handle!(
+    Tensor,
+    Tensors,
+    "Tensor",
+    "A handle to a tensor (batching narrows it in place); `kt.tensor(t)` reads its values."
+);
+handle!(
+    Vector,
+    Tensors,
+    "Vector",
+    "A handle to a list of tensors; `kt.vector(v)` reads them."
+);
+handle!(
+    Dict,
+    Tensors,
+    "Dict",
+    "A handle to tensors by name; `kt.dict(d)` reads them."
+);
+handle!(
+    PyModule,
+    Module,
+    "Module",
+    "A handle to a module tree (layers, parameters, buffers), made by `kt.module`."
+);
+handle!(
+    PyLoss,
+    Loss,
+    "Loss",
+    "A handle to a loss function and its settings, made by `kt.loss`."
+);
+handle!(
+    PyOptimizer,
+    Optimizer,
+    "Optimizer",
+    "A handle to an optimizer with parameter groups, made by `kt.opt`."
+);
+handle!(
+    PyModel,
+    Model,
+    "Model",
+    "A handle to a model: module, loss, optimizer, train/test options and data."
+);
 
 /// Any handle, by class.
 pub enum Obj {

@@ -11,7 +11,18 @@ use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Obj, PyLoss};
 
-/// loss(name, *settings, **options) -> Loss; loss(l, yhat, y) / loss(model, yhat, y) -> Tensor.
+/// loss(name, *settings, **options) -> Loss
+/// loss(l, x, y) -> Tensor
+/// loss(m, x, y) -> Tensor
+///
+/// Makes a loss, or computes a loss (a Loss handle's or a model's) of output(s) `x` and
+/// target(s) `y`.
+///
+/// - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
+/// - settings: by position in the loss's order (ce: weight, ignore, smoothing,
+///   reduce) or by name; a trailing `"none"`, `"mean"` or `"sum"` is the reduction.
+///   PyTorch keywords are accepted (`reduction`, `ignore_index`, `label_smoothing`).
+/// - `kt.ce(x, y)`, `kt.mse(x, y)`, ...: the functional form of each loss.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn loss(
@@ -69,7 +80,9 @@ pub fn loss(
     Ok(wrap_shared(py, r, held)?.into_any())
 }
 
-/// The functional form of a loss: `_lossfn(name, x, y, *settings)` -> Tensor.
+/// _lossfn(name, x, y, *settings, **options) -> Tensor
+///
+/// The functional form of a loss, behind `kt.ce(x, y)`, `kt.mse(x, y)`, ...
 #[pyfunction]
 #[pyo3(signature = (name, x, y, *args, **kw))]
 pub fn _lossfn(
@@ -93,7 +106,9 @@ pub fn _lossfn(
     wrap_shared(py, r, held)
 }
 
-/// The names of every loss.
+/// _loss_types() -> list of str
+///
+/// The names of every loss (as `help("loss")`).
 #[pyfunction]
 pub fn _loss_types() -> Vec<&'static str> {
     ktorch_core::loss::LOSS_TYPES.to_vec()

@@ -10,7 +10,22 @@ use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
 use crate::handles::{obj, Keep, Obj, PyModel, PyModule};
 
-/// module(spec) -> Module; module(model) -> the model's Module.
+/// module(spec) -> Module
+/// module(model) -> Module
+///
+/// Builds a module from a spec, or returns the module of a model.
+///
+/// - `"relu"`: a type name alone (`help("module")` lists them).
+/// - `("linear", 784, 10)`: a type, then its options by position.
+/// - `("linear", "a", 64, 20)`: a name after the type; its parameters become
+///   `a.weight`, `a.bias` (unnamed children are named by index: `0.weight`).
+/// - `("linear", 2, 100, {"bias": False})`: options by name in a dict, last.
+/// - `seq("sequential", child, ...)`: a container and its children (nested freely).
+/// - `("callback", "cb", fn, {"parms": {...}})`: a module whose forward is the Python
+///   callable `fn(module, *inputs)`.
+///
+/// Raises KtorchError naming the type and option at fault; an unknown type names the
+/// closest valid ones.
 #[pyfunction]
 pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>> {
     let f = "module";
@@ -54,7 +69,10 @@ fn module_of(py: Python<'_>, func: &str, x: &Bound<'_, PyAny>) -> PyResult<Share
     }
 }
 
-/// parmnames(m): parameter names of a module or model.
+/// parmnames(m) -> list of str
+///
+/// Parameter names of a module, optimizer's module or model, as PyTorch names them
+/// (`0.weight`, `0.bias`, `a.weight`, ...).
 #[pyfunction]
 pub fn parmnames(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let f = "parmnames";
@@ -63,7 +81,11 @@ pub fn parmnames(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<Vec<String>> 
     call(py, f, ds, move |g| Ok(g.lock(&s)?.parmnames()))
 }
 
-/// parm(m, name) -> Tensor sharing the parameter; parm(m, name, value) copies value in.
+/// parm(m, name) -> Tensor
+/// parm(m, name, value) -> None
+///
+/// The named parameter as a Tensor sharing its storage (writing to it changes the
+/// module); with `value` (array, list or Tensor of the same shape), copies it in.
 #[pyfunction]
 #[pyo3(signature = (m, name, value=None))]
 pub fn parm(

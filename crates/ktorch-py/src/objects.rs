@@ -30,7 +30,12 @@ macro_rules! each_handle {
     };
 }
 
-/// free(h, ...): releases each handle's object; later use raises KtorchError.
+/// free(h) -> None
+/// free(h1, h2, ...) -> None
+///
+/// Releases each handle's object now instead of when Python drops the handle. Any later
+/// use of a freed handle raises KtorchError; objects shared with other holders (a module
+/// inside a model) live on while a holder does.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
@@ -47,7 +52,9 @@ pub fn free(args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Ok(())
 }
 
-/// addref(h): a second handle to the same object.
+/// addref(h) -> handle
+///
+/// A second handle to the same object (freeing one leaves the other working).
 #[pyfunction]
 pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "addref";
@@ -57,7 +64,10 @@ pub fn addref(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     }, Err(type_error(f, format!("expecting a ktorch handle, given {}", x.get_type().name()?))))
 }
 
-/// use(h, new): moves new's object into h (h's old object is released, new is freed).
+/// use(h, new) -> None
+///
+/// Moves `new`'s object into handle `h`: `h`'s old object is released and `new` is
+/// freed (the q idiom `use[h]...`). Both must be of the same class.
 #[pyfunction(name = "use")]
 pub fn use_(h: &Bound<'_, PyAny>, new: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "use";
@@ -112,7 +122,10 @@ fn with_obj(
     call(py, func, ds, move |g| Python::with_gil(|py| f(g, py, &o)))
 }
 
-/// objclass(h): tensor, vector, dictionary, module, loss, optimizer or model.
+/// objclass(h) -> str
+///
+/// The handle's class: `"tensor"`, `"vector"`, `"dictionary"`, `"module"`, `"loss"`,
+/// `"optimizer"` or `"model"` (q's `class`, a reserved word in Python).
 #[pyfunction]
 pub fn objclass(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<&'static str> {
     let f = "objclass";
@@ -134,7 +147,10 @@ pub fn objclass(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<&'static str> 
     })
 }
 
-/// size(h): a tensor's shape; for a vector or dict one shape per member; for a module its parameter shapes.
+/// size(h) -> list or dict
+///
+/// A tensor's shape (of the current batch while batching); for a Vector one shape per
+/// member, for a Dict a dict of shapes; for a Module a dict of its parameter shapes.
 #[pyfunction]
 pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "size";
@@ -233,7 +249,12 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// info(h): a dict describing the object.
+/// info(h) -> dict
+///
+/// A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
+/// memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
+/// Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
+/// groups, lr. Models: module, loss, optimizer, train and test rows.
 #[pyfunction]
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
@@ -293,7 +314,9 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     })
 }
 
-/// seed(n): seeds libtorch's random generators.
+/// seed(n) -> None
+///
+/// Seeds libtorch's random generators (weights, `randn`, dropout, shuffling).
 #[pyfunction]
 pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
     let n: i64 = n
@@ -303,7 +326,12 @@ pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// help(name): documentation tables, e.g. help("backward") for the modes.
+/// help() -> list of topics
+/// help(topic) -> list
+///
+/// Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
+/// the type names; `help("backward")` the backward modes (free, retain, create,
+/// createfree) as dicts. Python's own `help(kt.run)` shows each function's reference.
 #[pyfunction]
 #[pyo3(signature = (name=None))]
 pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
@@ -353,7 +381,10 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
     }
 }
 
-/// objects(): the number of live handles (for leak checks).
+/// objects() -> int
+///
+/// The number of live handles (holding an object, not yet freed or garbage collected),
+/// for leak checks.
 #[pyfunction]
 pub fn objects() -> i64 {
     crate::handles::live()

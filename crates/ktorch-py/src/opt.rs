@@ -36,8 +36,18 @@ fn source(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
     }
 }
 
-/// opt(name[, parameters], *settings, **options) -> Optimizer;
-/// opt(o, group, parameters, *settings) adds or edits a parameter group.
+/// opt(name) -> Optimizer
+/// opt(name, parameters, *settings, **options) -> Optimizer
+/// opt(o, group, parameters, *settings) -> None
+///
+/// Makes an optimizer, or adds or edits a parameter group of one.
+///
+/// - name: `"sgd"`, `"adam"`, `"adamw"`, `"adagrad"`, `"rmsprop"`, `"lbfgs"`, `"lamb"`.
+/// - parameters: a Module, Model, Tensor, Vector or Dict; left out, an empty optimizer.
+/// - settings: by position in the optimizer's order (sgd: lr, momentum, dampening,
+///   decay, nesterov) or by name; e.g. `opt("sgd", q, .2, .99)`, `opt("adam", q, lr=1e-3)`.
+/// - group: equal to the number of groups adds a group (from the defaults), less edits
+///   that group and appends the parameters, more is an error.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn opt(
@@ -110,7 +120,12 @@ pub fn opt(
     Ok(py.None())
 }
 
-/// lr(o or model) -> list of learning rates, one per group; lr(o, r) sets them.
+/// lr(o) -> list of float
+/// lr(m) -> list of float
+/// lr(o, r) -> None
+///
+/// The learning rate of each parameter group of an optimizer (or a model's); with `r`
+/// (one rate, or one per group), sets them.
 #[pyfunction]
 #[pyo3(signature = (x, r=None))]
 pub fn lr(

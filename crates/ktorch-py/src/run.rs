@@ -16,7 +16,10 @@ use crate::gate::{call, check_signals, domains};
 use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 use crate::PhaseCall;
 
-/// model(module, loss, optimizer) -> Model.
+/// model(q, l, o) -> Model
+///
+/// A model of a module, a loss and an optimizer, with training and test options
+/// (`train`, `test`) and data. The module and optimizer are shared, not copied.
 #[pyfunction]
 pub fn model(
     py: Python<'_>,
@@ -102,7 +105,9 @@ fn all_of(mut gs: Vec<Vec<tch::Tensor>>) -> Vec<tch::Tensor> {
     gs.pop().unwrap_or_default()
 }
 
-/// zerograd(x): sets gradients to zero.
+/// zerograd(x) -> None
+///
+/// Sets the gradients of a tensor, vector, dict, module, optimizer or model to zero.
 #[pyfunction]
 pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     on_params(py, "zerograd", x, Gather::All, |gs| {
@@ -110,7 +115,10 @@ pub fn zerograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     })
 }
 
-/// nograd(x): sets gradients to undefined (None).
+/// nograd(x) -> None
+///
+/// Sets the gradients of a tensor, vector, dict, module, optimizer or model to undefined
+/// (`grad` gives None), as `run` does before each batch.
 #[pyfunction]
 pub fn nograd(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     on_params(py, "nograd", x, Gather::All, |gs| {
@@ -210,35 +218,64 @@ fn forward_fn(
     outputs(py, out, arrays, torch, held)
 }
 
-/// forward(q, x...) or forward(m[, x...]): training mode, with gradients.
+/// forward(q, x, ...) -> Tensor or Vector
+/// forward(m) -> Tensor or Vector
+/// forward(m, x, ...) -> Tensor or Vector
+///
+/// Runs the module (or the model's module, on its training inputs when no input is
+/// given) in training mode, with gradients. Several outputs come back as a Vector.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn forward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     forward_fn(py, "forward", Fwd::Grad, false, args)
 }
 
-/// nforward: training mode, no gradients.
+/// nforward(q, x, ...) -> Tensor or Vector
+/// nforward(m[, x, ...]) -> Tensor or Vector
+///
+/// As `forward`, without gradients (training mode).
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn nforward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     forward_fn(py, "nforward", Fwd::NoGrad, false, args)
 }
 
-/// eforward: evaluation mode, no gradients, returns Tensor(s).
+/// eforward(q, x, ...) -> Tensor or Vector
+/// eforward(m[, x, ...]) -> Tensor or Vector
+///
+/// Evaluation mode (dropout off, batchnorm running statistics), no gradients; a model
+/// without inputs given uses its test inputs.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn eforward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     forward_fn(py, "eforward", Fwd::Eval, false, args)
 }
 
-/// evaluate: evaluation mode, no gradients, returns array(s).
+/// evaluate(q, x, ...) -> numpy array(s)
+/// evaluate(m[, x, ...]) -> numpy array(s)
+///
+/// As `eforward`, returning numpy arrays (torch.Tensors when the inputs came as
+/// torch.Tensor).
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn evaluate(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     forward_fn(py, "evaluate", Fwd::Eval, true, args)
 }
 
-/// backward(t[, grad][, mode]) on tensors; backward(m[, x, y]) on a model returns the loss.
+/// backward(t) -> None
+/// backward(t, gradient) -> None
+/// backward(t, mode) -> None
+/// backward(t, gradient, mode) -> None
+/// backward(m) -> float
+/// backward(m, x, y) -> float
+///
+/// On a tensor: backpropagates, accumulating gradients into the leaves. `gradient` is
+/// needed for a tensor of more than one element; mode is `"free"` (the default: free
+/// the graph), `"retain"`, `"create"` (higher order derivatives) or `"createfree"`
+/// (`help("backward")` gives the table).
+///
+/// On a model: forward on its training data (or on `x`, `y`), loss, backward; returns
+/// the loss. Gradients accumulate: call `zerograd` or `nograd` before.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn backward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<f64>> {
@@ -343,7 +380,10 @@ fn model_step(
     })
 }
 
-/// clipv(x, value): clamps gradients to [-value, value]; returns nan.
+/// clipv(x, value) -> float
+///
+/// Clamps the gradients of a tensor, vector, dict, module, optimizer or model to
+/// [-value, value]; returns nan (as the original).
 #[pyfunction]
 pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> {
     on_params(py, "clipv", x, Gather::All, move |gs| {
@@ -352,7 +392,15 @@ pub fn clipv(py: Python<'_>, x: &Bound<'_, PyAny>, value: f64) -> PyResult<f64> 
     Ok(f64::NAN)
 }
 
-/// clip(x, maxnorm[, normtype][, group]) -> previous norm (a list with the group flag).
+/// clip(x, maxnorm) -> float
+/// clip(x, maxnorm, normtype) -> float
+/// clip(x, maxnorm, normtype, group) -> list of float
+///
+/// Scales the gradients of a tensor, vector, dict, module, optimizer or model so that
+/// their total norm (`normtype`, default 2; `float("inf")` for the largest absolute
+/// value) is at most `maxnorm`; returns the norm before clipping. With `group` true
+/// (an optimizer or model), clips each parameter group apart and returns one norm a
+/// group.
 #[pyfunction]
 #[pyo3(signature = (x, maxnorm, *args))]
 pub fn clip(
@@ -393,7 +441,11 @@ pub fn clip(
     Ok(norms[0].into_pyobject(py)?.into_any().unbind())
 }
 
-/// step(optimizer or model): one optimizer update.
+/// step(o) -> None
+/// step(m) -> None
+///
+/// One optimizer update from the current gradients. LBFGS re-evaluates the loss and
+/// needs `backstep` instead.
 #[pyfunction]
 pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "step";
@@ -416,7 +468,12 @@ pub fn step(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     }
 }
 
-/// backstep(m[, x, y]): forward, loss, backward, clip, step; returns the loss.
+/// backstep(m) -> float
+/// backstep(m, x, y) -> float
+///
+/// One training step on the model's training data (or on `x`, `y`): gradients set to
+/// none, forward, loss, backward, clipping as the training options say, optimizer step.
+/// Returns the loss.
 #[pyfunction]
 #[pyo3(signature = (m, x=None, y=None))]
 pub fn backstep(
@@ -583,11 +640,34 @@ fn interrupt_check() -> impl FnMut() -> bool {
 
 phase_pair!(
     watched run_fn,
-    /// run(m[, x, y], callback=None, every=1): one training pass over the data; returns the
-    /// metrics. `callback(info)` is called every `every` batches and after the last, with a
-    /// dict: phase, batch, batches, elapsed (seconds), loss (running mean, None without one).
+    /// run(m) -> metrics
+    /// run(m, x, y) -> metrics
+    /// run(m, TensorDataset) -> metrics
+    /// run(m, callback=f, every=n) -> metrics
+    ///
+    /// One training pass (epoch) over the model's training data (`run(m, x, y)` defines
+    /// it first), with the loop in Rust. The module is in training mode for the pass;
+    /// each batch: gradients set to none, forward, loss, backward, clipping (options
+    /// clipnorm, clipvalue), optimizer step. Shuffles first when option shuffle is true.
+    ///
+    /// Returns the metrics of option `metrics` (default `["loss"]`): the value alone for
+    /// one metric, a list for several, a dict with option `dictionary`; numpy values
+    /// (torch.Tensors when the data came as torch.Tensor), or ktorch Tensors with option
+    /// `tensor`. When the data was shuffled, `predict` and `output` come back in the
+    /// original sample order. Ctrl-C stops between batches with KeyboardInterrupt.
+    /// Raises KtorchError with no training data.
+    ///
+    /// Progress: option `progress` draws a bar on stderr (a terminal only). `callback(info)`
+    /// is called every `every` batches and after the last, with a dict: phase, batch,
+    /// batches, elapsed (seconds), loss (running mean of the batch losses, None without).
     run,
-    /// testrun(m[, x, y], callback=None, every=1): one evaluation pass over the test data;
-    /// returns the metrics; `callback` and `every` as for run.
+    /// testrun(m) -> metrics
+    /// testrun(m, x, y) -> metrics
+    /// testrun(m, callback=f, every=n) -> metrics
+    ///
+    /// One evaluation pass over the model's test data (`testrun(m, x, y)` defines it
+    /// first): evaluation mode, no gradients; the loss is computed only when a loss metric
+    /// is asked for. Returns the metrics of the test option `metrics`, as `run` does;
+    /// `progress`, `callback` and `every` as for `run`. Raises KtorchError with no test data.
     testrun
 );

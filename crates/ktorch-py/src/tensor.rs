@@ -36,7 +36,28 @@ fn strings(func: &str, xs: &[Bound<'_, PyAny>]) -> PyResult<Vec<String>> {
         .collect()
 }
 
-/// tensor(data, *options) / tensor(mode, *args, *options) / tensor(handle) -> values.
+/// tensor(data, *options) -> Tensor
+/// tensor(mode, *args, *options) -> Tensor
+/// tensor(t) -> numpy array
+/// tensor(v) -> list of arrays
+/// tensor(d) -> dict of arrays
+/// tensor(h, "torch") -> torch.Tensor (a list or dict of them for a Vector or Dict)
+///
+/// Makes a tensor from data, or by a creation mode, or reads a handle's values.
+///
+/// - data: a numpy array, a nested list, a scalar or a `torch.Tensor` (shared, not
+///   copied; arrays and lists are copied once). Python floats make double tensors.
+/// - options (strings, any order): `"grad"` (requires gradient), a dtype (`"float"`,
+///   `"double"`, `"half"`, `"bfloat"`, `"long"`, `"int"`, `"short"`, `"byte"`, `"char"`,
+///   `"bool"`), a device (`"cpu"`, `"cuda"`, `"cuda:1"`).
+/// - modes: `randn`, `rand`, `zeros`, `ones`, `empty` (size), `full` (size, value),
+///   `randint` (high, size or low, high, size; gives long), `eye`, `arange`, `linspace`,
+///   `logspace`, `randperm`; e.g. `tensor("randn", [3, 64])`, `tensor("randint", 10, 60000)`.
+/// - With a Tensor, Vector or Dict handle: a copy of its values as numpy array(s), or
+///   as torch.Tensor(s) with `"torch"`.
+///
+/// Raises TypeError for data of a kind libtorch cannot hold, KtorchError for a bad
+/// mode, option or size.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn tensor(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -201,7 +222,11 @@ pub(crate) fn torch_copy<'py>(x: &Bound<'py, PyAny>, f: &str) -> PyResult<Bound<
     Ok(values(x.py(), f, &s, true)?.into_bound(x.py()))
 }
 
-/// vector(x, y, ...) -> Vector; vector(v) -> list of arrays.
+/// vector(x, y, ...) -> Vector
+/// vector(v) -> list of arrays
+///
+/// Makes a Vector (a list of tensors) from arrays, lists or Tensor handles (a Tensor
+/// handle is shared, not copied); given a Vector, returns its members as numpy arrays.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn vector(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -251,7 +276,11 @@ fn gather(
     Ok(Shared::with_domains(t, domains([own])))
 }
 
-/// dict({"a": x, ...}) -> Dict; dict(d) -> dict of arrays.
+/// dict({"a": x, "b": y, ...}) -> Dict
+/// dict(d) -> dict of arrays
+///
+/// Makes a Dict (tensors by name) from a Python dict of arrays or Tensor handles; given
+/// a Dict, returns its members as a Python dict of numpy arrays.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -299,7 +328,12 @@ pub fn dict(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
     Ok(Py::new(py, Dict::new(t))?.into_any())
 }
 
-/// grad(t): the gradient as an array (a list/dict for vectors/dicts), None where undefined.
+/// grad(t) -> numpy array or None
+/// grad(v) -> list of arrays
+/// grad(d) -> dict of arrays
+///
+/// The gradient of a tensor (of each member of a Vector or Dict), None where it is
+/// undefined (no backward pass yet, or after `nograd`).
 #[pyfunction]
 pub fn grad(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "grad";
@@ -370,13 +404,17 @@ fn binary(
     wrap_shared(py, r, held)
 }
 
-/// mul(x, y) -> Tensor.
+/// mul(x, y) -> Tensor
+///
+/// Elementwise product of two tensors, arrays or scalars (broadcasting), with gradient.
 #[pyfunction]
 pub fn mul(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<Py<Tensor>> {
     binary(py, "mul", x, y, tch::Tensor::f_mul)
 }
 
-/// add(x, y) -> Tensor.
+/// add(x, y) -> Tensor
+///
+/// Elementwise sum of two tensors, arrays or scalars (broadcasting), with gradient.
 #[pyfunction]
 pub fn add(py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<Py<Tensor>> {
     binary(py, "add", x, y, tch::Tensor::f_add)
@@ -395,14 +433,20 @@ fn reduce(
     wrap_shared(py, r, held)
 }
 
-/// mean(x[, dim]) -> Tensor.
+/// mean(x) -> Tensor
+/// mean(x, dim) -> Tensor
+///
+/// Mean of all elements, or along dimension `dim`.
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn mean(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {
     reduce(py, "mean", x, move |t| ktorch_core::tensor::mean(t, dim))
 }
 
-/// std(x[, dim]) -> Tensor (unbiased).
+/// std(x) -> Tensor
+/// std(x, dim) -> Tensor
+///
+/// Unbiased standard deviation of all elements, or along dimension `dim`.
 #[pyfunction]
 #[pyo3(signature = (x, dim=None))]
 pub fn std(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<Py<Tensor>> {

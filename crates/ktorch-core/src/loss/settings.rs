@@ -234,10 +234,7 @@ pub(super) fn parse(
     let names = names(name).ok_or_else(|| {
         err(
             "loss",
-            format!(
-                "unrecognized loss: {name}, expecting one of: {}",
-                LOSS_TYPES.join(", ")
-            ),
+            crate::error::unrecognized("loss", "loss", name, LOSS_TYPES),
         )
     })?;
     let has_reduce = names.last() == Some(&"reduce");
@@ -388,7 +385,12 @@ fn setting(name: &str, a: &Args) -> Result<Setting> {
             dim: a.int("dim", 1)?,
             eps: a.float("eps", 1e-8)?,
         },
-        _ => bail!("loss", "unrecognized loss: {name}"),
+        _ => {
+            return Err(err(
+                "loss",
+                crate::error::unrecognized("loss", "loss", name, LOSS_TYPES),
+            ))
+        }
     })
 }
 

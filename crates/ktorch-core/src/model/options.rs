@@ -163,7 +163,6 @@ const OPTIONS: &[Opt] = &[
         },
     },
     flag_opt!("droplast", false, droplast),
-    flag_opt!("progress", false, progress),
     flag_opt!("hidden", false, hidden),
     flag_opt!("tensor", false, tensor),
     flag_opt!("dictionary", false, dictionary),
@@ -233,6 +232,7 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    flag_opt!("progress", false, progress),
 ];
 
 fn set_metrics(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {

@@ -31,7 +31,7 @@ pub(crate) fn build(g: &Given, kids: Vec<(String, Module)>) -> Result<Module> {
             Module::new(kind, Residual)
         }
         "callback" => return callback(pos, kw, kids),
-        _ => return Err(err("module", format!("unrecognized module type: {kind}"))),
+        _ => return Err(crate::nn::unknown(kind)),
     };
     for (k, c) in kids {
         m = m.with_child(&k, c);

@@ -410,7 +410,10 @@ pub(crate) fn filled(size: &[i64], v: f64) -> Result<Tensor> {
 
 /// The error for a type name a family does not build.
 pub(crate) fn unknown(kind: &str) -> Error {
-    err("module", format!("unrecognized module type: {kind}"))
+    err(
+        "module",
+        crate::error::unrecognized("module type", "module", kind, &module_types()),
+    )
 }
 
 /// The count of spatial dimensions named by a type's suffix: `conv2d` -> 2.

@@ -128,7 +128,7 @@ pub(crate) fn build_layer(
         .iter()
         .find(|(names, _)| names.contains(&kind))
         .map(|(_, b)| *b)
-        .ok_or_else(|| err("module", format!("unrecognized module type: {kind}")))?;
+        .ok_or_else(|| super::unknown(kind))?;
     if !kids.is_empty() {
         return Err(err(kind, "not a container, cannot hold child modules"));
     }

@@ -54,10 +54,7 @@ impl Settings {
             _ => {
                 return Err(err(
                     "opt",
-                    format!(
-                        "unrecognized optimizer: {name}, expecting one of: {}",
-                        OPTIMIZER_TYPES.join(", ")
-                    ),
+                    crate::error::unrecognized("optimizer", "optimizer", name, OPTIMIZER_TYPES),
                 ))
             }
         })
