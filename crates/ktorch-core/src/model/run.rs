@@ -320,11 +320,14 @@ struct RunningLoss {
 
 impl RunningLoss {
     fn add(&mut self, l: &Tensor) -> Result<()> {
-        let l = l.f_detach()?;
-        self.sum = Some(match self.sum.take() {
-            None => l.f_to_kind(tch::Kind::Double)?,
-            Some(s) => s.f_add(&l)?,
-        });
+        let _g = tch::no_grad_guard();
+        match self.sum.as_mut() {
+            // a copy: the sum is added to in place, the loss is the caller's
+            None => self.sum = Some(l.f_to_dtype(tch::Kind::Double, false, true)?),
+            Some(s) => {
+                let _ = s.f_add_(l)?;
+            }
+        }
         self.n += 1;
         Ok(())
     }
