@@ -9,12 +9,13 @@ set -x
 nvidia-smi -L
 python3 -V
 python3 -c "import torch, numpy; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), numpy.__version__)"
-python3 -m venv --system-site-packages /tmp/ktv
-/tmp/ktv/bin/pip install -q --no-index --no-deps dist/ktorch-*.whl
+# the image's python is a venv holding torch: install the wheel into it (no deps, no index)
+PY=$(python3 -c 'import sys; print(sys.executable)')
+"$PY" -m pip install -q --no-index --no-deps --force-reinstall dist/ktorch-*.whl
 cp examples/spirals.py /tmp/spirals.py
 cd /tmp
-env -i PATH=/usr/bin:/bin HOME=/tmp /tmp/ktv/bin/python /tmp/spirals.py --epochs 5
-env -i PATH=/usr/bin:/bin HOME=/tmp /tmp/ktv/bin/python - <<'PY'
+env -i PATH=/usr/bin:/bin HOME=/tmp "$PY" /tmp/spirals.py --epochs 5
+env -i PATH=/usr/bin:/bin HOME=/tmp "$PY" - <<'PY'
 import os, sys
 import numpy as np, torch
 import ktorch as kt
