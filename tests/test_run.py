@@ -146,3 +146,30 @@ def test_spec_mnist_sized_example_batch_counts_and_metrics():
     r2 = kt.run(m, x, y)
     assert r2["batchloss"].shape == (60,) and r2["loss"] < r["loss"]
     kt.free(x, y, X, Y, m, q)
+
+
+def test_targets_checked_once_before_any_step():
+    """A pass checks all its targets against the first batch's output, before the first step:
+    a bad class index in the last batch fails the run with the same error, weights untouched."""
+    for loss, bad, want in [("ce", 3, "ce: target 3 out of range, expecting 0 to 2 or -100"),
+                            ("nll", -2, "nll: target -2 out of range, expecting 0 to 2 or -100"),
+                            ("bce", 2.0, "bce: all elements of the target should be between 0 and 1")]:
+        q = kt.module(("linear", 4, 3))
+        m = kt.model(q, kt.loss(loss), kt.opt("sgd", q, 0.1))
+        x = np.random.default_rng(0).random((40, 4), dtype=np.float32)
+        y = np.zeros((40, 3), np.float32) if loss == "bce" else np.zeros(40, np.int64)
+        if loss == "bce":
+            y[-1, 0] = bad
+        else:
+            y[-1] = bad
+        kt.train(m, x, y)
+        kt.train(m, batchsize=10)
+        w = kt.tensor(kt.parm(q, "weight"))
+        with pytest.raises(kt.KtorchError, match=f"^{want}"):
+            kt.run(m)
+        np.testing.assert_array_equal(kt.tensor(kt.parm(q, "weight")), w)
+        assert kt.datasize(m) == 40
+        # the test pass checks its targets the same way
+        kt.test(m, x, y)
+        with pytest.raises(kt.KtorchError, match=f"^{want}"):
+            kt.testrun(m)

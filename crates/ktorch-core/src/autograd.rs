@@ -119,7 +119,12 @@ pub fn backward(ys: &[Tensor], grads: Option<&[Tensor]>, mode: Mode) -> Result<(
                         y.size()
                     )));
                 }
-                y.f_sum(y.kind())?
+                if ys.len() == 1 {
+                    // one output of one element: its own backward, with no extra sum op
+                    y.shallow_clone()
+                } else {
+                    y.f_sum(y.kind())?
+                }
             }
         };
         root = Some(match root {

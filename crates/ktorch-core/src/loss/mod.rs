@@ -191,7 +191,21 @@ impl Loss {
 
     /// Computes the loss from model output(s) `x` and target(s) `y`.
     pub fn forward(&self, x: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
-        compute::forward(&self.kind, &self.set, self.reduce, x, y).map_err(|e| self.named(e))
+        compute::forward(&self.kind, &self.set, self.reduce, x, y, false).map_err(|e| self.named(e))
+    }
+
+    /// [`Loss::forward`] on targets already checked with [`Loss::check_targets`]:
+    /// no range check, so no read of the device (a run checks a pass's targets
+    /// once, then computes each batch's loss this way).
+    pub fn forward_checked(&self, x: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
+        compute::forward(&self.kind, &self.set, self.reduce, x, y, true).map_err(|e| self.named(e))
+    }
+
+    /// Checks targets `y` (a whole pass's) against an output `x` of the module:
+    /// class indices within the output's classes, probabilities within [0, 1],
+    /// with the errors [`Loss::forward`] gives.
+    pub fn check_targets(&self, x: &[Tensor], y: &[Tensor]) -> Result<()> {
+        compute::check_targets(&self.kind, &self.set, x, y).map_err(|e| self.named(e))
     }
 
     /// libtorch's own messages get the loss name in front, like the others.

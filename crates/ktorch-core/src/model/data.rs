@@ -149,7 +149,8 @@ impl Stage {
         })
     }
 
-    fn targets_full(&self) -> Option<Vec<Tensor>> {
+    /// All targets (not the batch's), None when no targets were given.
+    pub(crate) fn targets_full(&self) -> Option<Vec<Tensor>> {
         self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| {
             d.all.full()[d.nx..]
                 .iter()

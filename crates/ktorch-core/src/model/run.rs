@@ -8,6 +8,7 @@ use tch::Tensor;
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
 use crate::error::{invalid, Error, Result};
+use crate::loss::Loss;
 use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::{lock, loss_of, Model};
@@ -23,7 +24,7 @@ pub(crate) fn step(model: &Model, x: &[Tensor], y: &[Tensor], opts: &Options) ->
     model.train.check_if_own(x)?;
     let ps = Trained::of(model)?;
     let mut rel = model.take_release(&ps.all)?;
-    let r = step_full(model, x, y, opts, &ps, &mut rel);
+    let r = step_full(model, x, y, opts, &ps, &mut rel, &mut Targets::Each);
     model.keep_release(rel);
     Ok(r?.loss)
 }
@@ -51,6 +52,35 @@ struct Trainer {
     rel: GradRelease,
 }
 
+/// How a loss treats its targets' range checks (each check reads the device).
+pub(crate) enum Targets<'a> {
+    /// Checks each call's targets (explicit steps).
+    Each,
+    /// Checks these, a whole pass's targets, against the first output, then trusts.
+    All(&'a [Tensor]),
+    /// Checked already in this pass.
+    Checked,
+}
+
+impl Targets<'_> {
+    /// The loss of the first output against `y`, checking the targets as `self` says.
+    fn loss(&mut self, l: &Loss, out: &[Tensor], y: &[Tensor]) -> Result<Tensor> {
+        let Some(first) = out.first() else {
+            return loss_of(l, out, y);
+        };
+        let x = std::slice::from_ref(first);
+        match self {
+            Targets::Each => l.forward(x, y),
+            Targets::All(full) => {
+                l.check_targets(x, full)?;
+                *self = Targets::Checked;
+                l.forward_checked(x, y)
+            }
+            Targets::Checked => l.forward_checked(x, y),
+        }
+    }
+}
+
 /// What one training step produced: loss, outputs, gradient norm before clipping.
 struct Stepped {
     loss: Tensor,
@@ -65,6 +95,7 @@ fn step_full(
     opts: &Options,
     ps: &Trained,
     rel: &mut GradRelease,
+    targets: &mut Targets,
 ) -> Result<Stepped> {
     let m = lock(&model.module)?;
     let l = lock(&model.loss)?;
@@ -86,7 +117,7 @@ fn step_full(
     let mut closure = || -> Result<Tensor> {
         rel.release()?;
         let out = m.forward(x)?;
-        let loss = loss_of(&l, &out, y)?;
+        let loss = targets.loss(&l, &out, y)?;
         backward(&[loss.shallow_clone()], None, Mode::Free)?;
         let norm = if want_norm {
             grad_norm(params, norm_type)?
@@ -244,6 +275,9 @@ impl Model {
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
+        // the pass's targets are checked once, against the first batch's output
+        let all_targets = self.stage_ref(phase).targets_full().unwrap_or_default();
+        let mut targets = Targets::All(&all_targets);
         while self.stage(phase).batch()? {
             if stop() {
                 return Err(Error::Interrupted);
@@ -254,13 +288,14 @@ impl Model {
             x.append(&mut hidden);
             let mut norm = None;
             let (loss, out) = if let Some(t) = tr.as_deref_mut() {
-                let st = step_full(self, &x, &y, opts, &t.ps, &mut t.rel)?;
+                let st = step_full(self, &x, &y, opts, &t.ps, &mut t.rel, &mut targets)?;
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {
                 let out = lock(&self.module)?.forward(&x)?;
                 let l = if want_loss && !y.is_empty() {
-                    Some(self.loss(&out, &y)?)
+                    let l = lock(&self.loss)?;
+                    Some(targets.loss(&l, &out, &y)?)
                 } else {
                     None
                 };
