@@ -16,12 +16,11 @@ pub(super) fn check_targets(f: &str, s: &Setting, x: &[Tensor], y: &[Tensor]) ->
         return Ok(());
     };
     match s {
-        Ce { ignore, .. } => {
-            if !(y.is_floating_point() && y.size().get(1..) == x.size().get(1..)) {
-                let c = classes_dim1(f, x)?;
-                let y = class_targets(f, y, " (or class probabilities of the output's size)")?;
-                check_range(f, &y, 0, c, Some(*ignore))?;
-            }
+        // class indices (class probabilities of the output's size need no check)
+        Ce { ignore, .. } if !(y.is_floating_point() && y.size().get(1..) == x.size().get(1..)) => {
+            let c = classes_dim1(f, x)?;
+            let y = class_targets(f, y, " (or class probabilities of the output's size)")?;
+            check_range(f, &y, 0, c, Some(*ignore))?;
         }
         Nll { ignore, .. } => {
             let c = classes_dim1(f, x)?;
