@@ -86,4 +86,5 @@ lint: venv ## cargo fmt, clippy, ruff
 	cargo fmt --all -- --check
 	cargo clippy --release -p ktorch-core --all-targets -- -D warnings
 	cargo clippy --release -p ktorch-py -- -D warnings
+	cargo clippy --release -p ktorch-bench -- -D warnings
 	$(PY) -m ruff check python tests examples bench tools

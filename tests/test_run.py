@@ -173,3 +173,20 @@ def test_targets_checked_once_before_any_step():
         kt.test(m, x, y)
         with pytest.raises(kt.KtorchError, match=f"^{want}"):
             kt.testrun(m)
+
+
+def test_targets_checked_once_per_definition_on_the_cpu():
+    """CPU targets are checked by the first run after they are defined; a target written out of
+    range later into shared torch memory still fails cleanly (libtorch's own check)."""
+    q = kt.module(("linear", 4, 3))
+    m = kt.model(q, kt.loss("ce"), kt.opt("sgd", q, 0.1))
+    x, y = torch.rand(20, 4), torch.zeros(20, dtype=torch.long)
+    kt.train(m, x, y)
+    kt.train(m, batchsize=5)
+    assert np.isfinite(float(kt.run(m)))
+    y[7] = 9  # shared with the model
+    with pytest.raises(kt.KtorchError, match="out of bounds|out of range"):
+        kt.run(m)
+    kt.train(m, x, y)  # defined again: checked again, with ktorch's message
+    with pytest.raises(kt.KtorchError, match="^ce: target 9 out of range"):
+        kt.run(m)

@@ -1,4 +1,5 @@
-//! The benchmark's Rust floor: each workload's loop hand-written against the core, timed per epoch.
+//! The benchmark's Rust floor: each workload's loop hand-written directly on tch
+//! (libtorch's tensor ops, no ktorch-core), timed per epoch.
 //!
 //! `ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test]` reads `DIR/x.npy`,
 //! `DIR/y.npy` and the initial weights `DIR/p.<name>.npy`, then runs one pass
@@ -6,82 +7,114 @@
 //! `epoch <seconds> <loss> [<accuracy>]`; the benchmark interleaves the passes
 //! with those of the Python implementations, so all see the same machine load.
 //! Nothing but libtorch work runs between batches: narrowed views of the data,
-//! gradients released by one cached libtorch optimizer, losses kept on the
-//! device and read once per epoch.
+//! the forward written as libtorch calls, gradients released by one cached
+//! libtorch optimizer, SGD written as torch.optim's single-tensor update, losses
+//! kept on the device and read once per epoch.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use ktorch_core::{Loss, Module, Optimizer, Result, Value};
-use tch::{Kind, Tensor};
+use tch::{Kind, Reduction, Tensor};
 
-fn s(x: &str) -> Value {
-    Value::Str(x.to_string())
+type Result<T> = std::result::Result<T, tch::TchError>;
+
+/// A workload: parameter names (as ktorch names them), forward, loss, SGD settings.
+struct Workload {
+    names: &'static [&'static str],
+    forward: fn(&HashMap<&str, Tensor>, &Tensor) -> Result<Tensor>,
+    mse: bool,
+    lr: f64,
+    momentum: f64,
 }
 
-fn i(x: i64) -> Value {
-    Value::Int(x)
+fn linear(ps: &HashMap<&str, Tensor>, x: &Tensor, w: &str, b: &str) -> Result<Tensor> {
+    x.f_linear(&ps[w], Some(&ps[b]))
 }
 
-/// Module spec, loss and optimizer (name, settings) of a workload, as bench/bench.py builds them.
-fn workload(name: &str) -> Option<(Value, &'static str, &'static str, Vec<Value>)> {
-    let tup = Value::Tuple;
-    let sgd = |lr: f64, mom: f64| vec![Value::Float(lr), Value::Float(mom)];
+fn workload(name: &str) -> Option<Workload> {
     Some(match name {
-        "tiny" => (
-            tup(vec![s("linear"), i(10), i(3)]),
-            "ce",
-            "sgd",
-            sgd(0.1, 0.0),
-        ),
-        "spirals" => (
-            Value::List(vec![
-                s("sequential"),
-                tup(vec![s("linear"), i(2), i(100)]),
-                s("relu"),
-                tup(vec![s("linear"), i(100), i(3)]),
-            ]),
-            "ce",
-            "sgd",
-            sgd(0.2, 0.99),
-        ),
-        "mnist" => (
-            tup(vec![s("linear"), i(784), i(10)]),
-            "ce",
-            "sgd",
-            sgd(0.1, 0.0),
-        ),
-        "cnn" => (
-            Value::List(vec![
-                s("sequential"),
-                tup(vec![s("conv2d"), i(1), i(16), i(3)]),
-                s("relu"),
-                tup(vec![s("maxpool2d"), i(2)]),
-                s("flatten"),
-                tup(vec![s("linear"), i(16 * 13 * 13), i(10)]),
-            ]),
-            "ce",
-            "sgd",
-            sgd(0.05, 0.9),
-        ),
-        "lstm" => (
-            Value::List(vec![
-                s("sequential"),
-                tup(vec![
-                    s("lstm"),
-                    i(10),
-                    i(20),
-                    Value::Dict(vec![("batchfirst".to_string(), Value::Bool(true))]),
-                ]),
-                tup(vec![s("linear"), i(20), i(5)]),
-            ]),
-            "mse",
-            "sgd",
-            sgd(0.1, 0.9),
-        ),
+        "tiny" | "mnist" => Workload {
+            names: &["weight", "bias"],
+            forward: |ps, x| linear(ps, x, "weight", "bias"),
+            mse: false,
+            lr: 0.1,
+            momentum: 0.0,
+        },
+        "spirals" => Workload {
+            names: &["0.weight", "0.bias", "2.weight", "2.bias"],
+            forward: |ps, x| {
+                let h = linear(ps, x, "0.weight", "0.bias")?.f_relu()?;
+                linear(ps, &h, "2.weight", "2.bias")
+            },
+            mse: false,
+            lr: 0.2,
+            momentum: 0.99,
+        },
+        "cnn" => Workload {
+            names: &["0.weight", "0.bias", "4.weight", "4.bias"],
+            forward: |ps, x| {
+                let h = x
+                    .f_conv2d(
+                        &ps["0.weight"],
+                        Some(&ps["0.bias"]),
+                        [1, 1],
+                        [0, 0],
+                        [1, 1],
+                        1,
+                    )?
+                    .f_relu()?
+                    .f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?
+                    .f_flatten(1, -1)?;
+                linear(ps, &h, "4.weight", "4.bias")
+            },
+            mse: false,
+            lr: 0.05,
+            momentum: 0.9,
+        },
+        "lstm" => Workload {
+            names: &[
+                "0.weight_ih_l0",
+                "0.weight_hh_l0",
+                "0.bias_ih_l0",
+                "0.bias_hh_l0",
+                "1.weight",
+                "1.bias",
+            ],
+            forward: |ps, x| {
+                let n = x.size()[0];
+                let h0 = Tensor::f_zeros([1, n, 20], (x.kind(), x.device()))?;
+                let flat = [
+                    &ps["0.weight_ih_l0"],
+                    &ps["0.weight_hh_l0"],
+                    &ps["0.bias_ih_l0"],
+                    &ps["0.bias_hh_l0"],
+                ];
+                let (y, _, _) = x.f_lstm(&[&h0, &h0], &flat, true, 1, 0.0, true, false, true)?;
+                linear(ps, &y, "1.weight", "1.bias")
+            },
+            mse: true,
+            lr: 0.1,
+            momentum: 0.9,
+        },
         _ => return None,
     })
+}
+
+/// glibc's thresholds as `import ktorch` sets them (ktorch_core::malloc), so that
+/// every process the benchmark compares allocates alike; `KTORCH_MALLOC=system`
+/// keeps glibc's own, as it does for ktorch.
+fn malloc_tune() {
+    if std::env::var("KTORCH_MALLOC").is_ok_and(|v| v == "system") {
+        return;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only sets allocator parameters; any values are valid input.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
 }
 
 /// Waits for the next epoch's go-ahead on stdin; false at end of input.
@@ -93,7 +126,7 @@ fn next(epochs: &mut i64) -> bool {
 }
 
 fn load(dir: &Path, name: &str) -> Result<Tensor> {
-    Ok(Tensor::read_npy(dir.join(name))?)
+    Tensor::read_npy(dir.join(name))
 }
 
 fn main() -> Result<()> {
@@ -103,7 +136,7 @@ fn main() -> Result<()> {
         std::process::exit(2);
     }
     let dir = Path::new(&a[1]);
-    let (spec, lname, oname, settings) = workload(&a[2]).unwrap_or_else(|| {
+    let wl = workload(&a[2]).unwrap_or_else(|| {
         eprintln!("unknown workload {}", a[2]);
         std::process::exit(2)
     });
@@ -111,20 +144,27 @@ fn main() -> Result<()> {
     let (w, mut epochs, threads) = (parse(3), parse(4), parse(5));
     let test = a.get(6).is_some_and(|x| x == "test");
     tch::set_num_threads(threads as i32);
+    malloc_tune();
 
-    let mut m = Module::from_value(&spec)?;
-    for name in m.parmnames() {
-        m.set_param(&name, &load(dir, &format!("p.{name}.npy"))?)?;
+    let mut ps: HashMap<&str, Tensor> = HashMap::new();
+    for name in wl.names {
+        let p = load(dir, &format!("p.{name}.npy"))?.f_set_requires_grad(!test)?;
+        ps.insert(name, p);
     }
     let x = load(dir, "x.npy")?;
     let y = load(dir, "y.npy")?;
-    let loss = Loss::new(lname, &[], &[])?;
+    let lossf = |out: &Tensor, y: &Tensor| -> Result<Tensor> {
+        if wl.mse {
+            out.f_mse_loss(y, Reduction::Mean)
+        } else {
+            out.f_cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
+        }
+    };
     let n = x.size()[0];
     let w = if w <= 0 || w > n { n } else { w };
     let nb = (n + w - 1) / w;
 
     if test {
-        m.set_training(false);
         let _g = tch::no_grad_guard();
         while next(&mut epochs) {
             let t0 = Instant::now();
@@ -134,9 +174,9 @@ fn main() -> Result<()> {
                 let len = w.min(n - b * w);
                 let xb = x.f_narrow(0, b * w, len)?;
                 let yb = y.f_narrow(0, b * w, len)?;
-                let out = m.forward(std::slice::from_ref(&xb))?;
-                losses.push(loss.forward(&out[..1], std::slice::from_ref(&yb))?);
-                let c = out[0]
+                let out = (wl.forward)(&ps, &xb)?;
+                losses.push(lossf(&out, &yb)?);
+                let c = out
                     .f_argmax(-1, false)?
                     .f_eq_tensor(&yb)?
                     .f_sum(Kind::Int64)?;
@@ -158,8 +198,9 @@ fn main() -> Result<()> {
         return Ok(());
     }
 
-    let params = m.parameters();
-    let mut opt = Optimizer::new(oname, m.parameters(), &settings, &[])?;
+    let params: Vec<Tensor> = wl.names.iter().map(|k| ps[k].shallow_clone()).collect();
+    let mut bufs: Vec<Option<Tensor>> = (0..params.len()).map(|_| None).collect();
+    let neg_lr = Tensor::from(-wl.lr).f_to_kind(Kind::Float)?;
     // libtorch's own optimizer releases gradients (sets them to None), as
     // torch.optim's zero_grad does; built once, it costs one call per step.
     let mut release = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
@@ -174,10 +215,29 @@ fn main() -> Result<()> {
             let xb = x.f_narrow(0, b * w, len)?;
             let yb = y.f_narrow(0, b * w, len)?;
             release.zero_grad()?;
-            let out = m.forward(std::slice::from_ref(&xb))?;
-            let l = loss.forward(&out[..1], std::slice::from_ref(&yb))?;
+            let out = (wl.forward)(&ps, &xb)?;
+            let l = lossf(&out, &yb)?;
             l.f_backward()?;
-            opt.step()?;
+            // torch.optim.SGD's single-tensor update, no weight decay, no dampening
+            let _g = tch::no_grad_guard();
+            for (p, buf) in params.iter().zip(bufs.iter_mut()) {
+                let g = p.grad();
+                let d = if wl.momentum != 0.0 {
+                    match buf {
+                        None => {
+                            *buf = Some(g.f_detach_copy()?);
+                        }
+                        Some(bf) => {
+                            let _ = bf.f_mul_scalar_(wl.momentum)?.f_add_(&g)?;
+                        }
+                    }
+                    buf.as_ref().map(Tensor::shallow_clone).unwrap_or(g)
+                } else {
+                    g
+                };
+                // p += -lr * d in one op, as torch's add_(d, alpha=-lr)
+                let _ = p.shallow_clone().f_addcmul_(&d, &neg_lr)?;
+            }
             losses.push(l.f_detach()?);
         }
         let l = Tensor::f_stack(&losses, 0)?

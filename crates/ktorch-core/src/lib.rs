@@ -51,6 +51,7 @@ pub mod autograd;
 pub mod clip;
 pub mod error;
 pub mod loss;
+pub mod malloc;
 pub mod model;
 pub mod nn;
 pub mod optim;

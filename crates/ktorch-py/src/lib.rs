@@ -69,6 +69,14 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::quiet_converted_panics();
+    // glibc's allocator thresholds for training loops (no page faults per batch);
+    // KTORCH_MALLOC=system keeps glibc's own settings
+    let tuned = if std::env::var("KTORCH_MALLOC").is_ok_and(|v| v == "system") {
+        false
+    } else {
+        ktorch_core::malloc::tune()
+    };
+    m.add("_malloc_tuned", tuned)?;
     let fin = wrap_pyfunction!(gate::_finalizing, m)?;
     m.py().import("atexit")?.call_method1("register", (fin,))?;
     m.add("KtorchError", m.py().get_type::<errors::KtorchError>())?;

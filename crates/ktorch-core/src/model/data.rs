@@ -29,6 +29,9 @@ pub struct Stage {
     /// The caller keeps the inputs' memory too (the Python binding: inputs given
     /// as torch.Tensor), and wants results in the same kind.
     shared: bool,
+    /// The targets passed a run's check against the loss (cleared when data is
+    /// defined again): later runs on the CPU do not read them again.
+    targets_checked: bool,
 }
 
 impl Stage {
@@ -39,7 +42,18 @@ impl Stage {
             data: None,
             gen: None,
             shared: false,
+            targets_checked: false,
         }
+    }
+
+    /// Whether a run has checked the targets since they were defined.
+    pub(crate) fn targets_checked(&self) -> bool {
+        self.targets_checked
+    }
+
+    /// Records that a run checked the targets.
+    pub(crate) fn set_targets_checked(&mut self) {
+        self.targets_checked = self.data.is_some();
     }
 
     /// Whether the caller said it shares the inputs' memory ([`Stage::set_shared`]).
@@ -83,6 +97,7 @@ impl Stage {
             .map(Tensor::f_detach)
             .collect::<std::result::Result<Vec<_>, _>>()?;
         self.shared = false;
+        self.targets_checked = false;
         self.data = Some(Data {
             all: Tensors::vector(all),
             nx,

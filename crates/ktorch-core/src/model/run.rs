@@ -275,9 +275,17 @@ impl Model {
     ) -> Result<()> {
         let mut hidden: Vec<Tensor> = Vec::new();
         let want_loss = Accum::wants_loss(&opts.metrics);
-        // the pass's targets are checked once, against the first batch's output
+        // the pass's targets are checked once, against the first batch's output, and
+        // on the CPU once per definition (a torch.Tensor shared with the caller may be
+        // written later: on the CPU libtorch raises for a bad class index itself, on a
+        // GPU it would assert, so GPU targets are checked every run)
         let all_targets = self.stage_ref(phase).targets_full().unwrap_or_default();
-        let mut targets = Targets::All(&all_targets);
+        let on_cpu = all_targets.iter().all(|t| t.device() == tch::Device::Cpu);
+        let mut targets = if on_cpu && self.stage_ref(phase).targets_checked() {
+            Targets::Checked
+        } else {
+            Targets::All(&all_targets)
+        };
         while self.stage(phase).batch()? {
             if stop() {
                 return Err(Error::Interrupted);
@@ -310,6 +318,9 @@ impl Model {
             }
             acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?;
             w.batch(loss.as_ref())?;
+            if matches!(targets, Targets::Checked) && !self.stage_ref(phase).targets_checked() {
+                self.stage(phase).set_targets_checked();
+            }
             if opts.sync {
                 if let Some(t) = out.first() {
                     if let tch::Device::Cuda(i) = t.device() {
