@@ -30,6 +30,7 @@ ROOT = HERE.parent
 # machine is shared); BENCH_THREADS=2 sets another count for all three alike.
 THREADS = int(os.environ.get("BENCH_THREADS", 1))
 RTOL = 1e-5
+FUSED_RTOL = 1e-4  # torch's fused SGD rounds differently from its per-tensor update
 torch.set_num_threads(THREADS)  # libtorch is shared in-process: ktorch runs with the same count
 
 
@@ -407,9 +408,9 @@ def med(ts, warm):
     return statistics.median(ts[warm:])
 
 
-def agree(a, b):
+def agree(a, b, rtol=RTOL):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and np.allclose(a, b, rtol=RTOL, atol=0)
+    return a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=0)
 
 
 def fmt_t(s):
@@ -446,8 +447,16 @@ def main():
             res.setdefault("fused", None)
             ref = res["torch"][1]
             for k, r in res.items():
-                if r is not None and not agree(r[1], ref):
-                    failures.append(f"{w['name']}: {k} losses {r[1][:3]}... vs torch {ref[:3]}...")
+                # torch's fused kernel rounds differently: on the chaotic spirals (momentum 0.99)
+                # its trajectory drifts away from the per-tensor one, so only its first
+                # epochs are compared
+                if r is None:
+                    continue
+                got, want, rtol = (r[1][:2], ref[:2], FUSED_RTOL) if k == "fused" else (r[1], ref, RTOL)
+                if not agree(got, want, rtol):
+                    a, b = np.asarray(r[1], dtype=np.float64), np.asarray(ref, dtype=np.float64)
+                    rel = float(np.max(np.abs(a - b) / np.abs(b))) if a.shape == b.shape else float("nan")
+                    failures.append(f"{w['name']}: {k} losses {r[1][:3]}... vs torch {ref[:3]}... (max rel {rel:.1e})")
             t = {k: (med(r[0], w["warm"]) if r else None) for k, r in res.items()}
             rows.append((w, t))
             line = "  ".join(f"{k} {fmt_t(v)}" for k, v in t.items() if v is not None)
@@ -492,7 +501,8 @@ def render(rows, mem, peak, total, failures):
         "Every process runs with ktorch's glibc allocator thresholds (set by `import ktorch`, and by the floor). "
         "Ratios < 1 are faster. "
         "Epoch losses of all implementations agree "
-        f"with the PyTorch loop to rtol {RTOL}: {'yes' if not failures else 'NO'}.",
+        f"with the PyTorch loop to rtol {RTOL} (`fused`: its first two epochs, to {FUSED_RTOL}): "
+        f"{'yes' if not failures else 'NO'}.",
         "",
         "| workload | torch | fused | run | explicit | floor | run/floor | run/best torch | explicit/best torch |",
         "|---|---|---|---|---|---|---|---|---|",
