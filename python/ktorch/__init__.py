@@ -10,6 +10,7 @@ from ktorch import callbacks as callbacks
 from ktorch._fit import fit as fit
 from ktorch._ktorch import *  # noqa: F403
 from ktorch._ktorch import KtorchError as KtorchError
+from ktorch._ktorch import _malloc_tuned as _malloc_tuned
 
 # names that would shadow Python builtins stay in the module but out of `import *`
 _BUILTINS = {"dict", "help", "input"}

@@ -75,6 +75,8 @@ __all__ = [
     "unshuffle",
 ]
 
+_malloc_tuned: bool  # import set glibc's malloc thresholds (KTORCH_MALLOC=system: not)
+
 class KtorchError(RuntimeError):
     """Raised for a bad argument or a call that does not fit the object's state (the message
     names the function and the argument), and for libtorch's errors (libtorch's message).

@@ -76,7 +76,7 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     } else {
         ktorch_core::malloc::tune()
     };
-    m.add("_malloc_tuned", tuned)?;
+    m.setattr("_malloc_tuned", tuned)?;
     let fin = wrap_pyfunction!(gate::_finalizing, m)?;
     m.py().import("atexit")?.call_method1("register", (fin,))?;
     m.add("KtorchError", m.py().get_type::<errors::KtorchError>())?;
