@@ -276,3 +276,9 @@ mod tests {
         );
     }
 }
+
+impl From<ktorch_shim::Error> for Error {
+    fn from(e: ktorch_shim::Error) -> Self {
+        Error::Torch(clean_torch_message(&e.0))
+    }
+}

@@ -7,6 +7,7 @@
 
 mod adagrad;
 mod adam;
+mod fused;
 mod lamb;
 mod lbfgs;
 mod linesearch;
