@@ -32,7 +32,10 @@ fn fused_sgd_plain_step() {
     let p = [t(&[1.0, -2.0])];
     let g = [t(&[0.5, 0.25])];
     fused_sgd_(&p, &g, &[], &sgd(0.1), false).expect("sgd");
-    assert_eq!(Vec::<f32>::try_from(&p[0]).expect("vec"), vec![0.95, -2.025]);
+    assert_eq!(
+        Vec::<f32>::try_from(&p[0]).expect("vec"),
+        vec![0.95, -2.025]
+    );
 }
 
 #[test]
@@ -134,7 +137,10 @@ fn fused_adam_first_step() {
     fused_adam_(&p, &g, st, &s).expect("adamw");
     // the first Adam step moves each parameter by lr against the sign of its gradient
     let got = Vec::<f32>::try_from(&p[0]).expect("vec");
-    assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 0.9).abs() < 1e-6, "{got:?}");
+    assert!(
+        (got[0] - 0.9).abs() < 1e-6 && (got[1] + 0.9).abs() < 1e-6,
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -165,5 +171,8 @@ fn non_contiguous_and_undersized_are_errors() {
     };
     let e = fused_sgd_(&p, &p, &[t(&[0.0])], &s, false).expect_err("short buffer");
     assert!(e.0.contains("sizes"), "{e}");
-    assert!(!e.0.contains("frame #"), "message without the C++ backtrace: {e}");
+    assert!(
+        !e.0.contains("frame #"),
+        "message without the C++ backtrace: {e}"
+    );
 }
