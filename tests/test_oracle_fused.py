@@ -58,7 +58,7 @@ def torch_run(tm, o, gs, names=None):
 
 
 def assert_same(a, b, rtol=0.0, atol=0.0):
-    for t, (x, y) in enumerate(zip(a, b)):
+    for t, (x, y) in enumerate(zip(a, b, strict=True)):
         for n in x:
             if rtol == 0.0 and atol == 0.0:
                 np.testing.assert_array_equal(x[n], y[n], err_msg=f"step {t + 1} {n}")
@@ -159,12 +159,12 @@ def test_float32_and_float64_in_one_group(name, pos, cls, settings):
         gs = [rng.standard_normal(x.shape).astype(x.dtype) for x in init]
         kt.zerograd(o)
         to.zero_grad()
-        for k, t, g in zip(ks, ts, gs):
+        for k, t, g in zip(ks, ts, gs, strict=True):
             kt.backward(kt.mean(kt.mul(k, g)))
             (t * torch.from_numpy(g)).mean().backward()
         kt.step(o)
         to.step()
-        for k, t in zip(ks, ts):
+        for k, t in zip(ks, ts, strict=True):
             x = kt.tensor(k)
             assert x.dtype == t.detach().numpy().dtype
             np.testing.assert_array_equal(x, t.detach().numpy())

@@ -99,8 +99,11 @@ mod tests {
     use super::super::{Optimizer, Settings};
     use crate::value::Value;
 
+    /// An optimizer name with settings by position and by name.
+    type Case = (&'static str, Vec<Value>, Vec<(String, Value)>);
+
     /// Settings that exercise every option of the fused kernels.
-    fn cases() -> Vec<(&'static str, Vec<Value>, Vec<(String, Value)>)> {
+    fn cases() -> Vec<Case> {
         let f = |xs: &[f64]| xs.iter().map(|&x| x.into()).collect::<Vec<Value>>();
         vec![
             ("sgd", f(&[0.1]), vec![]),
