@@ -168,3 +168,28 @@ def test_float32_and_float64_in_one_group(name, pos, cls, settings):
             x = kt.tensor(k)
             assert x.dtype == t.detach().numpy().dtype
             np.testing.assert_array_equal(x, t.detach().numpy())
+
+
+@pytest.mark.parametrize("kd,dt", [("half", torch.float16), ("bfloat", torch.bfloat16)], ids=["half", "bfloat"])
+@pytest.mark.parametrize("name,pos,cls,settings", [
+    ("sgd", (0.1, 0.9), torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
+    ("adam", (0.1,), torch.optim.Adam, dict(lr=0.1)),
+    ("adamw", (0.1,), torch.optim.AdamW, dict(lr=0.1)),
+    ("adagrad", (0.1,), torch.optim.Adagrad, dict(lr=0.1)),
+], ids=["sgd", "adam", "adamw", "adagrad"])
+def test_half_precision(name, pos, cls, settings, kd, dt):
+    """The fused kernels compute in float32 for half and bfloat16 parameters, as torch.optim's."""
+    x = rng.standard_normal(6).astype(np.float32)
+    k = kt.tensor(x, kd, "grad")
+    t = torch.tensor(x).to(dt).requires_grad_(True)
+    o = kt.opt(name, kt.vector([k]), *pos)
+    to = cls([t], fused=True, **settings)
+    for _ in range(5):
+        g = rng.standard_normal(6).astype(np.float32)
+        kt.zerograd(o)
+        to.zero_grad()
+        kt.backward(kt.mean(kt.mul(k, kt.tensor(g, kd))))
+        (t * torch.tensor(g).to(dt)).mean().backward()
+        kt.step(o)
+        to.step()
+        assert torch.equal(kt.tensor(k, "torch"), t.detach())
