@@ -93,6 +93,24 @@ extern "C" {
         eps: f64,
         maximize: bool,
     ) -> Msg;
+    fn ktorch_foreach_rmsprop_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        square_avgs: Ptrs,
+        nsq: usize,
+        grad_avgs: Ptrs,
+        ngavg: usize,
+        bufs: Ptrs,
+        nbufs: usize,
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        weight_decay: f64,
+        momentum: f64,
+        centered: bool,
+    ) -> Msg;
 }
 
 /// The `at::Tensor*` of each tensor, to pass as an array with its length.
@@ -270,6 +288,59 @@ pub fn fused_adagrad_(
             s.weight_decay,
             s.eps,
             s.maximize,
+        )
+    })
+}
+
+/// Settings of [`foreach_rmsprop_`], named as in torch.optim.RMSprop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RmspropSettings {
+    pub lr: f64,
+    pub alpha: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub centered: bool,
+}
+
+/// torch.optim.rmsprop `_multi_tensor_rmsprop` (not maximize, not capturable) in one call:
+/// the update written with `_foreach_*` ops for every parameter. `grad_avgs` are given when
+/// `centered` (else empty), `bufs` (momentum buffers, zero at first) when `momentum > 0`
+/// (else empty). Step counts are the caller's.
+pub fn foreach_rmsprop_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    square_avgs: &[Tensor],
+    grad_avgs: &[Tensor],
+    bufs: &[Tensor],
+    s: &RmspropSettings,
+) -> Result<()> {
+    let (p, g, sq, ga, b) = (
+        ptrs(params),
+        ptrs(grads),
+        ptrs(square_avgs),
+        ptrs(grad_avgs),
+        ptrs(bufs),
+    );
+    // SAFETY: as in fused_sgd_.
+    check(unsafe {
+        ktorch_foreach_rmsprop_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            sq.as_ptr(),
+            sq.len(),
+            ga.as_ptr(),
+            ga.len(),
+            b.as_ptr(),
+            b.len(),
+            s.lr,
+            s.alpha,
+            s.eps,
+            s.weight_decay,
+            s.momentum,
+            s.centered,
         )
     })
 }

@@ -7,6 +7,11 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_addcdiv.h>
+#include <ATen/ops/_foreach_addcmul.h>
+#include <ATen/ops/_foreach_lerp.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_sqrt.h>
 #include <ATen/ops/_fused_adagrad.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
@@ -160,6 +165,53 @@ char *ktorch_fused_adagrad_(const at::Tensor *const *params, size_t nparams, con
       return;
     }
     at::_fused_adagrad_(p, g, sm, s, lr, lr_decay, weight_decay, eps, maximize);
+  });
+}
+
+// torch.optim.rmsprop _multi_tensor_rmsprop (not maximize, not capturable, no complex), with
+// the step counts left to the caller; grad_avgs are given when centered, momentum buffers
+// when momentum > 0
+char *ktorch_foreach_rmsprop_(const at::Tensor *const *params, size_t nparams,
+                              const at::Tensor *const *grads, size_t ngrads,
+                              const at::Tensor *const *square_avgs, size_t nsq,
+                              const at::Tensor *const *grad_avgs, size_t ngavg,
+                              const at::Tensor *const *bufs, size_t nbufs, double lr, double alpha,
+                              double eps, double weight_decay, double momentum, bool centered) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto sq = list(square_avgs, nsq);
+    auto ga = list(grad_avgs, ngavg);
+    auto b = list(bufs, nbufs);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, sq, "square_avgs");
+    check_like(p, ga, "grad_avgs", !centered);
+    check_like(p, b, "momentum buffers", !(momentum > 0));
+    if (p.empty()) {
+      return;
+    }
+    if (weight_decay != 0) {
+      g = at::_foreach_add(g, p, at::Scalar(weight_decay));
+    }
+    at::_foreach_mul_(sq, at::Scalar(alpha));
+    at::_foreach_addcmul_(sq, g, g, at::Scalar(1 - alpha));
+    std::vector<at::Tensor> avg;
+    if (centered) {
+      at::_foreach_lerp_(ga, g, at::Scalar(1 - alpha));
+      avg = at::_foreach_addcmul(sq, ga, ga, at::Scalar(-1));
+      at::_foreach_sqrt_(avg);
+    } else {
+      avg = at::_foreach_sqrt(sq);
+    }
+    at::_foreach_add_(avg, at::Scalar(eps));
+    if (momentum > 0) {
+      at::_foreach_mul_(b, at::Scalar(momentum));
+      at::_foreach_addcdiv_(b, g, avg);
+      at::_foreach_add_(p, b, at::Scalar(-lr));
+    } else {
+      at::_foreach_addcdiv_(p, g, avg, at::Scalar(-lr));
+    }
   });
 }
 

@@ -176,3 +176,32 @@ fn non_contiguous_and_undersized_are_errors() {
         "message without the C++ backtrace: {e}"
     );
 }
+
+#[test]
+fn foreach_rmsprop_step_and_errors() {
+    let _g = tch::no_grad_guard();
+    let p = [t(&[1.0, -1.0])];
+    let g = [t(&[0.5, -0.5])];
+    let sq = [p[0].zeros_like()];
+    let s = RmspropSettings {
+        lr: 0.1,
+        alpha: 0.75,
+        eps: 0.0,
+        weight_decay: 0.0,
+        momentum: 0.0,
+        centered: false,
+    };
+    foreach_rmsprop_(&p, &g, &sq, &[], &[], &s).expect("rmsprop");
+    // square_avg = .25 * .25 = .0625, p -= .1 * .5 / .25
+    assert_eq!(
+        Vec::<f32>::try_from(&sq[0]).expect("vec"),
+        vec![0.0625, 0.0625]
+    );
+    assert_eq!(Vec::<f32>::try_from(&p[0]).expect("vec"), vec![0.8, -0.8]);
+    let centered = RmspropSettings {
+        centered: true,
+        ..s
+    };
+    let e = foreach_rmsprop_(&p, &g, &sq, &[], &[], &centered).expect_err("no grad_avgs");
+    assert!(e.0.contains("grad_avgs"), "{e}");
+}
