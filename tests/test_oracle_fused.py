@@ -1,7 +1,7 @@
 """Oracle tests for the fused optimizer updates (libtorch's _fused_sgd_, _fused_adam_,
 _fused_adamw_, _fused_adagrad_ through ktorch-shim): trajectories equal to torch.optim's
-``fused=True`` ones and close to the single-tensor ones, on the same initial weights and
-the same gradients at every step."""
+``fused=True`` ones (rmsprop: ``foreach=True``) and close to the single-tensor ones, on the
+same initial weights and the same gradients at every step."""
 
 import numpy as np
 import pytest
@@ -84,6 +84,10 @@ OPTS = [
     ("adagrad", (0.1,), {}, torch.optim.Adagrad, dict(lr=0.1)),
     ("adagrad-full", (0.1, 0.01, 0.02, 0.1, 1e-8), {}, torch.optim.Adagrad,
      dict(lr=0.1, lr_decay=0.01, weight_decay=0.02, initial_accumulator_value=0.1, eps=1e-8)),
+    ("rmsprop", (0.01,), {}, torch.optim.RMSprop, dict(lr=0.01)),
+    ("rmsprop-decay", (0.01, 0.9, 1e-8, 0.01), {}, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, weight_decay=0.01)),
+    ("rmsprop-centered-momentum", (0.005, 0.99, 1e-7, 0.01, 0.9, True), {}, torch.optim.RMSprop,
+     dict(lr=0.005, eps=1e-7, weight_decay=0.01, momentum=0.9, centered=True)),
 ]
 IDS = [o[0] for o in OPTS]
 
@@ -93,7 +97,8 @@ def test_equal_to_torch_fused(name, pos, kw, cls, settings):
     q, tm = mlp()
     gs = gradients(tm)
     o = kt.opt(name.split("-")[0], q, *pos, **kw)
-    assert_same(kt_run(q, o, gs), torch_run(tm, cls(tm.parameters(), fused=True, **settings), gs))
+    how = dict(foreach=True) if cls is torch.optim.RMSprop else dict(fused=True)
+    assert_same(kt_run(q, o, gs), torch_run(tm, cls(tm.parameters(), **how, **settings), gs))
 
 
 @pytest.mark.parametrize("name,pos,kw,cls,settings", OPTS, ids=IDS)

@@ -1,6 +1,7 @@
 //! Grouping of a parameter group for libtorch's fused optimizer kernels (`_fused_sgd_`,
 //! `_fused_adam_`, `_fused_adamw_`, `_fused_adagrad_`, through ktorch-shim), which update
-//! every parameter of a list in one call.
+//! every parameter of a list in one call, and for rmsprop's `_foreach_*` update (one shim
+//! call too).
 //!
 //! As torch.optim does for `fused=True`, the parameters with gradients are split by device
 //! and dtype, one call per split. A parameter goes to the per-parameter update instead when
@@ -126,6 +127,12 @@ mod tests {
                 kws(&[("amsgrad", true.into())]),
             ),
             ("adagrad", f(&[0.1, 0.05, 0.01, 0.2, 1e-10]), vec![]),
+            ("rmsprop", f(&[0.01, 0.9, 1e-8, 0.01]), vec![]),
+            (
+                "rmsprop",
+                f(&[0.005, 0.99, 1e-7, 0.01, 0.9]),
+                kws(&[("centered", true.into())]),
+            ),
         ]
     }
 
@@ -137,6 +144,7 @@ mod tests {
             Settings::Adam(s) => s.single(p, st, false),
             Settings::AdamW(s) => s.single(p, st, true),
             Settings::Adagrad(s) => s.single(p, st),
+            Settings::Rmsprop(s) => s.single(p, st),
             _ => unreachable!(),
         }
         .expect("single");

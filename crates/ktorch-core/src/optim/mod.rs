@@ -5,7 +5,8 @@
 //! (`foreach=False`) writes it, operation by operation, so that the numbers agree
 //! with PyTorch. sgd, adam, adamw and adagrad update the parameters libtorch's fused
 //! kernels take with one call per device and dtype instead (fused.rs), which is
-//! torch.optim's `fused=True` update bit for bit and the single-tensor one to rounding.
+//! torch.optim's `fused=True` update bit for bit and the single-tensor one to rounding;
+//! rmsprop likewise runs torch.optim's `foreach=True` update in one call.
 //! This file holds the groups, the per-parameter state and dispatch.
 
 mod adagrad;
