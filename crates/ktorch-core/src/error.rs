@@ -44,6 +44,12 @@ impl From<tch::TchError> for Error {
     }
 }
 
+impl From<ktorch_shim::Error> for Error {
+    fn from(e: ktorch_shim::Error) -> Self {
+        Error::Torch(clean_torch_message(&e.0))
+    }
+}
+
 /// libtorch's messages carry a C++ backtrace after the first line(s); keep the
 /// message a user can read.
 fn clean_torch_message(s: &str) -> String {

@@ -2,6 +2,7 @@
 
 use tch::Tensor;
 
+use super::fused::{self, Bucket};
 use super::ops::{add_scaled, grad_of, nonneg, ParamState};
 use crate::args::Args;
 use crate::error::Result;
@@ -54,27 +55,58 @@ impl Adagrad {
         ]
     }
 
-    /// torch.optim.adagrad `_single_tensor_adagrad` for dense gradients.
-    /// The sum starts at `init` when a parameter is first updated.
+    /// One step for every parameter with a gradient: libtorch's fused kernel (CPU only,
+    /// as in torch.optim) for those it takes ([`fused::split`]), `_single_tensor_adagrad`
+    /// for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        for (p, st) in params.iter().zip(state.iter_mut()) {
-            let Some(mut grad) = grad_of(p)? else {
-                continue;
-            };
-            let mut sum = st.buffer("sum", p, self.init)?;
-            st.step += 1;
-            let step = st.step as f64;
-            if self.decay != 0.0 {
-                grad = add_scaled(&grad, p, self.decay)?;
-            }
-            let clr = self.lr / (1.0 + (step - 1.0) * self.lrdecay);
-            let _ = sum.f_addcmul_(&grad, &grad)?;
-            let mut std = sum.f_sqrt()?;
-            let _ = std.f_add_scalar_(self.eps)?;
-            let _ = p
-                .shallow_clone()
-                .f_addcdiv_(&grad.f_mul_scalar(-clr)?, &std)?;
+        let (buckets, rest) = fused::split(params, true)?;
+        for b in &buckets {
+            self.fused(b, state)?;
         }
+        for i in rest {
+            self.single(&params[i], &mut state[i])?;
+        }
+        Ok(())
+    }
+
+    /// torch.optim.adagrad `_fused_adagrad` for one dtype on the CPU.
+    fn fused(&self, b: &Bucket, state: &mut [ParamState]) -> Result<()> {
+        let mut sums = Vec::with_capacity(b.idx.len());
+        for (&i, p) in b.idx.iter().zip(&b.params) {
+            sums.push(state[i].buffer("sum", p, self.init)?);
+        }
+        let steps = fused::next_steps(b, state)?;
+        let s = ktorch_shim::AdagradSettings {
+            lr: self.lr,
+            lr_decay: self.lrdecay,
+            weight_decay: self.decay,
+            eps: self.eps,
+            maximize: false,
+        };
+        Ok(ktorch_shim::fused_adagrad_(
+            &b.params, &b.grads, &sums, &steps, &s,
+        )?)
+    }
+
+    /// torch.optim.adagrad `_single_tensor_adagrad` for one parameter with a dense
+    /// gradient. The sum starts at `init` when a parameter is first updated.
+    pub(super) fn single(&self, p: &Tensor, st: &mut ParamState) -> Result<()> {
+        let Some(mut grad) = grad_of(p)? else {
+            return Ok(());
+        };
+        let mut sum = st.buffer("sum", p, self.init)?;
+        st.step += 1;
+        let step = st.step as f64;
+        if self.decay != 0.0 {
+            grad = add_scaled(&grad, p, self.decay)?;
+        }
+        let clr = self.lr / (1.0 + (step - 1.0) * self.lrdecay);
+        let _ = sum.f_addcmul_(&grad, &grad)?;
+        let mut std = sum.f_sqrt()?;
+        let _ = std.f_add_scalar_(self.eps)?;
+        let _ = p
+            .shallow_clone()
+            .f_addcdiv_(&grad.f_mul_scalar(-clr)?, &std)?;
         Ok(())
     }
 }

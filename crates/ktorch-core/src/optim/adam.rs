@@ -2,6 +2,7 @@
 
 use tch::Tensor;
 
+use super::fused::{self, Bucket};
 use super::ops::{add_scaled, grad_of, nonneg, unit, ParamState};
 use crate::args::Args;
 use crate::error::Result;
@@ -66,48 +67,97 @@ impl Adam {
         ]
     }
 
-    /// torch.optim.adam `_single_tensor_adam` (not capturable, not differentiable);
-    /// `decoupled` is AdamW's weight decay.
+    /// One step for every parameter with a gradient: libtorch's fused kernel
+    /// (`_fused_adam_`, `_fused_adamw_` with `decoupled`) for those it takes
+    /// ([`fused::split`]), `_single_tensor_adam` for the others.
     pub(super) fn step(
         &self,
         params: &[Tensor],
         state: &mut [ParamState],
         decoupled: bool,
     ) -> Result<()> {
-        for (p, st) in params.iter().zip(state.iter_mut()) {
-            let Some(mut grad) = grad_of(p)? else {
-                continue;
-            };
-            let mut param = p.shallow_clone();
-            let mut exp_avg = st.buffer("exp_avg", p, 0.0)?;
-            let mut exp_avg_sq = st.buffer("exp_avg_sq", p, 0.0)?;
-            st.step += 1;
-            if self.decay != 0.0 {
-                if decoupled {
-                    let _ = param.f_mul_scalar_(1.0 - self.lr * self.decay)?;
-                } else {
-                    grad = add_scaled(&grad, p, self.decay)?;
-                }
-            }
-            let _ = exp_avg.f_lerp_(&grad, 1.0 - self.beta1)?;
-            let _ = exp_avg_sq.f_mul_scalar_(self.beta2)?;
-            // addcmul_(grad, grad, value=1-beta2) with the value folded into the first factor
-            let _ = exp_avg_sq.f_addcmul_(&grad.f_mul_scalar(1.0 - self.beta2)?, &grad)?;
-            let step = st.step as f64;
-            let bias_correction1 = 1.0 - self.beta1.powf(step);
-            let bias_correction2 = 1.0 - self.beta2.powf(step);
-            let step_size = self.lr / bias_correction1;
-            let bias_correction2_sqrt = bias_correction2.powf(0.5);
-            let mut denom = if self.amsgrad {
-                let max_sq = st.buffer("max_exp_avg_sq", p, 0.0)?;
-                let _ = max_sq.f_maximum_out(&max_sq, &exp_avg_sq)?;
-                max_sq.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?
-            } else {
-                exp_avg_sq.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?
-            };
-            let _ = denom.f_add_scalar_(self.eps)?;
-            let _ = param.f_addcdiv_(&exp_avg.f_mul_scalar(-step_size)?, &denom)?;
+        let (buckets, rest) = fused::split(params, false)?;
+        for b in &buckets {
+            self.fused(b, state, decoupled)?;
         }
+        for i in rest {
+            self.single(&params[i], &mut state[i], decoupled)?;
+        }
+        Ok(())
+    }
+
+    /// torch.optim.adam `_fused_adam` for one device and dtype: state as torch.optim
+    /// makes it (zero buffers, float32 step tensors incremented before the call).
+    fn fused(&self, b: &Bucket, state: &mut [ParamState], decoupled: bool) -> Result<()> {
+        let n = b.idx.len();
+        let (mut m, mut v, mut vmax) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(if self.amsgrad { n } else { 0 }),
+        );
+        for (&i, p) in b.idx.iter().zip(&b.params) {
+            let st = &mut state[i];
+            m.push(st.buffer("exp_avg", p, 0.0)?);
+            v.push(st.buffer("exp_avg_sq", p, 0.0)?);
+            if self.amsgrad {
+                vmax.push(st.buffer("max_exp_avg_sq", p, 0.0)?);
+            }
+        }
+        let steps = fused::next_steps(b, state)?;
+        let s = ktorch_shim::AdamSettings {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            weight_decay: self.decay,
+            eps: self.eps,
+            amsgrad: self.amsgrad,
+            maximize: false,
+            decoupled,
+        };
+        let st = ktorch_shim::AdamState {
+            exp_avgs: &m,
+            exp_avg_sqs: &v,
+            max_exp_avg_sqs: &vmax,
+            steps: &steps,
+        };
+        Ok(ktorch_shim::fused_adam_(&b.params, &b.grads, st, &s)?)
+    }
+
+    /// torch.optim.adam `_single_tensor_adam` for one parameter (not capturable, not
+    /// differentiable); `decoupled` is AdamW's weight decay.
+    pub(super) fn single(&self, p: &Tensor, st: &mut ParamState, decoupled: bool) -> Result<()> {
+        let Some(mut grad) = grad_of(p)? else {
+            return Ok(());
+        };
+        let mut param = p.shallow_clone();
+        let mut exp_avg = st.buffer("exp_avg", p, 0.0)?;
+        let mut exp_avg_sq = st.buffer("exp_avg_sq", p, 0.0)?;
+        st.step += 1;
+        if self.decay != 0.0 {
+            if decoupled {
+                let _ = param.f_mul_scalar_(1.0 - self.lr * self.decay)?;
+            } else {
+                grad = add_scaled(&grad, p, self.decay)?;
+            }
+        }
+        let _ = exp_avg.f_lerp_(&grad, 1.0 - self.beta1)?;
+        let _ = exp_avg_sq.f_mul_scalar_(self.beta2)?;
+        // addcmul_(grad, grad, value=1-beta2) with the value folded into the first factor
+        let _ = exp_avg_sq.f_addcmul_(&grad.f_mul_scalar(1.0 - self.beta2)?, &grad)?;
+        let step = st.step as f64;
+        let bias_correction1 = 1.0 - self.beta1.powf(step);
+        let bias_correction2 = 1.0 - self.beta2.powf(step);
+        let step_size = self.lr / bias_correction1;
+        let bias_correction2_sqrt = bias_correction2.powf(0.5);
+        let mut denom = if self.amsgrad {
+            let max_sq = st.buffer("max_exp_avg_sq", p, 0.0)?;
+            let _ = max_sq.f_maximum_out(&max_sq, &exp_avg_sq)?;
+            max_sq.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?
+        } else {
+            exp_avg_sq.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?
+        };
+        let _ = denom.f_add_scalar_(self.eps)?;
+        let _ = param.f_addcdiv_(&exp_avg.f_mul_scalar(-step_size)?, &denom)?;
         Ok(())
     }
 }

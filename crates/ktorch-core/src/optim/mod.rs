@@ -3,10 +3,15 @@
 //! Each optimizer file holds its settings (parsed by position or name with
 //! [`Args`]) and its update, written as torch.optim's single-tensor code
 //! (`foreach=False`) writes it, operation by operation, so that the numbers agree
-//! with PyTorch. This file holds the groups, the per-parameter state and dispatch.
+//! with PyTorch. sgd, adam, adamw and adagrad update the parameters libtorch's fused
+//! kernels take with one call per device and dtype instead (fused.rs), which is
+//! torch.optim's `fused=True` update bit for bit and the single-tensor one to rounding;
+//! rmsprop likewise runs torch.optim's `foreach=True` update in one call.
+//! This file holds the groups, the per-parameter state and dispatch.
 
 mod adagrad;
 mod adam;
+mod fused;
 mod lamb;
 mod lbfgs;
 mod linesearch;

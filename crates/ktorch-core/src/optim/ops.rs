@@ -11,6 +11,8 @@ pub(super) struct ParamState {
     buffers: Vec<(&'static str, Tensor)>,
     /// 0-dim tensors of settings (`-lr`), kept so that a step allocates none.
     scalars: Vec<(&'static str, f64, Tensor)>,
+    /// The step count as a 0-dim float32 tensor for the fused kernels, and the count it holds.
+    step_t: Option<(Tensor, i64)>,
 }
 
 impl ParamState {
@@ -52,6 +54,31 @@ impl ParamState {
                 self.scalars.push((name, x, t.shallow_clone()));
                 Ok(t)
             }
+        }
+    }
+
+    /// The step count as a 0-dim float32 tensor on `p`'s device (as torch.optim keeps it
+    /// for its fused kernels), made once and made again only if the count moved without it.
+    pub(super) fn step_tensor(&mut self, p: &Tensor) -> Result<Tensor> {
+        match &self.step_t {
+            Some((t, at)) if *at == self.step && t.device() == p.device() => Ok(t.shallow_clone()),
+            _ => {
+                let t = Tensor::f_full(
+                    [0i64; 0].as_slice(),
+                    self.step as f64,
+                    (tch::Kind::Float, p.device()),
+                )?;
+                self.step_t = Some((t.shallow_clone(), self.step));
+                Ok(t)
+            }
+        }
+    }
+
+    /// Counts a step whose step tensor was incremented too.
+    pub(super) fn stepped(&mut self) {
+        self.step += 1;
+        if let Some((_, at)) = &mut self.step_t {
+            *at += 1;
         }
     }
 

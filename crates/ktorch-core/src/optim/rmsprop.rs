@@ -2,6 +2,7 @@
 
 use tch::Tensor;
 
+use super::fused::{self, Bucket};
 use super::ops::{add_scaled, add_scaled_, grad_of, nonneg, ParamState};
 use crate::args::Args;
 use crate::error::Result;
@@ -58,38 +59,78 @@ impl Rmsprop {
         ]
     }
 
-    /// torch.optim.rmsprop `_single_tensor_rmsprop`.
+    /// One step for every parameter with a gradient: torch.optim's `_multi_tensor_rmsprop`
+    /// (`_foreach_*` ops, one shim call per device and dtype) for the parameters the fused
+    /// kernels would take ([`fused::split`]), `_single_tensor_rmsprop` for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        for (p, st) in params.iter().zip(state.iter_mut()) {
-            let Some(mut grad) = grad_of(p)? else {
-                continue;
-            };
-            let mut param = p.shallow_clone();
-            let mut square_avg = st.buffer("square_avg", p, 0.0)?;
-            st.step += 1;
-            if self.decay != 0.0 {
-                grad = add_scaled(&grad, p, self.decay)?;
+        let (buckets, rest) = fused::split(params, false)?;
+        for b in &buckets {
+            self.foreach(b, state)?;
+        }
+        for i in rest {
+            self.single(&params[i], &mut state[i])?;
+        }
+        Ok(())
+    }
+
+    /// torch.optim.rmsprop `_multi_tensor_rmsprop` for one device and dtype.
+    fn foreach(&self, b: &Bucket, state: &mut [ParamState]) -> Result<()> {
+        let n = b.idx.len();
+        let (mut sq, mut ga, mut bufs) = (Vec::with_capacity(n), Vec::new(), Vec::new());
+        for (&i, p) in b.idx.iter().zip(&b.params) {
+            let st = &mut state[i];
+            sq.push(st.buffer("square_avg", p, 0.0)?);
+            if self.centered {
+                ga.push(st.buffer("grad_avg", p, 0.0)?);
             }
-            let _ = square_avg.f_mul_scalar_(self.alpha)?;
-            let _ = square_avg.f_addcmul_(&grad.f_mul_scalar(1.0 - self.alpha)?, &grad)?;
-            let mut avg = if self.centered {
-                let mut grad_avg = st.buffer("grad_avg", p, 0.0)?;
-                let _ = grad_avg.f_lerp_(&grad, 1.0 - self.alpha)?;
-                let mut a = square_avg.f_addcmul(&grad_avg.f_neg()?, &grad_avg)?;
-                let _ = a.f_sqrt_()?;
-                a
-            } else {
-                square_avg.f_sqrt()?
-            };
-            let _ = avg.f_add_scalar_(self.eps)?;
             if self.momentum > 0.0 {
-                let mut buf = st.buffer("momentum_buffer", p, 0.0)?;
-                let _ = buf.f_mul_scalar_(self.momentum)?;
-                let _ = buf.f_addcdiv_(&grad, &avg)?;
-                add_scaled_(&mut param, &buf, -self.lr)?;
-            } else {
-                let _ = param.f_addcdiv_(&grad.f_mul_scalar(-self.lr)?, &avg)?;
+                bufs.push(st.buffer("momentum_buffer", p, 0.0)?);
             }
+            st.step += 1;
+        }
+        let s = ktorch_shim::RmspropSettings {
+            lr: self.lr,
+            alpha: self.alpha,
+            eps: self.eps,
+            weight_decay: self.decay,
+            momentum: self.momentum,
+            centered: self.centered,
+        };
+        Ok(ktorch_shim::foreach_rmsprop_(
+            &b.params, &b.grads, &sq, &ga, &bufs, &s,
+        )?)
+    }
+
+    /// torch.optim.rmsprop `_single_tensor_rmsprop` for one parameter.
+    pub(super) fn single(&self, p: &Tensor, st: &mut ParamState) -> Result<()> {
+        let Some(mut grad) = grad_of(p)? else {
+            return Ok(());
+        };
+        let mut param = p.shallow_clone();
+        let mut square_avg = st.buffer("square_avg", p, 0.0)?;
+        st.step += 1;
+        if self.decay != 0.0 {
+            grad = add_scaled(&grad, p, self.decay)?;
+        }
+        let _ = square_avg.f_mul_scalar_(self.alpha)?;
+        let _ = square_avg.f_addcmul_(&grad.f_mul_scalar(1.0 - self.alpha)?, &grad)?;
+        let mut avg = if self.centered {
+            let mut grad_avg = st.buffer("grad_avg", p, 0.0)?;
+            let _ = grad_avg.f_lerp_(&grad, 1.0 - self.alpha)?;
+            let mut a = square_avg.f_addcmul(&grad_avg.f_neg()?, &grad_avg)?;
+            let _ = a.f_sqrt_()?;
+            a
+        } else {
+            square_avg.f_sqrt()?
+        };
+        let _ = avg.f_add_scalar_(self.eps)?;
+        if self.momentum > 0.0 {
+            let mut buf = st.buffer("momentum_buffer", p, 0.0)?;
+            let _ = buf.f_mul_scalar_(self.momentum)?;
+            let _ = buf.f_addcdiv_(&grad, &avg)?;
+            add_scaled_(&mut param, &buf, -self.lr)?;
+        } else {
+            let _ = param.f_addcdiv_(&grad.f_mul_scalar(-self.lr)?, &avg)?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use tch::Tensor;
 
+use super::fused::{self, Bucket};
 use super::ops::{add_scaled, add_scaled_, add_scaled_kept_, copy_of, grad_of, nonneg, ParamState};
 use crate::args::Args;
 use crate::error::{err, Result};
@@ -62,37 +63,98 @@ impl Sgd {
         ]
     }
 
-    /// torch.optim.sgd `_single_tensor_sgd`.
+    /// One step for every parameter with a gradient: libtorch's fused kernel for those it
+    /// takes ([`fused::split`]), `_single_tensor_sgd` for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        for (p, st) in params.iter().zip(state.iter_mut()) {
-            let Some(mut grad) = grad_of(p)? else {
-                continue;
-            };
-            if self.decay != 0.0 {
-                grad = add_scaled(&grad, p, self.decay)?;
-            }
-            if self.momentum != 0.0 {
-                let buf = match st.get("momentum_buffer") {
-                    None => {
-                        let b = copy_of(&grad)?;
-                        st.set("momentum_buffer", b.shallow_clone());
-                        b
-                    }
-                    Some(mut b) => {
-                        let _ = b.f_mul_scalar_(self.momentum)?;
-                        add_scaled_(&mut b, &grad, 1.0 - self.dampening)?;
-                        b
-                    }
-                };
-                grad = if self.nesterov {
-                    add_scaled(&grad, &buf, self.momentum)?
-                } else {
-                    buf
-                };
-            }
-            add_scaled_kept_(&mut p.shallow_clone(), &grad, -self.lr, st, "-lr")?;
+        let (buckets, rest) = fused::split(params, false)?;
+        for b in &buckets {
+            self.fused(b, state)?;
+        }
+        for i in rest {
+            self.single(&params[i], &mut state[i])?;
         }
         Ok(())
+    }
+
+    /// torch.optim.sgd `_fused_sgd` for one device and dtype. torch.optim makes the
+    /// momentum buffers on the first step of all parameters at once (`is_first_step`);
+    /// here parameters that have a buffer and those that do not yet go in separate calls.
+    fn fused(&self, b: &Bucket, state: &mut [ParamState]) -> Result<()> {
+        let s = ktorch_shim::SgdSettings {
+            weight_decay: self.decay,
+            momentum: self.momentum,
+            lr: self.lr,
+            dampening: self.dampening,
+            nesterov: self.nesterov,
+            maximize: false,
+        };
+        if self.momentum == 0.0 {
+            return Ok(ktorch_shim::fused_sgd_(
+                &b.params,
+                &b.grads,
+                &[],
+                &s,
+                false,
+            )?);
+        }
+        // (params, grads, buffers) of the parameters with a buffer, and of those without
+        let mut old: [Vec<Tensor>; 3] = Default::default();
+        let mut new: [Vec<Tensor>; 3] = Default::default();
+        for ((&i, p), g) in b.idx.iter().zip(&b.params).zip(&b.grads) {
+            let part = match state[i].get("momentum_buffer") {
+                Some(buf) => {
+                    old[2].push(buf);
+                    &mut old
+                }
+                None => {
+                    let buf = g.f_empty_like()?;
+                    state[i].set("momentum_buffer", buf.shallow_clone());
+                    new[2].push(buf);
+                    &mut new
+                }
+            };
+            part[0].push(p.shallow_clone());
+            part[1].push(g.shallow_clone());
+        }
+        let [op, og, ob] = &old;
+        let [np, ng, nb] = &new;
+        if !op.is_empty() {
+            ktorch_shim::fused_sgd_(op, og, ob, &s, false)?;
+        }
+        if !np.is_empty() {
+            ktorch_shim::fused_sgd_(np, ng, nb, &s, true)?;
+        }
+        Ok(())
+    }
+
+    /// torch.optim.sgd `_single_tensor_sgd` for one parameter.
+    pub(super) fn single(&self, p: &Tensor, st: &mut ParamState) -> Result<()> {
+        let Some(mut grad) = grad_of(p)? else {
+            return Ok(());
+        };
+        if self.decay != 0.0 {
+            grad = add_scaled(&grad, p, self.decay)?;
+        }
+        if self.momentum != 0.0 {
+            let buf = match st.get("momentum_buffer") {
+                None => {
+                    let b = copy_of(&grad)?;
+                    st.set("momentum_buffer", b.shallow_clone());
+                    b
+                }
+                Some(mut b) => {
+                    let _ = b.f_mul_scalar_(self.momentum)?;
+                    add_scaled_(&mut b, &grad, 1.0 - self.dampening)?;
+                    b
+                }
+            };
+            grad = if self.nesterov {
+                add_scaled(&grad, &buf, self.momentum)?
+            } else {
+                buf
+            };
+        }
+        add_scaled_kept_(&mut p.shallow_clone(), &grad, -self.lr, st, "-lr")
     }
 }
 

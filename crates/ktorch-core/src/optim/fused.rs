@@ -1,0 +1,243 @@
+//! Grouping of a parameter group for libtorch's fused optimizer kernels (`_fused_sgd_`,
+//! `_fused_adam_`, `_fused_adamw_`, `_fused_adagrad_`, through ktorch-shim), which update
+//! every parameter of a list in one call, and for rmsprop's `_foreach_*` update (one shim
+//! call too).
+//!
+//! As torch.optim does for `fused=True`, the parameters with gradients are split by device
+//! and dtype, one call per split. A parameter goes to the per-parameter update instead when
+//! the kernels cannot take it: a sparse, differently typed or differently placed gradient,
+//! a dtype other than float16/bfloat16/float32/float64, a device without the kernel, or a
+//! non-contiguous parameter or gradient. Parameters without gradients are skipped, as before.
+
+use tch::{Device, Kind, Tensor};
+
+use super::ops::{grad_of, ParamState};
+use crate::error::Result;
+
+/// Parameters of one device and dtype for one fused call: their indices in the group,
+/// the parameters and their gradients.
+#[derive(Debug, Default)]
+pub(super) struct Bucket {
+    pub(super) idx: Vec<usize>,
+    pub(super) params: Vec<Tensor>,
+    pub(super) grads: Vec<Tensor>,
+}
+
+/// Where the fused kernels run: CPU and CUDA, or (`cpu_only`, adagrad) CPU only.
+fn fusable_device(d: Device, cpu_only: bool) -> bool {
+    match d {
+        Device::Cpu => true,
+        Device::Cuda(_) => !cpu_only,
+        _ => false,
+    }
+}
+
+/// Whether parameter `p` with gradient `g` can go to a fused kernel.
+fn fusable(p: &Tensor, g: &Tensor, cpu_only: bool) -> bool {
+    matches!(
+        p.kind(),
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    ) && fusable_device(p.device(), cpu_only)
+        && !g.is_sparse()
+        && !p.is_sparse()
+        && g.kind() == p.kind()
+        && g.device() == p.device()
+        && g.size() == p.size()
+        && p.is_contiguous()
+        && g.is_contiguous()
+}
+
+/// The parameters with gradients of a group: buckets of one device and dtype for the
+/// fused kernels, and the indices of the parameters for the per-parameter update.
+pub(super) fn split(params: &[Tensor], cpu_only: bool) -> Result<(Vec<Bucket>, Vec<usize>)> {
+    let mut buckets: Vec<((Device, Kind), Bucket)> = Vec::new();
+    let mut rest = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let Some(g) = grad_of(p)? else {
+            continue;
+        };
+        if !fusable(p, &g, cpu_only) {
+            rest.push(i);
+            continue;
+        }
+        let key = (p.device(), p.kind());
+        let j = match buckets.iter().position(|(k, _)| *k == key) {
+            Some(j) => j,
+            None => {
+                buckets.push((key, Bucket::default()));
+                buckets.len() - 1
+            }
+        };
+        let b = &mut buckets[j].1;
+        b.idx.push(i);
+        b.params.push(p.shallow_clone());
+        b.grads.push(g);
+    }
+    Ok((buckets.into_iter().map(|(_, b)| b).collect(), rest))
+}
+
+/// The step tensors of a bucket's parameters (0-dim float32 on their device, holding
+/// each state's step count), incremented by one as torch.optim does before a fused call;
+/// the states' counts follow.
+pub(super) fn next_steps(b: &Bucket, state: &mut [ParamState]) -> Result<Vec<Tensor>> {
+    let mut steps = Vec::with_capacity(b.idx.len());
+    for (&i, p) in b.idx.iter().zip(&b.params) {
+        steps.push(state[i].step_tensor(p)?);
+    }
+    ktorch_shim::foreach_add_scalar_(&steps, 1.0)?;
+    for &i in &b.idx {
+        state[i].stepped();
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::{Kind, Tensor};
+
+    use super::super::ops::ParamState;
+    use super::super::testutil::{assert_close, backward, copies, kws, params};
+    use super::super::{Optimizer, Settings};
+    use crate::value::Value;
+
+    /// An optimizer name with settings by position and by name.
+    type Case = (&'static str, Vec<Value>, Vec<(String, Value)>);
+
+    /// Settings that exercise every option of the fused kernels.
+    fn cases() -> Vec<Case> {
+        let f = |xs: &[f64]| xs.iter().map(|&x| x.into()).collect::<Vec<Value>>();
+        vec![
+            ("sgd", f(&[0.1]), vec![]),
+            ("sgd", f(&[0.1, 0.9, 0.2, 0.01]), vec![]),
+            (
+                "sgd",
+                f(&[0.05, 0.8, 0.0, 0.02]),
+                kws(&[("nesterov", true.into())]),
+            ),
+            ("adam", f(&[0.01, 0.8, 0.95, 1e-6, 0.05]), vec![]),
+            (
+                "adam",
+                f(&[0.01, 0.8, 0.95, 1e-6, 0.05]),
+                kws(&[("amsgrad", true.into())]),
+            ),
+            ("adamw", f(&[0.01, 0.9, 0.99, 1e-8, 0.1]), vec![]),
+            (
+                "adamw",
+                f(&[0.01, 0.9, 0.99, 1e-8, 0.1]),
+                kws(&[("amsgrad", true.into())]),
+            ),
+            ("adagrad", f(&[0.1, 0.05, 0.01, 0.2, 1e-10]), vec![]),
+            ("rmsprop", f(&[0.01, 0.9, 1e-8, 0.01]), vec![]),
+            (
+                "rmsprop",
+                f(&[0.005, 0.99, 1e-7, 0.01, 0.9]),
+                kws(&[("centered", true.into())]),
+            ),
+        ]
+    }
+
+    /// The per-parameter update of `s` for `p` (the path the fused kernels replace).
+    fn single(s: &Settings, p: &Tensor, st: &mut ParamState) {
+        let _g = tch::no_grad_guard();
+        match s {
+            Settings::Sgd(s) => s.single(p, st),
+            Settings::Adam(s) => s.single(p, st, false),
+            Settings::AdamW(s) => s.single(p, st, true),
+            Settings::Adagrad(s) => s.single(p, st),
+            Settings::Rmsprop(s) => s.single(p, st),
+            _ => unreachable!(),
+        }
+        .expect("single");
+    }
+
+    #[test]
+    fn fused_within_rounding_of_single_tensor() {
+        for (name, pos, kw) in cases() {
+            let ps = params();
+            let refs = copies(&ps);
+            let mut o = Optimizer::new(
+                name,
+                ps.iter().map(Tensor::shallow_clone).collect(),
+                &pos,
+                &kw,
+            )
+            .expect("new");
+            let s = Settings::defaults(name)
+                .expect("defaults")
+                .update(name, &pos, &kw)
+                .expect("settings");
+            let mut states: Vec<ParamState> = refs.iter().map(|_| ParamState::default()).collect();
+            for _ in 0..20 {
+                let _ = backward(&ps);
+                o.step().expect("step");
+                let _ = backward(&refs);
+                for (r, st) in refs.iter().zip(states.iter_mut()) {
+                    single(&s, r, st);
+                }
+            }
+            assert_close(&ps, &refs, 1e-5);
+        }
+    }
+
+    /// A parameter alone in its own optimizer (a list of one).
+    fn alone(name: &str, pos: &[Value], kw: &[(String, Value)], p: &Tensor) -> Optimizer {
+        Optimizer::new(name, vec![p.shallow_clone()], pos, kw).expect("new")
+    }
+
+    #[test]
+    fn mixed_groups_split_and_fall_back() {
+        let leaf = |t: Tensor| t.detach().set_requires_grad(true);
+        for (name, pos, kw) in cases() {
+            // float, double, non-contiguous, no gradient
+            let mk = || {
+                vec![
+                    leaf(Tensor::from_slice(&[0.5f32, -0.3, 0.8])),
+                    leaf(Tensor::from_slice(&[0.2f64, -0.1])),
+                    leaf(
+                        Tensor::from_slice(&[0.1f32, 0.2, -0.3, 0.4, 0.5, -0.6])
+                            .reshape([2, 3])
+                            .tr(),
+                    ),
+                    leaf(Tensor::from_slice(&[1.0f32, 2.0])),
+                ]
+            };
+            let (ps, refs) = (mk(), mk());
+            assert!(!ps[2].is_contiguous());
+            let mut o = Optimizer::new(
+                name,
+                ps.iter().map(Tensor::shallow_clone).collect(),
+                &pos,
+                &kw,
+            )
+            .expect("new");
+            let mut each: Vec<Optimizer> = refs.iter().map(|p| alone(name, &pos, &kw, p)).collect();
+            // gradients c (fixed per step) from the loss sum(p * c), the last parameter left out
+            let set_grads = |xs: &[Tensor], t: f64| {
+                for (i, p) in xs.iter().take(3).enumerate() {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                    let c = (p.detach().ones_like() * (t.sin() + i as f64 * 0.3))
+                        .cumsum(0, None::<Kind>);
+                    (p * c).sum(None::<Kind>).backward();
+                }
+            };
+            for t in 0..10 {
+                set_grads(&ps, t as f64);
+                set_grads(&refs, t as f64);
+                o.step().expect("step");
+                for e in each.iter_mut() {
+                    e.step().expect("step");
+                }
+            }
+            assert_close(&ps, &refs, 1e-6);
+            assert_close(&ps[3..], &[Tensor::from_slice(&[1.0f32, 2.0])], 0.0);
+            let st = &o.groups[0].state;
+            assert_eq!(st[3].step, 0, "{name}: no gradient, no step");
+            if name != "sgd" {
+                assert!(st[..3].iter().all(|s| s.step == 10), "{name}: step counts");
+            }
+        }
+    }
+}

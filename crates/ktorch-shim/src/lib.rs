@@ -1,0 +1,349 @@
+//! libtorch calls that tch does not bind, through a small C++ shim (`src/shim.cpp`).
+//!
+//! Every libtorch operation that ktorch needs and tch lacks goes here: a C++ function in
+//! `shim.cpp` that takes tensors as arrays of `const at::Tensor*` (a tch [`Tensor`]'s
+//! `as_ptr()`), catches every C++ exception and returns its message, and a safe wrapper
+//! below that turns the message into an [`Error`].
+//!
+//! The fused optimizer kernels update every tensor of their lists in one call. As in
+//! torch.optim, `grad_scale` and `found_inf` are not given. libtorch's CPU kernels read
+//! `numel()` elements from each tensor's data without checking, so the shim checks first
+//! and returns an error unless every list has one tensor per parameter (optional lists: or
+//! none) and every tensor is defined, dense, contiguous and of its parameter's sizes, dtype
+//! and device (step tensors: one element each). Empty lists do nothing.
+
+// The FFI calls below are this crate's purpose; each unsafe block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, CStr};
+use std::fmt;
+
+use tch::Tensor;
+use torch_sys::C_tensor;
+
+/// An error raised by libtorch inside a shim call: its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result of a shim call.
+pub type Result<T> = std::result::Result<T, Error>;
+
+type Msg = *mut c_char;
+type Ptrs = *const *const C_tensor;
+
+extern "C" {
+    fn ktorch_foreach_add_scalar_(tensors: Ptrs, n: usize, scalar: f64) -> Msg;
+    fn ktorch_fused_sgd_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        bufs: Ptrs,
+        nbufs: usize,
+        weight_decay: f64,
+        momentum: f64,
+        lr: f64,
+        dampening: f64,
+        nesterov: bool,
+        maximize: bool,
+        is_first_step: bool,
+    ) -> Msg;
+    fn ktorch_fused_adam_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        exp_avgs: Ptrs,
+        navgs: usize,
+        exp_avg_sqs: Ptrs,
+        nsqs: usize,
+        max_exp_avg_sqs: Ptrs,
+        nmax: usize,
+        steps: Ptrs,
+        nsteps: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        amsgrad: bool,
+        maximize: bool,
+        decoupled: bool,
+    ) -> Msg;
+    fn ktorch_fused_adagrad_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        sums: Ptrs,
+        nsums: usize,
+        steps: Ptrs,
+        nsteps: usize,
+        lr: f64,
+        lr_decay: f64,
+        weight_decay: f64,
+        eps: f64,
+        maximize: bool,
+    ) -> Msg;
+    fn ktorch_foreach_rmsprop_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        square_avgs: Ptrs,
+        nsq: usize,
+        grad_avgs: Ptrs,
+        ngavg: usize,
+        bufs: Ptrs,
+        nbufs: usize,
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        weight_decay: f64,
+        momentum: f64,
+        centered: bool,
+    ) -> Msg;
+}
+
+/// The `at::Tensor*` of each tensor, to pass as an array with its length.
+fn ptrs(ts: &[Tensor]) -> Vec<*const C_tensor> {
+    ts.iter().map(Tensor::as_ptr).collect()
+}
+
+/// `Ok` for a null message, else the message as an error (and the message freed).
+fn check(msg: Msg) -> Result<()> {
+    if msg.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null message comes from strdup in shim.cpp: a valid NUL-terminated
+    // string allocated by malloc, owned by us, read once here and then freed once.
+    let s = unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: see above; msg is not used after this.
+    unsafe { libc::free(msg.cast()) };
+    Err(Error(s))
+}
+
+/// `torch._foreach_add_(tensors, scalar)`: adds `scalar` to every tensor in place.
+pub fn foreach_add_scalar_(tensors: &[Tensor], scalar: f64) -> Result<()> {
+    let t = ptrs(tensors);
+    // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
+    // for the whole call); the shim only reads them and catches every C++ exception.
+    check(unsafe { ktorch_foreach_add_scalar_(t.as_ptr(), t.len(), scalar) })
+}
+
+/// Settings of [`fused_sgd_`], named as in `torch._fused_sgd_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdSettings {
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub lr: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    pub maximize: bool,
+}
+
+/// `torch._fused_sgd_(params, grads, bufs, ...)`: one SGD step for every parameter.
+/// `bufs` are the momentum buffers (empty when `momentum` is 0); with `is_first_step`
+/// the kernel fills them with the (decayed) gradients, as torch.optim's first step does.
+pub fn fused_sgd_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    bufs: &[Tensor],
+    s: &SgdSettings,
+    is_first_step: bool,
+) -> Result<()> {
+    let (p, g, b) = (ptrs(params), ptrs(grads), ptrs(bufs));
+    // SAFETY: each array holds as many pointers as its length says, to live at::Tensor
+    // objects borrowed for the whole call; length mismatches are libtorch errors, caught
+    // and returned by the shim.
+    check(unsafe {
+        ktorch_fused_sgd_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            b.as_ptr(),
+            b.len(),
+            s.weight_decay,
+            s.momentum,
+            s.lr,
+            s.dampening,
+            s.nesterov,
+            s.maximize,
+            is_first_step,
+        )
+    })
+}
+
+/// Settings of [`fused_adam_`], named as in `torch._fused_adam_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamSettings {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    pub eps: f64,
+    pub amsgrad: bool,
+    pub maximize: bool,
+    /// AdamW's decoupled weight decay (`torch._fused_adamw_`).
+    pub decoupled: bool,
+}
+
+/// The state lists of [`fused_adam_`]: `max_exp_avg_sqs` is empty without amsgrad;
+/// `steps` are 0-dim float32 tensors on the parameters' device, already incremented
+/// for this step (as torch.optim does with `_foreach_add_` before the fused call).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamState<'a> {
+    pub exp_avgs: &'a [Tensor],
+    pub exp_avg_sqs: &'a [Tensor],
+    pub max_exp_avg_sqs: &'a [Tensor],
+    pub steps: &'a [Tensor],
+}
+
+/// `torch._fused_adam_` (or `_fused_adamw_`): one Adam step for every parameter.
+pub fn fused_adam_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    st: AdamState<'_>,
+    s: &AdamSettings,
+) -> Result<()> {
+    let (p, g) = (ptrs(params), ptrs(grads));
+    let (m, v, vmax, k) = (
+        ptrs(st.exp_avgs),
+        ptrs(st.exp_avg_sqs),
+        ptrs(st.max_exp_avg_sqs),
+        ptrs(st.steps),
+    );
+    // SAFETY: as in fused_sgd_: arrays of live at::Tensor pointers with their lengths,
+    // borrowed for the call; libtorch errors come back as messages.
+    check(unsafe {
+        ktorch_fused_adam_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            m.as_ptr(),
+            m.len(),
+            v.as_ptr(),
+            v.len(),
+            vmax.as_ptr(),
+            vmax.len(),
+            k.as_ptr(),
+            k.len(),
+            s.lr,
+            s.beta1,
+            s.beta2,
+            s.weight_decay,
+            s.eps,
+            s.amsgrad,
+            s.maximize,
+            s.decoupled,
+        )
+    })
+}
+
+/// Settings of [`fused_adagrad_`], named as in `torch._fused_adagrad_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdagradSettings {
+    pub lr: f64,
+    pub lr_decay: f64,
+    pub weight_decay: f64,
+    pub eps: f64,
+    pub maximize: bool,
+}
+
+/// `torch._fused_adagrad_`: one Adagrad step for every parameter (libtorch has a CPU
+/// kernel only). `steps` as for [`fused_adam_`].
+pub fn fused_adagrad_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    sums: &[Tensor],
+    steps: &[Tensor],
+    s: &AdagradSettings,
+) -> Result<()> {
+    let (p, g, sm, k) = (ptrs(params), ptrs(grads), ptrs(sums), ptrs(steps));
+    // SAFETY: as in fused_sgd_.
+    check(unsafe {
+        ktorch_fused_adagrad_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            sm.as_ptr(),
+            sm.len(),
+            k.as_ptr(),
+            k.len(),
+            s.lr,
+            s.lr_decay,
+            s.weight_decay,
+            s.eps,
+            s.maximize,
+        )
+    })
+}
+
+/// Settings of [`foreach_rmsprop_`], named as in torch.optim.RMSprop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RmspropSettings {
+    pub lr: f64,
+    pub alpha: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub centered: bool,
+}
+
+/// torch.optim.rmsprop `_multi_tensor_rmsprop` (not maximize, not capturable) in one call:
+/// the update written with `_foreach_*` ops for every parameter. `grad_avgs` are given when
+/// `centered` (else empty), `bufs` (momentum buffers, zero at first) when `momentum > 0`
+/// (else empty). Step counts are the caller's.
+pub fn foreach_rmsprop_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    square_avgs: &[Tensor],
+    grad_avgs: &[Tensor],
+    bufs: &[Tensor],
+    s: &RmspropSettings,
+) -> Result<()> {
+    let (p, g, sq, ga, b) = (
+        ptrs(params),
+        ptrs(grads),
+        ptrs(square_avgs),
+        ptrs(grad_avgs),
+        ptrs(bufs),
+    );
+    // SAFETY: as in fused_sgd_.
+    check(unsafe {
+        ktorch_foreach_rmsprop_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            sq.as_ptr(),
+            sq.len(),
+            ga.as_ptr(),
+            ga.len(),
+            b.as_ptr(),
+            b.len(),
+            s.lr,
+            s.alpha,
+            s.eps,
+            s.weight_decay,
+            s.momentum,
+            s.centered,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

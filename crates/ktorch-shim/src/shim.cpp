@@ -1,0 +1,218 @@
+// ktorch-shim: libtorch calls that tch does not bind.
+//
+// Every function is extern "C", takes tensors as arrays of at::Tensor* (what a tch Tensor's
+// as_ptr() points to: torch-sys's C wrapper has `typedef torch::Tensor *tensor;`), catches
+// every C++ exception and returns NULL on success or a malloc'ed message (free with free()).
+// Only the ATen op headers used are included, to keep compile time low. Plain C++17.
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_addcdiv.h>
+#include <ATen/ops/_foreach_addcmul.h>
+#include <ATen/ops/_foreach_lerp.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_sqrt.h>
+#include <ATen/ops/_fused_adagrad.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/_fused_sgd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace {
+
+// Handles to the n tensors at p[0..n) (reference counts, not data, are copied).
+std::vector<at::Tensor> list(const at::Tensor *const *p, size_t n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    v.push_back(*p[i]);
+  }
+  return v;
+}
+
+// Checks what libtorch's CPU kernels take for granted (they read numel() elements from
+// data_ptr() of each tensor): every list as long as params (or, when `optional`, empty), every
+// tensor defined, contiguous and of its parameter's sizes, dtype and device.
+void check_like(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &ts,
+                const char *name, bool optional = false) {
+  TORCH_CHECK(ts.size() == params.size() || (optional && ts.empty()), name, ": expected ",
+              params.size(), " tensors, given ", ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const at::Tensor &p = params[i], &t = ts[i];
+    TORCH_CHECK(t.defined() && p.defined(), name, "[", i, "]: undefined tensor");
+    TORCH_CHECK(t.sizes() == p.sizes(), name, "[", i, "]: sizes ", t.sizes(),
+                " differ from the parameter's ", p.sizes());
+    TORCH_CHECK(t.scalar_type() == p.scalar_type() && t.device() == p.device(), name, "[", i,
+                "]: dtype or device differs from the parameter's");
+    TORCH_CHECK(t.layout() == at::kStrided && t.is_contiguous() && p.is_contiguous(), name, "[",
+                i, "]: not a dense contiguous tensor");
+  }
+}
+
+// Step counts: one single-element tensor per parameter.
+void check_steps(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &steps) {
+  TORCH_CHECK(steps.size() == params.size(), "steps: expected ", params.size(),
+              " tensors, given ", steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    TORCH_CHECK(steps[i].defined() && steps[i].numel() == 1, "steps[", i,
+                "]: not a one-element tensor");
+  }
+}
+
+template <typename F> char *guard(F f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error &e) {
+    return strdup(e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    return strdup(e.what());
+  } catch (...) {
+    return strdup("unknown C++ exception");
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+// at::_foreach_add_(tensors, scalar); nothing for an empty list
+char *ktorch_foreach_add_scalar_(const at::Tensor *const *tensors, size_t n, double scalar) {
+  return guard([&] {
+    auto t = list(tensors, n);
+    if (!t.empty()) {
+      at::_foreach_add_(t, at::Scalar(scalar));
+    }
+  });
+}
+
+// at::_fused_sgd_ (no grad_scale, no found_inf); nbufs is 0 without momentum.
+// Every fused call checks its lists first (check_like) and does nothing for no parameters.
+char *ktorch_fused_sgd_(const at::Tensor *const *params, size_t nparams, const at::Tensor *const *grads,
+                        size_t ngrads, const at::Tensor *const *bufs, size_t nbufs, double weight_decay,
+                        double momentum, double lr, double dampening, bool nesterov,
+                        bool maximize, bool is_first_step) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto b = list(bufs, nbufs);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, b, "momentum buffers", true);
+    TORCH_CHECK(momentum == 0 || b.size() == p.size(), "momentum buffers: none given with a momentum");
+    if (p.empty()) {
+      return;
+    }
+    at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, dampening, nesterov, maximize,
+                    is_first_step);
+  });
+}
+
+// at::_fused_adam_ or, with decoupled, at::_fused_adamw_ (no grad_scale, no found_inf);
+// nmax is 0 without amsgrad
+char *ktorch_fused_adam_(const at::Tensor *const *params, size_t nparams, const at::Tensor *const *grads,
+                         size_t ngrads, const at::Tensor *const *exp_avgs, size_t navgs,
+                         const at::Tensor *const *exp_avg_sqs, size_t nsqs,
+                         const at::Tensor *const *max_exp_avg_sqs, size_t nmax,
+                         const at::Tensor *const *steps, size_t nsteps, double lr, double beta1,
+                         double beta2, double weight_decay, double eps, bool amsgrad,
+                         bool maximize, bool decoupled) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto m = list(exp_avgs, navgs);
+    auto v = list(exp_avg_sqs, nsqs);
+    auto vmax = list(max_exp_avg_sqs, nmax);
+    auto s = list(steps, nsteps);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, m, "exp_avgs");
+    check_like(p, v, "exp_avg_sqs");
+    check_like(p, vmax, "max_exp_avg_sqs", !amsgrad);
+    check_steps(p, s);
+    if (p.empty()) {
+      return;
+    }
+    if (decoupled) {
+      at::_fused_adamw_(p, g, m, v, vmax, s, lr, beta1, beta2, weight_decay, eps, amsgrad,
+                        maximize);
+    } else {
+      at::_fused_adam_(p, g, m, v, vmax, s, lr, beta1, beta2, weight_decay, eps, amsgrad,
+                       maximize);
+    }
+  });
+}
+
+// at::_fused_adagrad_ (no grad_scale, no found_inf)
+char *ktorch_fused_adagrad_(const at::Tensor *const *params, size_t nparams, const at::Tensor *const *grads,
+                            size_t ngrads, const at::Tensor *const *sums, size_t nsums,
+                            const at::Tensor *const *steps, size_t nsteps, double lr, double lr_decay,
+                            double weight_decay, double eps, bool maximize) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto sm = list(sums, nsums);
+    auto s = list(steps, nsteps);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, sm, "sums");
+    check_steps(p, s);
+    if (p.empty()) {
+      return;
+    }
+    at::_fused_adagrad_(p, g, sm, s, lr, lr_decay, weight_decay, eps, maximize);
+  });
+}
+
+// torch.optim.rmsprop _multi_tensor_rmsprop (not maximize, not capturable, no complex), with
+// the step counts left to the caller; grad_avgs are given when centered, momentum buffers
+// when momentum > 0
+char *ktorch_foreach_rmsprop_(const at::Tensor *const *params, size_t nparams,
+                              const at::Tensor *const *grads, size_t ngrads,
+                              const at::Tensor *const *square_avgs, size_t nsq,
+                              const at::Tensor *const *grad_avgs, size_t ngavg,
+                              const at::Tensor *const *bufs, size_t nbufs, double lr, double alpha,
+                              double eps, double weight_decay, double momentum, bool centered) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto sq = list(square_avgs, nsq);
+    auto ga = list(grad_avgs, ngavg);
+    auto b = list(bufs, nbufs);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, sq, "square_avgs");
+    check_like(p, ga, "grad_avgs", !centered);
+    check_like(p, b, "momentum buffers", !(momentum > 0));
+    if (p.empty()) {
+      return;
+    }
+    if (weight_decay != 0) {
+      g = at::_foreach_add(g, p, at::Scalar(weight_decay));
+    }
+    at::_foreach_mul_(sq, at::Scalar(alpha));
+    at::_foreach_addcmul_(sq, g, g, at::Scalar(1 - alpha));
+    std::vector<at::Tensor> avg;
+    if (centered) {
+      at::_foreach_lerp_(ga, g, at::Scalar(1 - alpha));
+      avg = at::_foreach_addcmul(sq, ga, ga, at::Scalar(-1));
+      at::_foreach_sqrt_(avg);
+    } else {
+      avg = at::_foreach_sqrt(sq);
+    }
+    at::_foreach_add_(avg, at::Scalar(eps));
+    if (momentum > 0) {
+      at::_foreach_mul_(b, at::Scalar(momentum));
+      at::_foreach_addcdiv_(b, g, avg);
+      at::_foreach_add_(p, b, at::Scalar(-lr));
+    } else {
+      at::_foreach_addcdiv_(p, g, avg, at::Scalar(-lr));
+    }
+  });
+}
+
+} // extern "C"
