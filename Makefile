@@ -55,7 +55,7 @@ demo: build ## train the spiral example: explicit steps, then run/testrun epochs
 	$(PY) examples/spirals.py
 
 test-rust: venv ## the core's Rust tests (no Python)
-	LD_LIBRARY_PATH=$(TORCH_LIB) cargo test --release -p ktorch-core
+	LD_LIBRARY_PATH=$(TORCH_LIB) cargo test --release -p ktorch-core -p ktorch-shim
 
 test-python: build ## the Python tests
 	$(PY) -m pytest -q
@@ -87,4 +87,5 @@ lint: venv ## cargo fmt, clippy, ruff
 	cargo clippy --release -p ktorch-core --all-targets -- -D warnings
 	cargo clippy --release -p ktorch-py -- -D warnings
 	cargo clippy --release -p ktorch-bench -- -D warnings
+	cargo clippy --release -p ktorch-shim --all-targets -- -D warnings
 	$(PY) -m ruff check python tests examples bench tools

@@ -7,9 +7,10 @@
 //! `epoch <seconds> <loss> [<accuracy>]`; the benchmark interleaves the passes
 //! with those of the Python implementations, so all see the same machine load.
 //! Nothing but libtorch work runs between batches: narrowed views of the data,
-//! the forward written as libtorch calls, gradients released by one cached
-//! libtorch optimizer, SGD written as torch.optim's single-tensor update, losses
-//! kept on the device and read once per epoch.
+//! the forward written as libtorch calls, gradients released and the SGD step
+//! taken by the same libtorch calls ktorch makes (ktorch-shim: `p.grad = None`,
+//! `_fused_sgd_`, torch.optim.SGD(fused=True)'s kernel), losses kept on the
+//! device and read once per epoch.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -199,14 +200,21 @@ fn main() -> Result<()> {
     }
 
     let params: Vec<Tensor> = wl.names.iter().map(|k| ps[k].shallow_clone()).collect();
-    let mut bufs: Vec<Option<Tensor>> = (0..params.len()).map(|_| None).collect();
-    let neg_lr = Tensor::from(-wl.lr).f_to_kind(Kind::Float)?;
-    // libtorch's own optimizer releases gradients (sets them to None), as
-    // torch.optim's zero_grad does; built once, it costs one call per step.
-    let mut release = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
-    for p in &params {
-        release.add_parameters(p, 0)?;
-    }
+    let bufs: Vec<Tensor> = if wl.momentum != 0.0 {
+        params.iter().map(Tensor::zeros_like).collect()
+    } else {
+        vec![]
+    };
+    let sgd = ktorch_shim::SgdSettings {
+        weight_decay: 0.0,
+        momentum: wl.momentum,
+        lr: wl.lr,
+        dampening: 0.0,
+        nesterov: false,
+        maximize: false,
+    };
+    let mut first = true;
+    let shim = |e: ktorch_shim::Error| tch::TchError::Torch(e.0);
     while next(&mut epochs) {
         let t0 = Instant::now();
         let mut losses = Vec::with_capacity(nb as usize);
@@ -214,30 +222,15 @@ fn main() -> Result<()> {
             let len = w.min(n - b * w);
             let xb = x.f_narrow(0, b * w, len)?;
             let yb = y.f_narrow(0, b * w, len)?;
-            release.zero_grad()?;
+            // gradients to None (torch.optim's zero_grad), then forward, loss, backward
+            ktorch_shim::release_grads(&params).map_err(shim)?;
             let out = (wl.forward)(&ps, &xb)?;
             let l = lossf(&out, &yb)?;
             l.f_backward()?;
-            // torch.optim.SGD's single-tensor update, no weight decay, no dampening
-            let _g = tch::no_grad_guard();
-            for (p, buf) in params.iter().zip(bufs.iter_mut()) {
-                let g = p.grad();
-                let d = if wl.momentum != 0.0 {
-                    match buf {
-                        None => {
-                            *buf = Some(g.f_detach_copy()?);
-                        }
-                        Some(bf) => {
-                            let _ = bf.f_mul_scalar_(wl.momentum)?.f_add_(&g)?;
-                        }
-                    }
-                    buf.as_ref().map(Tensor::shallow_clone).unwrap_or(g)
-                } else {
-                    g
-                };
-                // p += -lr * d in one op, as torch's add_(d, alpha=-lr)
-                let _ = p.shallow_clone().f_addcmul_(&d, &neg_lr)?;
-            }
+            // the kernel ktorch's sgd calls (torch.optim.SGD(fused=True)'s)
+            let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+            ktorch_shim::fused_sgd_(&params, &grads, &bufs, &sgd, first).map_err(shim)?;
+            first = false;
             losses.push(l.f_detach()?);
         }
         let l = Tensor::f_stack(&losses, 0)?

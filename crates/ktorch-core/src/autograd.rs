@@ -159,20 +159,7 @@ fn run_backward(t: &Tensor, keep: bool, create: bool) -> Result<()> {
 /// Sets gradients to zero (`none == false`) or to undefined (`none == true`).
 pub fn reset_grads(ts: &[Tensor], none: bool) -> Result<()> {
     if none {
-        // libtorch's optimizer zero_grad sets gradients to none: the C api's
-        // one way to release a gradient.
-        let mut o = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
-        let mut any = false;
-        for t in ts {
-            if t.f_grad()?.defined() {
-                o.add_parameters(t, 0)?;
-                any = true;
-            }
-        }
-        if any {
-            o.zero_grad()?;
-        }
-        return Ok(());
+        return Ok(ktorch_shim::release_grads(ts)?);
     }
     let _ng = tch::no_grad_guard();
     for t in ts {
@@ -185,14 +172,12 @@ pub fn reset_grads(ts: &[Tensor], none: bool) -> Result<()> {
     Ok(())
 }
 
-/// Releases the gradients (sets them to None) of a fixed list of parameters.
-///
-/// libtorch's optimizer `zero_grad` is the C api's one way to release a
-/// gradient; building that optimizer costs more than a small training step,
-/// so a model builds one per parameter list and reuses it batch after batch.
+/// Releases the gradients (sets them to None) of a fixed list of parameters:
+/// kept by a model from batch to batch, with the keys that tell whether it still
+/// covers the parameters of a step.
 pub struct GradRelease {
     keys: Vec<(usize, Vec<i64>)>,
-    opt: tch::COptimizer,
+    params: Vec<Tensor>,
 }
 
 impl std::fmt::Debug for GradRelease {
@@ -208,13 +193,9 @@ fn key(t: &Tensor) -> (usize, Vec<i64>) {
 impl GradRelease {
     /// A release for `ts`.
     pub fn new(ts: &[Tensor]) -> Result<GradRelease> {
-        let mut opt = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
-        for t in ts {
-            opt.add_parameters(t, 0)?;
-        }
         Ok(GradRelease {
             keys: ts.iter().map(key).collect(),
-            opt,
+            params: ts.iter().map(Tensor::shallow_clone).collect(),
         })
     }
 
@@ -224,8 +205,8 @@ impl GradRelease {
         self.keys.len() == ts.len() && self.keys.iter().zip(ts).all(|(k, t)| *k == key(t))
     }
 
-    /// Sets every gradient to None.
+    /// Sets every gradient to None, running no libtorch op.
     pub fn release(&mut self) -> Result<()> {
-        Ok(self.opt.zero_grad()?)
+        Ok(ktorch_shim::release_grads(&self.params)?)
     }
 }

@@ -93,6 +93,7 @@ extern "C" {
         eps: f64,
         maximize: bool,
     ) -> Msg;
+    fn ktorch_release_grads(tensors: Ptrs, n: usize) -> Msg;
     fn ktorch_foreach_rmsprop_(
         params: Ptrs,
         nparams: usize,
@@ -131,6 +132,15 @@ fn check(msg: Msg) -> Result<()> {
     // SAFETY: see above; msg is not used after this.
     unsafe { libc::free(msg.cast()) };
     Err(Error(s))
+}
+
+/// Sets every tensor's gradient to None (`p.grad = None`), running no op.
+pub fn release_grads(tensors: &[Tensor]) -> Result<()> {
+    let t = ptrs(tensors);
+    // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
+    // for the whole call); the shim resets each one's gradient slot, which the tensor's
+    // autograd metadata owns, and catches every C++ exception.
+    check(unsafe { ktorch_release_grads(t.as_ptr(), t.len()) })
 }
 
 /// `torch._foreach_add_(tensors, scalar)`: adds `scalar` to every tensor in place.

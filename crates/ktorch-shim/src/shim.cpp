@@ -80,6 +80,18 @@ template <typename F> char *guard(F f) {
 
 extern "C" {
 
+// p.mutable_grad().reset() for each tensor: gradients set to None, as torch.optim's
+// zero_grad(set_to_none=True) does, with no op run (libtorch's Optimizer::zero_grad
+// detaches each gradient first)
+char *ktorch_release_grads(const at::Tensor *const *tensors, size_t n) {
+  return guard([&] {
+    for (size_t i = 0; i < n; ++i) {
+      TORCH_CHECK(tensors[i] != nullptr && tensors[i]->defined(), "tensors[", i, "]: undefined");
+      const_cast<at::Tensor *>(tensors[i])->mutable_grad().reset();
+    }
+  });
+}
+
 // at::_foreach_add_(tensors, scalar); nothing for an empty list
 char *ktorch_foreach_add_scalar_(const at::Tensor *const *tensors, size_t n, double scalar) {
   return guard([&] {

@@ -205,3 +205,16 @@ fn foreach_rmsprop_step_and_errors() {
     let e = foreach_rmsprop_(&p, &g, &sq, &[], &[], &centered).expect_err("no grad_avgs");
     assert!(e.0.contains("grad_avgs"), "{e}");
 }
+
+#[test]
+fn release_grads_sets_them_to_none() {
+    let p = t(&[1.0, 2.0]).set_requires_grad(true);
+    (&p * 3.0).sum(tch::Kind::Float).backward();
+    assert!(p.grad().defined());
+    release_grads(std::slice::from_ref(&p)).expect("release");
+    assert!(!p.grad().defined());
+    // releasing again, or a tensor that never had a gradient, is fine
+    release_grads(&[p.shallow_clone(), t(&[0.0])]).expect("again");
+    let e = release_grads(&[Tensor::new()]).expect_err("undefined");
+    assert!(e.0.contains("undefined"), "{e}");
+}
