@@ -59,14 +59,13 @@ impl Adagrad {
     /// as in torch.optim) for those it takes ([`fused::split`]), `_single_tensor_adagrad`
     /// for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        let (buckets, rest) = fused::split(params, true)?;
-        for b in &buckets {
-            self.fused(b, state)?;
-        }
-        for i in rest {
-            self.single(&params[i], &mut state[i])?;
-        }
-        Ok(())
+        fused::step_split(
+            params,
+            state,
+            true,
+            |b, s| self.fused(b, s),
+            |p, s| self.single(p, s),
+        )
     }
 
     /// torch.optim.adagrad `_fused_adagrad` for one dtype on the CPU.

@@ -76,14 +76,13 @@ impl Adam {
         state: &mut [ParamState],
         decoupled: bool,
     ) -> Result<()> {
-        let (buckets, rest) = fused::split(params, false)?;
-        for b in &buckets {
-            self.fused(b, state, decoupled)?;
-        }
-        for i in rest {
-            self.single(&params[i], &mut state[i], decoupled)?;
-        }
-        Ok(())
+        fused::step_split(
+            params,
+            state,
+            false,
+            |b, s| self.fused(b, s, decoupled),
+            |p, s| self.single(p, s, decoupled),
+        )
     }
 
     /// torch.optim.adam `_fused_adam` for one device and dtype: state as torch.optim

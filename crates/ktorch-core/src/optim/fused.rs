@@ -47,6 +47,25 @@ fn fusable(p: &Tensor, g: &Tensor, cpu_only: bool) -> bool {
         && g.is_contiguous()
 }
 
+/// One optimizer step over `params`: `many` for each bucket of parameters the fused
+/// kernels take ([`split`]), `one` for each other parameter with a gradient.
+pub(super) fn step_split(
+    params: &[Tensor],
+    state: &mut [ParamState],
+    cpu_only: bool,
+    mut many: impl FnMut(&Bucket, &mut [ParamState]) -> Result<()>,
+    mut one: impl FnMut(&Tensor, &mut ParamState) -> Result<()>,
+) -> Result<()> {
+    let (buckets, rest) = split(params, cpu_only)?;
+    for b in &buckets {
+        many(b, state)?;
+    }
+    for i in rest {
+        one(&params[i], &mut state[i])?;
+    }
+    Ok(())
+}
+
 /// The parameters with gradients of a group: buckets of one device and dtype for the
 /// fused kernels, and the indices of the parameters for the per-parameter update.
 pub(super) fn split(params: &[Tensor], cpu_only: bool) -> Result<(Vec<Bucket>, Vec<usize>)> {

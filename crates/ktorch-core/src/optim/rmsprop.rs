@@ -63,14 +63,13 @@ impl Rmsprop {
     /// (`_foreach_*` ops, one shim call per device and dtype) for the parameters the fused
     /// kernels would take ([`fused::split`]), `_single_tensor_rmsprop` for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        let (buckets, rest) = fused::split(params, false)?;
-        for b in &buckets {
-            self.foreach(b, state)?;
-        }
-        for i in rest {
-            self.single(&params[i], &mut state[i])?;
-        }
-        Ok(())
+        fused::step_split(
+            params,
+            state,
+            false,
+            |b, s| self.foreach(b, s),
+            |p, s| self.single(p, s),
+        )
     }
 
     /// torch.optim.rmsprop `_multi_tensor_rmsprop` for one device and dtype.

@@ -66,14 +66,13 @@ impl Sgd {
     /// One step for every parameter with a gradient: libtorch's fused kernel for those it
     /// takes ([`fused::split`]), `_single_tensor_sgd` for the others.
     pub(super) fn step(&self, params: &[Tensor], state: &mut [ParamState]) -> Result<()> {
-        let (buckets, rest) = fused::split(params, false)?;
-        for b in &buckets {
-            self.fused(b, state)?;
-        }
-        for i in rest {
-            self.single(&params[i], &mut state[i])?;
-        }
-        Ok(())
+        fused::step_split(
+            params,
+            state,
+            false,
+            |b, s| self.fused(b, s),
+            |p, s| self.single(p, s),
+        )
     }
 
     /// torch.optim.sgd `_fused_sgd` for one device and dtype. torch.optim makes the
