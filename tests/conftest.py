@@ -7,6 +7,16 @@ import torch
 import ktorch as kt
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One libtorch thread for a module's tiny models: faster, and far faster on a busy machine;
+    the count is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     kt.seed(123)

@@ -13,14 +13,7 @@ from conftest import spirals
 import ktorch as kt
 from ktorch import callbacks as cb
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one libtorch thread is faster, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one libtorch thread
 
 
 X, Y = spirals(100, 3, 0)

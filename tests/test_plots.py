@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from conftest import spirals
 
 import ktorch as kt
@@ -18,13 +17,7 @@ import plots  # noqa: E402
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """A tiny model: one libtorch thread is faster, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one libtorch thread
 
 
 def _png(path, shape):

@@ -576,18 +576,7 @@ impl ktorch_core::nn::Callback for PyCallback {
                 let ds = srcs.domains();
                 call(py, "callback", ds, move |g| srcs.tensors(g))
             })();
-            r.map_err(|e| {
-                let msg = format!(
-                    "callback: {}: {}",
-                    e.get_type(py)
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default(),
-                    e.value(py)
-                );
-                crate::errors::set_pending(e);
-                ktorch_core::Error::Callback(msg)
-            })
+            r.map_err(|e| crate::errors::callback_error(py, e))
         })
     }
 }

@@ -226,19 +226,21 @@ pub(crate) fn set_data(
     phase: Phase,
     rest: &[Bound<'_, PyAny>],
 ) -> PyResult<PyObject> {
-    let (x, y) = match rest {
-        [d] if dataset_tensors(d)?.is_some_and(|ts| ts.len() > 1) => {
-            // a TensorDataset: its last tensor is the target, the others the inputs
-            let ts = dataset_tensors(d)?.unwrap_or_default();
-            let (last, xs) = ts.split_last().expect("two or more tensors");
+    // a TensorDataset of two or more tensors: the last is the target, the others the inputs
+    let dataset = match rest {
+        [d] => dataset_tensors(d)?.filter(|ts| ts.len() > 1),
+        _ => None,
+    };
+    let (x, y) = match (rest, dataset.as_deref()) {
+        (_, Some([xs @ .., last])) => {
             let mut x = Srcs::default();
             for t in xs {
                 x.0.extend(tensors_arg(f, t)?.0);
             }
             (x, Some(tensors_arg(f, last)?))
         }
-        [x] => (tensors_arg(f, x)?, None),
-        [x, y] => (
+        ([x], _) => (tensors_arg(f, x)?, None),
+        ([x, y], _) => (
             tensors_arg(f, x)?,
             if y.is_none() {
                 None
@@ -422,9 +424,11 @@ fn set_part(
         let (t, owned) = x.owned_tensors(g)?;
         let t = m.conform(t, &owned, what)?;
         let st = m.stage(phase);
-        let shared = st.shared();
         let n = set(st, t)?;
-        st.set_shared(if what == "inputs" { x.torch() } else { shared });
+        // new inputs decide the results' kind; new targets keep it (Stage::set_targets)
+        if what == "inputs" {
+            st.set_shared(x.torch());
+        }
         Ok(n)
     })?;
     Ok(n.into_pyobject(py)?.into_any().unbind())

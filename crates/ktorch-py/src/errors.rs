@@ -63,6 +63,22 @@ pub fn to_py(e: Error) -> PyErr {
     })
 }
 
+/// The core error for a Python exception raised by a callback (a callback
+/// module, a batch callback): the exception is kept to be re-raised, or chained,
+/// when the call returns ([`to_py`]).
+pub fn callback_error(py: Python<'_>, e: PyErr) -> Error {
+    let msg = format!(
+        "callback: {}: {}",
+        e.get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        e.value(py)
+    );
+    set_pending(e);
+    Error::Callback(msg)
+}
+
 /// A failure inside a call: a core error or a Python exception.
 pub enum Fail {
     /// An error from the core.

@@ -608,18 +608,7 @@ fn tick_to_py(c: &Py<PyAny>, t: &Tick) -> ktorch_core::Result<()> {
             c.call1(py, (d,))?;
             Ok(())
         })();
-        r.map_err(|e| {
-            let msg = format!(
-                "callback: {}: {}",
-                e.get_type(py)
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-                e.value(py)
-            );
-            crate::errors::set_pending(e);
-            ktorch_core::Error::Callback(msg)
-        })
+        r.map_err(|e| crate::errors::callback_error(py, e))
     })
 }
 

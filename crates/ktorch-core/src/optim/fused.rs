@@ -174,13 +174,7 @@ mod tests {
         for (name, pos, kw) in cases() {
             let ps = params();
             let refs = copies(&ps);
-            let mut o = Optimizer::new(
-                name,
-                ps.iter().map(Tensor::shallow_clone).collect(),
-                &pos,
-                &kw,
-            )
-            .expect("new");
+            let mut o = over(name, &pos, &kw, &ps);
             let s = Settings::defaults(name)
                 .expect("defaults")
                 .update(name, &pos, &kw)
@@ -198,9 +192,20 @@ mod tests {
         }
     }
 
+    /// An optimizer over `ps`.
+    fn over(name: &str, pos: &[Value], kw: &[(String, Value)], ps: &[Tensor]) -> Optimizer {
+        Optimizer::new(
+            name,
+            ps.iter().map(Tensor::shallow_clone).collect(),
+            pos,
+            kw,
+        )
+        .expect("new")
+    }
+
     /// A parameter alone in its own optimizer (a list of one).
     fn alone(name: &str, pos: &[Value], kw: &[(String, Value)], p: &Tensor) -> Optimizer {
-        Optimizer::new(name, vec![p.shallow_clone()], pos, kw).expect("new")
+        over(name, pos, kw, std::slice::from_ref(p))
     }
 
     #[test]
@@ -222,13 +227,7 @@ mod tests {
             };
             let (ps, refs) = (mk(), mk());
             assert!(!ps[2].is_contiguous());
-            let mut o = Optimizer::new(
-                name,
-                ps.iter().map(Tensor::shallow_clone).collect(),
-                &pos,
-                &kw,
-            )
-            .expect("new");
+            let mut o = over(name, &pos, &kw, &ps);
             let mut each: Vec<Optimizer> = refs.iter().map(|p| alone(name, &pos, &kw, p)).collect();
             // gradients c (fixed per step) from the loss sum(p * c), the last parameter left out
             let set_grads = |xs: &[Tensor], t: f64| {
