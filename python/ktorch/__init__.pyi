@@ -54,13 +54,25 @@ from ktorch._ktorch import (
     clipv as clipv,
 )
 from ktorch._ktorch import (
+    copyto as copyto,
+)
+from ktorch._ktorch import (
+    cudadevices as cudadevices,
+)
+from ktorch._ktorch import (
     data as data,
 )
 from ktorch._ktorch import (
     datasize as datasize,
 )
 from ktorch._ktorch import (
+    device as device,
+)
+from ktorch._ktorch import (
     dict as dict,
+)
+from ktorch._ktorch import (
+    dtype as dtype,
 )
 from ktorch._ktorch import (
     eforward as eforward,
@@ -75,7 +87,13 @@ from ktorch._ktorch import (
     free as free,
 )
 from ktorch._ktorch import (
+    freeze as freeze,
+)
+from ktorch._ktorch import (
     grad as grad,
+)
+from ktorch._ktorch import (
+    gradflag as gradflag,
 )
 from ktorch._ktorch import (
     help as help,
@@ -147,6 +165,9 @@ from ktorch._ktorch import (
     step as step,
 )
 from ktorch._ktorch import (
+    sync as sync,
+)
+from ktorch._ktorch import (
     target as target,
 )
 from ktorch._ktorch import (
@@ -180,7 +201,16 @@ from ktorch._ktorch import (
     testtarget as testtarget,
 )
 from ktorch._ktorch import (
+    to as to,
+)
+from ktorch._ktorch import (
     train as train,
+)
+from ktorch._ktorch import (
+    training as training,
+)
+from ktorch._ktorch import (
+    unfreeze as unfreeze,
 )
 from ktorch._ktorch import (
     unshuffle as unshuffle,
@@ -377,6 +407,16 @@ __all__ = [
     "objects",
     "module",
     "parmnames",
+    "to",
+    "copyto",
+    "device",
+    "dtype",
+    "sync",
+    "cudadevices",
+    "training",
+    "freeze",
+    "unfreeze",
+    "gradflag",
     "parm",
     "loss",
     "opt",

@@ -33,6 +33,16 @@ __all__ = [
     "mean",
     "std",
     "objects",
+    "to",
+    "copyto",
+    "device",
+    "dtype",
+    "sync",
+    "cudadevices",
+    "training",
+    "freeze",
+    "unfreeze",
+    "gradflag",
     "module",
     "parmnames",
     "parm",
@@ -337,6 +347,107 @@ def parmnames(m: Module | Model) -> list[str]:
 
     Parameter names of a module, optimizer's module or model, as PyTorch names them
     (`0.weight`, `0.bias`, `a.weight`, ...).
+    """
+
+def to(h: _Handle, *args: str | Tensor | bool, non_blocking: bool | None = None) -> None:
+    """to(h, device) -> None
+    to(h, dtype) -> None
+    to(h, device, dtype, ...) -> None
+    to(h, example) -> None
+    to(h, ..., async) -> None
+
+    Moves or converts the object in place: a Tensor, Vector or Dict (each member, which
+    may also take `grad`/`nograd`), a Module (parameters, their gradients and buffers), a
+    Loss (its class weights), an Optimizer (parameters and state: momenta, moments, the
+    lbfgs history) or a Model (module, loss and optimizer together; its data stays where
+    it is and each batch goes to the module's device). Options are names (`"cuda"`,
+    `"cuda:1"`, `"cpu"`, `"double"`, `"half"`, ...) or one example Tensor whose device and
+    dtype are taken. A trailing `True` (or `non_blocking=True`) lets a copy from pinned
+    host memory to a GPU return before it is done. Modules and optimizers keep their
+    parameters' identity, so whatever shares them sees them moved. A call that fails
+    changes nothing.
+    """
+
+def copyto(t: Tensor | Vector | Dict, *args: str | Tensor | bool, non_blocking: bool | None = None) -> Any:
+    """copyto(t, options...) -> Tensor
+    copyto(t, example) -> Tensor
+    copyto(t, ..., async) -> Tensor
+
+    A copy of a Tensor (a Vector or Dict: of each member) on another device or as another
+    dtype, leaving the source where it was; always new memory. Options as for `to`.
+    """
+
+def device(h: _Handle | None = None) -> Any:
+    """device() -> str
+    device(h) -> str (a list or dict of str for a Vector or Dict)
+
+    With no argument, `"cuda"` where a CUDA device is available, else `"cpu"`. With a
+    handle, where it lives: a tensor's device, each member's for a Vector or Dict, a
+    module's (or model's, optimizer's) parameters' device (`"cpu"` for one without any).
+    """
+
+def dtype(h: _Handle) -> Any:
+    """dtype(h) -> str (a list or dict of str for a Vector or Dict)
+
+    The dtype of a tensor (of each member of a Vector or Dict), or of a module's
+    (model's, optimizer's) floating-point parameters (None for one without any).
+    """
+
+def sync(x: _Handle | str | int | None = None) -> None:
+    """sync() -> None
+    sync(device) -> None
+    sync(h) -> None
+
+    Waits for every kernel queued on a CUDA device to finish: the default one, a named
+    one (`"cuda:1"`, or its index), or the one a handle's tensors or parameters are on.
+    Nothing to wait for on the CPU.
+    """
+
+def cudadevices() -> list[str]:
+    """cudadevices() -> list of str
+
+    The CUDA devices this process can use: `["cuda", "cuda:0", "cuda:1", ...]`, empty
+    where there are none.
+    """
+
+def training(m: Module | Model, flag: bool | None = None) -> bool | None:
+    """training(m) -> bool
+    training(m, flag) -> None
+
+    A module's (or model's module's) training flag, or sets it for the whole tree.
+    `run` trains in training mode and `testrun`/`evaluate` evaluate in evaluation mode
+    whatever the flag, each restoring it afterwards; explicit steps (`forward`,
+    `backward`, `backstep`) use the flag as set.
+    """
+
+def freeze(m: Module | Model | Dict, names: Any = None, values: Any = None) -> None:
+    """freeze(m) -> None
+    freeze(m, names) -> None
+    freeze(m, names, values) -> None
+    freeze(m, {name: value, ...}) -> None
+
+    Turns gradients off for every parameter of a module (or a model's module, or each
+    member of a parameter Dict), or for the named ones, first setting their values where
+    given (an array, list, scalar or Tensor each; a scalar fills). Frozen parameters get
+    no gradient, no optimizer update (weight decay included) and no share of clipping.
+    """
+
+def unfreeze(m: Module | Model | Dict, names: Any = None, values: Any = None) -> None:
+    """unfreeze(m) -> None
+    unfreeze(m, names) -> None
+    unfreeze(m, names, values) -> None
+    unfreeze(m, {name: value, ...}) -> None
+
+    Turns gradients back on, as `freeze` turns them off (the same forms).
+    """
+
+def gradflag(h: Tensor | Vector | Dict | Module | Model, flag: bool | None = None) -> Any:
+    """gradflag(h) -> bool, list or dict
+    gradflag(t, flag) -> None
+
+    Whether a tensor takes gradients (each member of a Vector or Dict: a list or dict),
+    or each parameter of a module or model (a dict of name to bool). With `flag`, sets a
+    tensor's (every member's) flag.
     """
 
 def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | None:

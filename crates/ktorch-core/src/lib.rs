@@ -49,6 +49,7 @@
 pub mod args;
 pub mod autograd;
 pub mod clip;
+pub mod device;
 pub mod error;
 pub mod loss;
 pub mod malloc;

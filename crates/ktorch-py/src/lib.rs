@@ -54,6 +54,7 @@ pub(crate) struct PhaseCall<'a, 'py>(
 
 mod convert;
 mod data;
+mod device;
 mod errors;
 mod gate;
 mod handles;
@@ -104,6 +105,16 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tensor::mean, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::std, m)?)?;
     m.add_function(wrap_pyfunction!(objects::objects, m)?)?;
+    m.add_function(wrap_pyfunction!(device::to, m)?)?;
+    m.add_function(wrap_pyfunction!(device::copyto, m)?)?;
+    m.add_function(wrap_pyfunction!(device::device, m)?)?;
+    m.add_function(wrap_pyfunction!(device::dtype, m)?)?;
+    m.add_function(wrap_pyfunction!(device::sync, m)?)?;
+    m.add_function(wrap_pyfunction!(device::cudadevices, m)?)?;
+    m.add_function(wrap_pyfunction!(device::training, m)?)?;
+    m.add_function(wrap_pyfunction!(device::freeze, m)?)?;
+    m.add_function(wrap_pyfunction!(device::unfreeze, m)?)?;
+    m.add_function(wrap_pyfunction!(device::gradflag, m)?)?;
     m.add_function(wrap_pyfunction!(module::module, m)?)?;
     m.add_function(wrap_pyfunction!(module::parmnames, m)?)?;
     m.add_function(wrap_pyfunction!(module::parm, m)?)?;

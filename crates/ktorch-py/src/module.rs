@@ -52,7 +52,11 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
 }
 
 /// The module of a Module or Model handle.
-fn module_of(py: Python<'_>, func: &str, x: &Bound<'_, PyAny>) -> PyResult<Shared<Module>> {
+pub(crate) fn module_of(
+    py: Python<'_>,
+    func: &str,
+    x: &Bound<'_, PyAny>,
+) -> PyResult<Shared<Module>> {
     match obj(func, x)? {
         Some(Obj::Module(m)) => Ok(m),
         Some(Obj::Model(m)) => {

@@ -219,4 +219,27 @@ impl Loss {
     }
 }
 
+impl Loss {
+    /// The loss's weight tensors, to move or convert with a model.
+    pub(crate) fn movable(&self) -> Vec<Tensor> {
+        self.set
+            .weight()
+            .map(Tensor::shallow_clone)
+            .into_iter()
+            .collect()
+    }
+
+    /// The loss's weight tensors (class weights, bce's positive weights), where set.
+    pub fn weights(&self) -> Vec<Tensor> {
+        self.movable()
+    }
+
+    /// Moves or converts the loss's weights (class weights, bce's positive
+    /// weights) as `p` says; a loss without weights is unchanged.
+    pub fn to(&self, p: &crate::device::Place) -> Result<()> {
+        p.check_floating()?;
+        crate::device::convert_in_place(&self.movable(), p)
+    }
+}
+
 impl crate::sync::Share for Loss {}

@@ -186,6 +186,19 @@ impl Clone for Setting {
 }
 
 impl Setting {
+    /// The class weights (or bce's positive weights), where set.
+    pub(super) fn weight(&self) -> Option<&Tensor> {
+        match self {
+            Setting::Ce { weight, .. }
+            | Setting::Nll { weight, .. }
+            | Setting::Bce { weight }
+            | Setting::MultiSoft { weight }
+            | Setting::MultiMargin { weight, .. } => weight.as_ref(),
+            Setting::BceLogits { pos_weight } => pos_weight.as_ref(),
+            _ => None,
+        }
+    }
+
     fn weight_mut(&mut self) -> Option<&mut Option<Tensor>> {
         match self {
             Setting::Ce { weight, .. }

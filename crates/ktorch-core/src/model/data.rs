@@ -298,6 +298,24 @@ impl Stage {
         self.rows()
     }
 
+    /// Where a pass's batches go to meet a module on `module` (see
+    /// [`crate::device::placement`]; `what`: the data's name in errors). Data the
+    /// stage owns on the host is pinned for a GPU module, so each batch's copy
+    /// does not block; data the caller shares is left where it is.
+    pub fn placement(&mut self, module: Option<Device>, what: &str) -> Result<Option<Device>> {
+        let shared = self.shared;
+        let Some(d) = self.data.as_mut() else {
+            return Ok(None);
+        };
+        let dev = crate::device::placement(d.all.full(), module, what)?;
+        if let (Some(gpu), false, false) = (dev, shared, d.all.batching()) {
+            if let Some(p) = crate::device::pinned(d.all.items(), gpu)? {
+                d.all.set_items(p);
+            }
+        }
+        Ok(dev)
+    }
+
     /// Restore, shuffle when the option says so; returns the number of batches (-1 with no data).
     pub fn init(&mut self) -> Result<i64> {
         if self.data.is_none() {

@@ -150,7 +150,11 @@ impl Model {
                 .map_err(|e| invalid(format!("no {which} data defined; {e}")));
         }
         let mut m = lock(&self.module)?;
-        forward(&mut m, xs, mode)
+        let xs = m.place(
+            xs.iter().map(Tensor::shallow_clone).collect(),
+            "the inputs are",
+        )?;
+        forward(&mut m, &xs, mode)
     }
 
     /// Data in the module's floating dtype: see [`Module::conform`].
@@ -180,7 +184,11 @@ impl Model {
             Some(y) => y,
             None => self.train.targets().unwrap_or_default(),
         };
-        Ok((x, y))
+        let m = lock(&self.module)?;
+        Ok((
+            m.place(x, "the inputs are")?,
+            m.place(y, "the targets are")?,
+        ))
     }
 
     /// Forward, loss and backward on the given data (or the training data);
@@ -218,6 +226,26 @@ impl Model {
         if let Ok(mut g) = self.release.lock() {
             *g = Some(r);
         }
+    }
+
+    /// Moves or converts the module's parameters and buffers, the optimizer's
+    /// parameters and state and the loss's weights together (`to(m, "cuda")`); the data stays where it
+    /// is (each batch goes to the module's device in a pass). A failed call
+    /// changes nothing.
+    pub fn to(&self, p: &crate::device::Place) -> Result<()> {
+        p.check_floating()?;
+        let q = lock(&self.module)?;
+        let o = lock(&self.opt)?;
+        let l = lock(&self.loss)?;
+        let mut ts = q.movable();
+        ts.extend(o.movable());
+        ts.extend(l.movable());
+        crate::device::convert_in_place(&crate::clip::distinct(ts), p)
+    }
+
+    /// Where the model's module lives (None for a module without parameters or buffers).
+    pub fn device(&self) -> Result<Option<tch::Device>> {
+        Ok(lock(&self.module)?.device())
     }
 
     /// Resets gradients of every parameter the model trains.

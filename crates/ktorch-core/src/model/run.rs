@@ -7,6 +7,7 @@ use tch::Tensor;
 
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
+use crate::device::place;
 use crate::error::{invalid, Error, Result};
 use crate::loss::Loss;
 use crate::model::metrics::{Accum, Metric};
@@ -286,13 +287,18 @@ impl Model {
         } else {
             Targets::All(&all_targets)
         };
+        // host data meets a GPU module batch by batch (pinned, copied without blocking)
+        let module = lock(&self.module)?.device();
+        let dev = self
+            .stage(phase)
+            .placement(module, &format!("the {} data is", phase.data_name()))?;
         while self.stage(phase).batch()? {
             if stop() {
                 return Err(Error::Interrupted);
             }
             let stage = self.stage_ref(phase);
-            let mut x = stage.inputs().unwrap_or_default();
-            let y = stage.targets().unwrap_or_default();
+            let mut x = place(stage.inputs().unwrap_or_default(), dev)?;
+            let y = place(stage.targets().unwrap_or_default(), dev)?;
             x.append(&mut hidden);
             let mut norm = None;
             let (loss, out) = if let Some(t) = tr.as_deref_mut() {

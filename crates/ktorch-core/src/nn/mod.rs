@@ -297,6 +297,125 @@ impl Module {
         Ok(out)
     }
 
+    /// The parameters (with their gradients) and buffers, to move or convert.
+    pub(crate) fn movable(&self) -> Vec<Tensor> {
+        let mut ts = self.parameters();
+        ts.extend(self.named_buffers().into_iter().map(|(_, t)| t));
+        crate::clip::distinct(ts)
+    }
+
+    /// Moves or converts every parameter (with its gradient) and buffer as `p`
+    /// says (`to(q, "cuda")`); each parameter keeps its identity, so optimizers
+    /// and models sharing it see it moved. A failed call changes nothing.
+    pub fn to(&self, p: &crate::device::Place) -> Result<()> {
+        p.check_floating()?;
+        crate::device::convert_in_place(&self.movable(), p)
+    }
+
+    /// Where the module lives: its first parameter's device (or first buffer's);
+    /// None for a module with neither.
+    pub fn device(&self) -> Option<tch::Device> {
+        self.params
+            .iter()
+            .chain(&self.buffers)
+            .find(|(_, t)| t.defined())
+            .map(|(_, t)| t.device())
+            .or_else(|| self.children.iter().find_map(|(_, c)| c.device()))
+    }
+
+    /// `xs` where the module can take them: host tensors copied to the module's
+    /// GPU; tensors on another device than the module's are an error naming both.
+    pub fn place(&self, xs: Vec<Tensor>, what: &str) -> Result<Vec<Tensor>> {
+        let dev = crate::device::placement(&xs, self.device(), what)?;
+        crate::device::place(xs, dev)
+    }
+
+    /// Turns gradients off (`frozen`, the original's `freeze`) or on (`unfreeze`)
+    /// for the named parameters, every parameter where `names` is None, first
+    /// copying `values` into them where given (one each, of the parameter's size
+    /// or a single value to fill it). Frozen parameters lose their gradient, so
+    /// no optimizer moves them (weight decay included) and no clipping counts
+    /// them. Names and values are checked before anything changes.
+    pub fn freeze(
+        &self,
+        names: Option<&[String]>,
+        values: Option<&[Tensor]>,
+        frozen: bool,
+    ) -> Result<()> {
+        let all = self.named_parameters();
+        let picked: Vec<(String, Tensor)> = match names {
+            None => all,
+            Some(ns) => {
+                let known: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+                ns.iter()
+                    .map(|n| {
+                        all.iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                            .ok_or_else(|| {
+                                invalid(crate::error::unrecognized(
+                                    "parameter name",
+                                    "parameter",
+                                    n,
+                                    &known,
+                                ))
+                            })
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        if let Some(vs) = values {
+            if vs.len() != picked.len() {
+                return Err(invalid(format!(
+                    "{} parameter name(s) but {} value(s)",
+                    picked.len(),
+                    vs.len()
+                )));
+            }
+            for ((k, p), v) in picked.iter().zip(vs) {
+                crate::tensor::kinds::check(v)?;
+                if v.numel() != 1 && v.size() != p.size() {
+                    return Err(invalid(format!(
+                        "parameter `{k}` has size {:?}, given {:?}",
+                        p.size(),
+                        v.size()
+                    )));
+                }
+            }
+            let _g = tch::no_grad_guard();
+            let conv = picked
+                .iter()
+                .zip(vs)
+                .map(|((_, p), v)| Ok(v.f_to_device_(p.device(), p.f_kind()?, false, false)?))
+                .collect::<Result<Vec<_>>>()?;
+            for ((_, p), v) in picked.iter().zip(&conv) {
+                let v = if v.numel() == 1 && v.size() != p.size() {
+                    v.f_reshape([0i64; 0].as_slice())?
+                        .f_expand(p.size(), false)?
+                } else {
+                    v.shallow_clone()
+                };
+                p.shallow_clone().f_copy_(&v)?;
+            }
+        }
+        let ts: Vec<Tensor> = picked.into_iter().map(|(_, t)| t).collect();
+        for t in &ts {
+            let _ = t.f_set_requires_grad(!frozen)?;
+        }
+        if frozen {
+            ktorch_shim::release_grads(&ts)?;
+        }
+        Ok(())
+    }
+
+    /// Each parameter's name and whether it takes gradients (`gradflag`).
+    pub fn gradflags(&self) -> Vec<(String, bool)> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(k, t)| (k, t.requires_grad()))
+            .collect()
+    }
+
     /// All parameters (shallow copies sharing storage and gradients).
     pub fn parameters(&self) -> Vec<Tensor> {
         self.named_parameters()

@@ -2,7 +2,7 @@
 //! `[container, child, child, ...]`, parsed into a tree and built by type name.
 
 use crate::args::split_options;
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Result};
 use crate::nn::{
     activation, container, conv, dropout, linear, norm, pool, recurrent, shape, Module,
 };
@@ -116,6 +116,61 @@ pub(crate) fn build_layer(
         }
         kids.push((key, m));
     }
+    // the options every module takes: where its parameters live and their dtype
+    let (placed, kw): (Vec<_>, Vec<_>) = kw
+        .iter()
+        .cloned()
+        .partition(|(k, _)| k == "device" || k == "dtype");
+    let place = placement(kind, &placed)?;
+    let m = build_unplaced(kind, args, &kw, kids)?;
+    if place != crate::device::Place::default() {
+        m.to(&place).map_err(|e| e.named(kind))?;
+    }
+    Ok(m)
+}
+
+/// The `device` and `dtype` options of a module spec.
+fn placement(kind: &str, kw: &[(String, Value)]) -> Result<crate::device::Place> {
+    let mut p = crate::device::Place::default();
+    for (k, v) in kw {
+        let name = v.as_str(k).map_err(|e| e.named(kind))?;
+        if k == "device" {
+            p.device = Some(
+                crate::tensor::device_here(name)
+                    .and_then(|d| {
+                        d.ok_or_else(|| {
+                            invalid(format!(
+                                "unrecognized device: {name}, expecting cpu, cuda or cuda:<index>"
+                            ))
+                        })
+                    })
+                    .map_err(|e| e.named(kind))?,
+            );
+        } else {
+            p.kind = Some(
+                crate::tensor::kind_from_name(name)
+                    .ok_or_else(|| {
+                        invalid(crate::error::unrecognized(
+                            "dtype",
+                            "dtype",
+                            name,
+                            &["float", "double", "half", "bfloat"],
+                        ))
+                    })
+                    .map_err(|e| e.named(kind))?,
+            );
+        }
+    }
+    p.check_floating().map_err(|e| e.named(kind))?;
+    Ok(p)
+}
+
+fn build_unplaced(
+    kind: &str,
+    args: &[Value],
+    kw: &[(String, Value)],
+    kids: Vec<(String, Module)>,
+) -> Result<Module> {
     let g = Given {
         kind,
         pos: args,

@@ -129,6 +129,14 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Every tensor of the history, to move or convert with the parameters.
+    pub(super) fn tensors(&self) -> Vec<&Tensor> {
+        let mut ts: Vec<&Tensor> = self.d.iter().collect();
+        ts.extend(self.old_dirs.iter().chain(&self.old_stps).chain(&self.ro));
+        ts.extend(self.h_diag.iter().chain(self.prev_flat_grad.iter()));
+        ts
+    }
+
     /// A copy to go back to after a step. A step replaces the direction, the history
     /// entries and `h_diag` with new tensors and updates only `prev_flat_grad` in
     /// place, so that one is copied and the others are shared.

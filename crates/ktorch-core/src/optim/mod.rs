@@ -433,6 +433,34 @@ impl Optimizer {
     }
 }
 
+impl Optimizer {
+    /// The parameters (with their gradients) and the state to move or convert:
+    /// momenta, moments, the lbfgs history. Step counts and cached settings
+    /// tensors follow the parameters by themselves.
+    pub(crate) fn movable(&self) -> Vec<Tensor> {
+        let mut ts = crate::clip::distinct(self.params());
+        for grp in &self.groups {
+            for st in &grp.state {
+                ts.extend(st.tensors().map(Tensor::shallow_clone));
+            }
+        }
+        ts.extend(self.lbfgs.tensors().into_iter().map(Tensor::shallow_clone));
+        ts
+    }
+
+    /// Moves or converts the parameters and every state tensor as `p` says
+    /// (`to(o, "cuda")`); a failed call changes nothing.
+    pub fn to(&mut self, p: &crate::device::Place) -> Result<()> {
+        p.check_floating()?;
+        crate::device::convert_in_place(&self.movable(), p)
+    }
+
+    /// Where the optimizer's parameters live (None without parameters).
+    pub fn device(&self) -> Option<tch::Device> {
+        crate::device::first_device(&self.params())
+    }
+}
+
 impl crate::sync::Share for Optimizer {}
 
 #[cfg(test)]

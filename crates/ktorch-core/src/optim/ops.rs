@@ -82,6 +82,11 @@ impl ParamState {
         }
     }
 
+    /// The state buffers (momenta, moments...), to move or convert with the parameters.
+    pub(super) fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        self.buffers.iter().map(|(_, t)| t)
+    }
+
     /// Stores (or replaces) buffer `name`.
     pub(super) fn set(&mut self, name: &'static str, t: Tensor) {
         match self.buffers.iter_mut().find(|(k, _)| *k == name) {

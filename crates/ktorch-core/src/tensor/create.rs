@@ -12,8 +12,8 @@ pub struct TensorOptions {
     pub kind: Option<Kind>,
     /// Device, if given.
     pub device: Option<Device>,
-    /// Track gradients.
-    pub grad: bool,
+    /// Track gradients (`grad`), or not (`nograd`); None where neither was given.
+    pub grad: Option<bool>,
 }
 
 /// The dtype called `name` (`float`, `double`, `long` ...).
@@ -69,6 +69,23 @@ pub fn device_from_name(name: &str) -> Result<Option<Device>> {
     }))
 }
 
+/// The device called `name` where this process has it: None for a name that is
+/// not a device's, an error for a device this machine lacks (`cuda:99`).
+pub fn device_here(name: &str) -> Result<Option<Device>> {
+    let Some(d) = device_from_name(name)? else {
+        return Ok(None);
+    };
+    if let Device::Cuda(i) = d {
+        let count = tch::Cuda::device_count();
+        if i as i64 >= count {
+            return Err(invalid(format!(
+                "device {name} not available ({count} CUDA device(s))"
+            )));
+        }
+    }
+    Ok(Some(d))
+}
+
 /// The api's name for a device.
 ///
 /// tch reads a tensor's device through a C wrapper that answers `Mps` for MPS and for
@@ -96,20 +113,12 @@ impl TensorOptions {
         let mut o = TensorOptions::default();
         for n in names {
             if n == "grad" {
-                o.grad = true;
+                o.grad = Some(true);
             } else if n == "nograd" {
-                o.grad = false;
+                o.grad = Some(false);
             } else if let Some(k) = kind_from_name(n) {
                 o.kind = Some(k);
-            } else if let Some(d) = device_from_name(n)? {
-                if let Device::Cuda(i) = d {
-                    let count = tch::Cuda::device_count();
-                    if i as i64 >= count {
-                        return Err(invalid(format!(
-                            "device {n} not available ({count} CUDA device(s))"
-                        )));
-                    }
-                }
+            } else if let Some(d) = device_here(n)? {
                 o.device = Some(d);
             } else {
                 return Err(invalid(format!("unrecognized tensor option: {n}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
@@ -131,7 +140,7 @@ impl TensorOptions {
                 t = t.f_to_device(d)?;
             }
         }
-        if self.grad {
+        if self.grad == Some(true) {
             if !t.is_floating_point()
                 && !matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble)
             {
