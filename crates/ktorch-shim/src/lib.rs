@@ -112,6 +112,30 @@ extern "C" {
         momentum: f64,
         centered: bool,
     ) -> Msg;
+    fn ktorch_foreach_norm_total(tensors: Ptrs, n: usize, out: *mut *mut C_tensor) -> Msg;
+    fn ktorch_foreach_lamb_(
+        params: Ptrs,
+        nparams: usize,
+        grads: Ptrs,
+        ngrads: usize,
+        exp_avgs: Ptrs,
+        navgs: usize,
+        exp_avg_sqs: Ptrs,
+        nsqs: usize,
+        bias_correction1: *const f64,
+        nbc1: usize,
+        bias_correction2_sqrt: *const f64,
+        nbc2: usize,
+        clip: *const C_tensor,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        trustclip: bool,
+        trustmin: f64,
+        trustmax: f64,
+    ) -> Msg;
 }
 
 /// The `at::Tensor*` of each tensor, to pass as an array with its length.
@@ -351,6 +375,95 @@ pub fn foreach_rmsprop_(
             s.weight_decay,
             s.momentum,
             s.centered,
+        )
+    })
+}
+
+/// `torch.norm(torch.stack(torch._foreach_norm(tensors)))`: the 2-norm of the tensors'
+/// 2-norms (the norm of all their elements together), as a new tensor. An error for no
+/// tensors, or tensors whose norms cannot be stacked (different devices).
+pub fn foreach_norm_total(tensors: &[Tensor]) -> Result<Tensor> {
+    let t = ptrs(tensors);
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
+    // for the whole call); on success the shim stores in `out` a tensor made with `new`,
+    // which nothing else owns, and on error leaves it null.
+    check(unsafe { ktorch_foreach_norm_total(t.as_ptr(), t.len(), &mut out) })?;
+    if out.is_null() {
+        return Err(Error("foreach_norm_total: no tensor returned".to_string()));
+    }
+    // SAFETY: `out` is a non-null at::Tensor* from `new` (see above), owned by us alone;
+    // the Tensor takes it over and deletes it when dropped.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Settings of [`foreach_lamb_`], named as in ktorch-core's lamb (rules 2-6 of
+/// `optim/lamb.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LambSettings {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub trustclip: bool,
+    pub trustmin: f64,
+    pub trustmax: f64,
+}
+
+/// The state lists of [`foreach_lamb_`]: per parameter its buffers and, when bias
+/// corrected (else both empty), `1 - beta1^t` and `sqrt(1 - beta2^t)` for its step `t`.
+#[derive(Debug, Clone, Copy)]
+pub struct LambState<'a> {
+    pub exp_avgs: &'a [Tensor],
+    pub exp_avg_sqs: &'a [Tensor],
+    pub bias_correction1: &'a [f64],
+    pub bias_correction2_sqrt: &'a [f64],
+}
+
+/// One LAMB step (ktorch-core's `optim/lamb.rs`, rules 2-6) for every parameter, written
+/// with `_foreach_*` ops: gradients divided by `clip` (rule 1's `max(n, 1)`) when given,
+/// the trust ratios computed for all parameters at once. Step counts are the caller's.
+pub fn foreach_lamb_(
+    params: &[Tensor],
+    grads: &[Tensor],
+    st: LambState<'_>,
+    clip: Option<&Tensor>,
+    s: &LambSettings,
+) -> Result<()> {
+    let (p, g, m, v) = (
+        ptrs(params),
+        ptrs(grads),
+        ptrs(st.exp_avgs),
+        ptrs(st.exp_avg_sqs),
+    );
+    let (bc1, bc2) = (st.bias_correction1, st.bias_correction2_sqrt);
+    let c = clip.map_or(std::ptr::null(), Tensor::as_ptr);
+    // SAFETY: as in fused_sgd_; the bias corrections are slices read for their lengths, and
+    // `c` is null or points to a live at::Tensor borrowed for the call.
+    check(unsafe {
+        ktorch_foreach_lamb_(
+            p.as_ptr(),
+            p.len(),
+            g.as_ptr(),
+            g.len(),
+            m.as_ptr(),
+            m.len(),
+            v.as_ptr(),
+            v.len(),
+            bc1.as_ptr(),
+            bc1.len(),
+            bc2.as_ptr(),
+            bc2.len(),
+            c,
+            s.lr,
+            s.beta1,
+            s.beta2,
+            s.eps,
+            s.weight_decay,
+            s.trustclip,
+            s.trustmin,
+            s.trustmax,
         )
     })
 }

@@ -9,13 +9,18 @@
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_addcdiv.h>
 #include <ATen/ops/_foreach_addcmul.h>
+#include <ATen/ops/_foreach_div.h>
 #include <ATen/ops/_foreach_lerp.h>
 #include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
 #include <ATen/ops/_foreach_sqrt.h>
 #include <ATen/ops/_fused_adagrad.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
 #include <ATen/ops/_fused_sgd.h>
+#include <ATen/ops/norm.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/where.h>
 
 #include <cstddef>
 #include <cstring>
@@ -61,6 +66,16 @@ void check_steps(const std::vector<at::Tensor> &params, const std::vector<at::Te
     TORCH_CHECK(steps[i].defined() && steps[i].numel() == 1, "steps[", i,
                 "]: not a one-element tensor");
   }
+}
+
+// The n doubles at p[0..n) as scalars.
+std::vector<at::Scalar> scalars(const double *p, size_t n) {
+  std::vector<at::Scalar> v;
+  v.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    v.emplace_back(p[i]);
+  }
+  return v;
 }
 
 template <typename F> char *guard(F f) {
@@ -224,6 +239,82 @@ char *ktorch_foreach_rmsprop_(const at::Tensor *const *params, size_t nparams,
     } else {
       at::_foreach_addcdiv_(p, g, avg, at::Scalar(-lr));
     }
+  });
+}
+
+// at::norm(at::stack(at::_foreach_norm(tensors))): the 2-norm of the tensors' 2-norms, as a
+// new tensor in *out (the caller owns it; nothing is written on error). At least one tensor.
+char *ktorch_foreach_norm_total(const at::Tensor *const *tensors, size_t n, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(out != nullptr, "out: null");
+    auto t = list(tensors, n);
+    TORCH_CHECK(!t.empty(), "tensors: none given");
+    for (size_t i = 0; i < t.size(); ++i) {
+      TORCH_CHECK(t[i].defined(), "tensors[", i, "]: undefined tensor");
+    }
+    *out = new at::Tensor(at::norm(at::stack(at::_foreach_norm(t))));
+  });
+}
+
+// The LAMB update of ktorch-core's optim/lamb.rs (rules 2-6, timm's lamb with the trust ratio
+// always applied) for parameters of one device and dtype, with the step counts left to the
+// caller: grads divided by *clip when clip is not NULL (rule 1's max(n, 1)); per parameter the
+// bias corrections 1 - beta1^t and sqrt(1 - beta2^t), both lists empty when not unbiased
+char *ktorch_foreach_lamb_(const at::Tensor *const *params, size_t nparams,
+                           const at::Tensor *const *grads, size_t ngrads,
+                           const at::Tensor *const *exp_avgs, size_t navgs,
+                           const at::Tensor *const *exp_avg_sqs, size_t nsqs,
+                           const double *bias_correction1, size_t nbc1,
+                           const double *bias_correction2_sqrt, size_t nbc2,
+                           const at::Tensor *clip, double lr, double beta1, double beta2,
+                           double eps, double weight_decay, bool trustclip, double trustmin,
+                           double trustmax) {
+  return guard([&] {
+    auto p = list(params, nparams);
+    auto g = list(grads, ngrads);
+    auto m = list(exp_avgs, navgs);
+    auto v = list(exp_avg_sqs, nsqs);
+    auto bc1 = scalars(bias_correction1, nbc1);
+    auto bc2 = scalars(bias_correction2_sqrt, nbc2);
+    check_like(p, p, "params");
+    check_like(p, g, "grads");
+    check_like(p, m, "exp_avgs");
+    check_like(p, v, "exp_avg_sqs");
+    TORCH_CHECK(bc1.size() == bc2.size() && (bc1.empty() || bc1.size() == p.size()),
+                "bias corrections: expected none or ", p.size(), " of each, given ", bc1.size(),
+                " and ", bc2.size());
+    TORCH_CHECK(clip == nullptr || (clip->defined() && clip->numel() == 1),
+                "clip: not a one-element tensor");
+    if (p.empty()) {
+      return;
+    }
+    if (clip != nullptr) {
+      g = at::_foreach_div(g, *clip);
+    }
+    at::_foreach_lerp_(m, g, at::Scalar(1 - beta1));
+    at::_foreach_mul_(v, at::Scalar(beta2));
+    at::_foreach_addcmul_(v, g, g, at::Scalar(1 - beta2));
+    auto denom = at::_foreach_sqrt(v);
+    if (!bc2.empty()) {
+      at::_foreach_div_(denom, bc2);
+    }
+    at::_foreach_add_(denom, at::Scalar(eps));
+    auto u = bc1.empty() ? at::_foreach_div(m, denom) : at::_foreach_div(m, bc1);
+    if (!bc1.empty()) {
+      at::_foreach_div_(u, denom);
+    }
+    if (weight_decay != 0) {
+      at::_foreach_add_(u, p, at::Scalar(weight_decay));
+    }
+    // trust ratios ||w|| / ||u||, 1 where either norm is 0, for all parameters at once
+    auto wn = at::stack(at::_foreach_norm(p));
+    auto un = at::stack(at::_foreach_norm(u));
+    auto r = at::where(wn.gt(0).logical_and_(un.gt(0)), wn.div(un), at::Scalar(1.0));
+    if (trustclip) {
+      r.clamp_(trustmin, trustmax);
+    }
+    at::_foreach_mul_(u, r.unbind());
+    at::_foreach_add_(p, u, at::Scalar(-lr));
   });
 }
 

@@ -218,3 +218,75 @@ fn release_grads_sets_them_to_none() {
     let e = release_grads(&[Tensor::new()]).expect_err("undefined");
     assert!(e.0.contains("undefined"), "{e}");
 }
+
+#[test]
+fn foreach_norm_total_and_errors() {
+    let n = foreach_norm_total(&[t(&[3.0]), t(&[0.0, 4.0]), t(&[])]).expect("norm");
+    assert_eq!(n.size(), Vec::<i64>::new());
+    assert_eq!(n.double_value(&[]), 5.0);
+    let e = foreach_norm_total(&[]).expect_err("no tensors");
+    assert!(e.0.contains("none"), "{e}");
+    let e = foreach_norm_total(&[Tensor::new()]).expect_err("undefined");
+    assert!(e.0.contains("undefined"), "{e}");
+}
+
+#[test]
+fn foreach_lamb_step_and_errors() {
+    let _g = tch::no_grad_guard();
+    let p = [t(&[3.0, 4.0]), t(&[0.0])];
+    let g = [t(&[1.0, -1.0]), t(&[2.0])];
+    let (m, v) = (
+        [p[0].zeros_like(), p[1].zeros_like()],
+        [p[0].zeros_like(), p[1].zeros_like()],
+    );
+    let st = LambState {
+        exp_avgs: &m,
+        exp_avg_sqs: &v,
+        bias_correction1: &[],
+        bias_correction2_sqrt: &[],
+    };
+    let s = LambSettings {
+        lr: 0.1,
+        beta1: 0.0,
+        beta2: 0.0,
+        eps: 0.0,
+        weight_decay: 0.0,
+        trustclip: true,
+        trustmin: 0.0,
+        trustmax: 1.0,
+    };
+    let clip = Tensor::from(2.0f32);
+    foreach_lamb_(&p, &g, st, Some(&clip), &s).expect("lamb");
+    // m = g / 2, v = m * m, u = m / sqrt(v) = sign(g); ratio ||w|| / ||u|| clipped to 1,
+    // and 1 for the zero parameter
+    assert_eq!(Vec::<f32>::try_from(&m[0]).expect("vec"), vec![0.5, -0.5]);
+    let got = Vec::<f32>::try_from(&p[0]).expect("vec");
+    assert!(
+        (got[0] - 2.9).abs() < 1e-6 && (got[1] - 4.1).abs() < 1e-6,
+        "{got:?}"
+    );
+    assert!((Vec::<f32>::try_from(&p[1]).expect("vec")[0] + 0.1).abs() < 1e-6);
+    let short = LambState {
+        bias_correction1: &[0.1],
+        bias_correction2_sqrt: &[0.1],
+        ..st
+    };
+    let e = foreach_lamb_(&p, &g, short, None, &s).expect_err("one bias correction");
+    assert!(e.0.contains("bias corrections"), "{e}");
+    let e = foreach_lamb_(&p, &g, st, Some(&p[0]), &s).expect_err("clip of two elements");
+    assert!(e.0.contains("clip"), "{e}");
+    let e = foreach_lamb_(&p, &g[..1], st, None, &s).expect_err("one gradient");
+    assert!(e.0.contains("grads"), "{e}");
+    foreach_lamb_(
+        &[],
+        &[],
+        LambState {
+            exp_avgs: &[],
+            exp_avg_sqs: &[],
+            ..st
+        },
+        None,
+        &s,
+    )
+    .expect("no parameters");
+}

@@ -1,7 +1,7 @@
 //! Grouping of a parameter group for libtorch's fused optimizer kernels (`_fused_sgd_`,
 //! `_fused_adam_`, `_fused_adamw_`, `_fused_adagrad_`, through ktorch-shim), which update
-//! every parameter of a list in one call, and for rmsprop's `_foreach_*` update (one shim
-//! call too).
+//! every parameter of a list in one call, and for rmsprop's and lamb's `_foreach_*` updates
+//! (one shim call each too).
 //!
 //! As torch.optim does for `fused=True`, the parameters with gradients are split by device
 //! and dtype, one call per split. A parameter goes to the per-parameter update instead when

@@ -16,9 +16,15 @@
 //! 6. `w = w - lr * (u * r)`.
 //!
 //! (timm, by default, skips step 5 when decay is 0 and clips the ratio to at most 1.)
+//!
+//! Steps 2-6 run as `_foreach_*` ops over all parameters of a device and dtype at once
+//! (one ktorch-shim call; the trust ratios of step 5 computed together on the stacked
+//! norms), for the parameters the fused kernels would take ([`fused::split`]); the
+//! others are updated one by one with the same arithmetic.
 
 use tch::Tensor;
 
+use super::fused::{self, Bucket};
 use super::ops::{add_scaled_, grad_of, nonneg, unit, ParamState};
 use super::{Group, Settings};
 use crate::args::Args;
@@ -115,44 +121,98 @@ impl Lamb {
         ]
     }
 
-    /// One LAMB update of a group's parameters; `clip` is `max(n, 1)` of rule 1.
+    /// One LAMB update of a group's parameters; `clip` is `max(n, 1)` of rule 1. The
+    /// parameters the fused kernels would take ([`fused::split`]) are updated with
+    /// `_foreach_*` ops, one shim call per device and dtype; the others one by one.
     pub(super) fn step(
         &self,
         params: &[Tensor],
         state: &mut [ParamState],
         clip: Option<&Tensor>,
     ) -> Result<()> {
-        for (p, st) in params.iter().zip(state.iter_mut()) {
-            let Some(mut grad) = grad_of(p)? else {
-                continue;
-            };
-            if let (true, Some(c)) = (self.globalnorm, clip) {
-                grad = grad.f_div(c)?;
-            }
-            let mut exp_avg = st.buffer("exp_avg", p, 0.0)?;
-            let mut exp_avg_sq = st.buffer("exp_avg_sq", p, 0.0)?;
-            st.step += 1;
-            let step = st.step as f64;
-            let (bias_correction1, bias_correction2) = if self.unbiased {
-                (1.0 - self.beta1.powf(step), 1.0 - self.beta2.powf(step))
-            } else {
-                (1.0, 1.0)
-            };
-            let _ = exp_avg.f_lerp_(&grad, 1.0 - self.beta1)?;
-            let _ = exp_avg_sq.f_mul_scalar_(self.beta2)?;
-            let _ = exp_avg_sq.f_addcmul_(&grad.f_mul_scalar(1.0 - self.beta2)?, &grad)?;
-            let mut denom = exp_avg_sq
-                .f_sqrt()?
-                .f_div_scalar(bias_correction2.powf(0.5))?;
-            let _ = denom.f_add_scalar_(self.eps)?;
-            let mut update = exp_avg.f_div_scalar(bias_correction1)?;
-            let _ = update.f_div_(&denom)?;
-            if self.decay != 0.0 {
-                add_scaled_(&mut update, p, self.decay)?;
-            }
-            let _ = update.f_mul_(&self.trust_ratio(&p.f_norm()?, &update.f_norm()?)?)?;
-            add_scaled_(&mut p.shallow_clone(), &update, -self.lr)?;
+        let clip = clip.filter(|_| self.globalnorm);
+        fused::step_split(
+            params,
+            state,
+            false,
+            |b, s| self.foreach(b, s, clip),
+            |p, s| self.single(p, s, clip),
+        )
+    }
+
+    /// `(1 - beta1^t, 1 - beta2^t)` for step `t` with `unbiased`, else `(1, 1)`.
+    fn bias_corrections(&self, step: i64) -> (f64, f64) {
+        let step = step as f64;
+        if self.unbiased {
+            (1.0 - self.beta1.powf(step), 1.0 - self.beta2.powf(step))
+        } else {
+            (1.0, 1.0)
         }
+    }
+
+    /// The update of one device and dtype's parameters with `_foreach_*` ops (one shim call).
+    fn foreach(&self, b: &Bucket, state: &mut [ParamState], clip: Option<&Tensor>) -> Result<()> {
+        let n = b.idx.len();
+        let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut bc1, mut bc2) = (Vec::new(), Vec::new());
+        for (&i, p) in b.idx.iter().zip(&b.params) {
+            let st = &mut state[i];
+            m.push(st.buffer("exp_avg", p, 0.0)?);
+            v.push(st.buffer("exp_avg_sq", p, 0.0)?);
+            st.step += 1;
+            if self.unbiased {
+                let (c1, c2) = self.bias_corrections(st.step);
+                bc1.push(c1);
+                bc2.push(c2.powf(0.5));
+            }
+        }
+        let st = ktorch_shim::LambState {
+            exp_avgs: &m,
+            exp_avg_sqs: &v,
+            bias_correction1: &bc1,
+            bias_correction2_sqrt: &bc2,
+        };
+        let s = ktorch_shim::LambSettings {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.decay,
+            trustclip: self.trustclip,
+            trustmin: self.trustmin,
+            trustmax: self.trustmax,
+        };
+        Ok(ktorch_shim::foreach_lamb_(
+            &b.params, &b.grads, st, clip, &s,
+        )?)
+    }
+
+    /// The update of one parameter (those the foreach path does not take).
+    fn single(&self, p: &Tensor, st: &mut ParamState, clip: Option<&Tensor>) -> Result<()> {
+        let Some(mut grad) = grad_of(p)? else {
+            return Ok(());
+        };
+        if let Some(c) = clip {
+            grad = grad.f_div(c)?;
+        }
+        let mut exp_avg = st.buffer("exp_avg", p, 0.0)?;
+        let mut exp_avg_sq = st.buffer("exp_avg_sq", p, 0.0)?;
+        st.step += 1;
+        let (bias_correction1, bias_correction2) = self.bias_corrections(st.step);
+        let _ = exp_avg.f_lerp_(&grad, 1.0 - self.beta1)?;
+        let _ = exp_avg_sq.f_mul_scalar_(self.beta2)?;
+        let _ = exp_avg_sq.f_addcmul_(&grad.f_mul_scalar(1.0 - self.beta2)?, &grad)?;
+        let mut denom = exp_avg_sq
+            .f_sqrt()?
+            .f_div_scalar(bias_correction2.powf(0.5))?;
+        let _ = denom.f_add_scalar_(self.eps)?;
+        let mut update = exp_avg.f_div_scalar(bias_correction1)?;
+        let _ = update.f_div_(&denom)?;
+        if self.decay != 0.0 {
+            add_scaled_(&mut update, p, self.decay)?;
+        }
+        let _ = update.f_mul_(&self.trust_ratio(&p.f_norm()?, &update.f_norm()?)?)?;
+        add_scaled_(&mut p.shallow_clone(), &update, -self.lr)?;
         Ok(())
     }
 
@@ -169,7 +229,8 @@ impl Lamb {
     }
 }
 
-/// Rule 1: `max(n, 1)` for the global gradient norm `n` over every group, or
+/// Rule 1: `max(n, 1)` for the global gradient norm `n` over every group (one
+/// `_foreach_norm` over every gradient, then the norm of the norms), or
 /// `None` when no lamb group asks for it or no parameter has a gradient.
 pub(super) fn global_clip(groups: &[Group]) -> Result<Option<Tensor>> {
     if !groups
@@ -178,16 +239,16 @@ pub(super) fn global_clip(groups: &[Group]) -> Result<Option<Tensor>> {
     {
         return Ok(None);
     }
-    let mut norms = Vec::new();
+    let mut grads = Vec::new();
     for p in groups.iter().flat_map(|g| g.params.iter()) {
         if let Some(g) = grad_of(p)? {
-            norms.push(g.f_norm()?);
+            grads.push(g);
         }
     }
-    if norms.is_empty() {
+    if grads.is_empty() {
         return Ok(None);
     }
-    let mut clip = Tensor::f_stack(&norms, 0)?.f_norm()?;
+    let mut clip = ktorch_shim::foreach_norm_total(&grads)?;
     let _ = clip.f_clamp_min_(1.0)?;
     Ok(Some(clip))
 }
@@ -196,8 +257,11 @@ pub(super) fn global_clip(groups: &[Group]) -> Result<Option<Tensor>> {
 mod tests {
     use tch::Tensor;
 
+    use tch::Kind;
+
+    use super::super::ops::ParamState;
     use super::super::testutil::{assert_close, backward, copies, kws, params};
-    use super::super::Optimizer;
+    use super::super::{Optimizer, Settings};
     use crate::value::Value;
 
     /// Steps lamb and the rule of the file docs written out, and compares.
@@ -280,5 +344,129 @@ mod tests {
         run(&[("unbiased", false.into())], 0.05, 0.01);
         run(&[("globalnorm", false.into())], 0.05, 0.01);
         run(&[("trustclip", false.into())], 0.05, 0.01);
+    }
+
+    /// Parameters of several shapes, dtypes and layouts: a float matrix, a float vector,
+    /// a double vector, a non-contiguous float matrix (updated one by one), a zero-size
+    /// float tensor, and a float vector that gets no gradient.
+    fn mixed() -> Vec<Tensor> {
+        let leaf = |t: Tensor| t.detach().set_requires_grad(true);
+        vec![
+            leaf(Tensor::from_slice(&[0.5f32, -0.3, 0.8, 0.1, -0.6, 0.4]).reshape([3, 2])),
+            leaf(Tensor::from_slice(&[0.2f32, -0.1, 0.7])),
+            leaf(Tensor::from_slice(&[0.3f64, -0.9])),
+            leaf(
+                Tensor::from_slice(&[0.1f32, 0.2, -0.3, 0.4, 0.5, -0.6])
+                    .reshape([2, 3])
+                    .tr(),
+            ),
+            leaf(Tensor::zeros([0, 4], (Kind::Float, tch::Device::Cpu))),
+            leaf(Tensor::from_slice(&[1.0f32, 2.0])),
+        ]
+    }
+
+    /// Gradients of `sum(p * c + p^2)` (`c` fixed per step) for all but the last parameter.
+    fn set_grads(ps: &[Tensor], t: f64) {
+        for (i, p) in ps.iter().take(ps.len() - 1).enumerate() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+            let c = (p.detach().ones_like() * ((t + 1.0).sin() * 3.0 + i as f64 * 0.4))
+                .cumsum(0, None::<Kind>);
+            (p * c + p.square()).sum(None::<Kind>).backward();
+        }
+    }
+
+    /// Rule 1 written out: `max(||(||g_1||, ...)||, 1)` over every gradient.
+    fn reference_clip(ps: &[Tensor]) -> Tensor {
+        let norms: Vec<Tensor> = ps
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .map(|g| g.norm())
+            .collect();
+        Tensor::stack(&norms, 0).norm().clamp_min(1.0)
+    }
+
+    #[test]
+    fn lamb_foreach_equals_per_parameter_update() {
+        let f = |xs: &[f64]| xs.iter().map(|&x| x.into()).collect::<Vec<Value>>();
+        let cases = [
+            kws(&[]),
+            kws(&[("unbiased", false.into())]),
+            kws(&[("globalnorm", false.into())]),
+            kws(&[("trustclip", false.into())]),
+        ];
+        for kw in cases {
+            let (ps, refs) = (mixed(), mixed());
+            assert!(!ps[3].is_contiguous());
+            // two groups: the first with weight decay, the second without and its own trust range
+            let pos = f(&[0.05, 0.8, 0.95, 1e-6, 0.1]);
+            let mut o = Optimizer::new(
+                "lamb",
+                ps[..3].iter().map(Tensor::shallow_clone).collect(),
+                &pos,
+                &kw,
+            )
+            .expect("new");
+            let second = kws(&[
+                ("decay", 0.0.into()),
+                ("trustmin", 0.2.into()),
+                ("trustmax", 3.0.into()),
+            ]);
+            o.add(
+                1,
+                ps[3..].iter().map(Tensor::shallow_clone).collect(),
+                &[],
+                &second,
+            )
+            .expect("add");
+            let groups: Vec<(std::ops::Range<usize>, super::Lamb)> = o
+                .groups
+                .iter()
+                .zip([0..3, 3..6])
+                .map(|(g, r)| match &g.settings {
+                    Settings::Lamb(s) => (r, s.clone()),
+                    _ => unreachable!(),
+                })
+                .collect();
+            let mut states: Vec<ParamState> = refs.iter().map(|_| ParamState::default()).collect();
+            for t in 0..8 {
+                set_grads(&ps, t as f64);
+                set_grads(&refs, t as f64);
+                o.step().expect("step");
+                let _g = tch::no_grad_guard();
+                let clip = reference_clip(&refs);
+                for (r, s) in &groups {
+                    let c = Some(&clip).filter(|_| s.globalnorm);
+                    for i in r.clone() {
+                        s.single(&refs[i], &mut states[i], c).expect("single");
+                    }
+                }
+            }
+            // assert_close reduces with max, which a zero-size tensor has none of
+            let sized = |xs: &[Tensor]| -> Vec<Tensor> {
+                xs.iter()
+                    .filter(|x| x.numel() > 0)
+                    .map(Tensor::shallow_clone)
+                    .collect()
+            };
+            assert_close(&sized(&ps), &sized(&refs), 1e-6);
+            assert_eq!(ps[4].size(), [0, 4]);
+            assert_close(&ps[5..], &[Tensor::from_slice(&[1.0f32, 2.0])], 0.0);
+            let st: Vec<&ParamState> = o.groups.iter().flat_map(|g| g.state.iter()).collect();
+            for (i, (a, b)) in st.iter().zip(&states).enumerate() {
+                assert_eq!(a.step, b.step, "step count of parameter {i}");
+                for name in ["exp_avg", "exp_avg_sq"] {
+                    match (a.get(name), b.get(name)) {
+                        (Some(x), Some(y)) => assert_close(&sized(&[x]), &sized(&[y]), 1e-6),
+                        (x, y) => assert_eq!(x.is_some(), y.is_some(), "{name} of {i}"),
+                    }
+                }
+            }
+            assert_eq!(st[5].step, 0, "no gradient, no step");
+            assert!(st[..5].iter().all(|s| s.step == 8), "step counts");
+        }
     }
 }
