@@ -46,6 +46,7 @@
 //! the training loop by hand with the explicit steps.
 #![warn(missing_docs)]
 
+pub(crate) mod amp;
 pub mod args;
 pub mod autograd;
 pub mod clip;

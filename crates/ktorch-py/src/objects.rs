@@ -254,7 +254,7 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
 /// A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
 /// memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
 /// Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
-/// groups, lr. Models: module, loss, optimizer, train and test rows.
+/// groups, lr. Models: module, loss, optimizer, train and test rows, lossscale (the loss scale of float16 autocast training, None before it).
 #[pyfunction]
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
@@ -308,6 +308,7 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
                 d.set_item("optimizer", g.lock(m.optimizer())?.kind())?;
                 d.set_item("train", m.train.rows())?;
                 d.set_item("test", m.test.rows())?;
+                d.set_item("lossscale", m.loss_scale()?)?;
             }
         }
         Ok(d.into_any().unbind())

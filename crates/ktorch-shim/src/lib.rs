@@ -40,6 +40,13 @@ type Msg = *mut c_char;
 type Ptrs = *const *const C_tensor;
 
 extern "C" {
+    fn ktorch_autocast(
+        cuda: bool,
+        on: bool,
+        dtype: i32,
+        was_on: *mut bool,
+        was_dtype: *mut i32,
+    ) -> Msg;
     fn ktorch_foreach_add_scalar_(tensors: Ptrs, n: usize, scalar: f64) -> Msg;
     fn ktorch_fused_sgd_(
         params: Ptrs,
@@ -156,6 +163,74 @@ fn check(msg: Msg) -> Result<()> {
     // SAFETY: see above; msg is not used after this.
     unsafe { libc::free(msg.cast()) };
     Err(Error(s))
+}
+
+/// Mixed precision for one region, as `torch.autocast(device_type, dtype)`: while the
+/// guard lives, eligible ops on the CPU (or on CUDA, `cuda`) run in the guard's dtype;
+/// dropping it puts back the autocast state it found. Autocast state is per thread.
+#[derive(Debug)]
+pub struct Autocast {
+    cuda: bool,
+    was_on: bool,
+    was_dtype: i32,
+}
+
+impl Autocast {
+    /// Turns autocast on for the CPU (or CUDA) in `kind` (`Kind::BFloat16`, `Kind::Half`).
+    pub fn enter(cuda: bool, kind: tch::Kind) -> Result<Autocast> {
+        let mut a = Autocast {
+            cuda,
+            was_on: false,
+            was_dtype: 0,
+        };
+        // SAFETY: the two out pointers are to live locals of this frame; the shim writes
+        // them before it changes any state and catches every C++ exception.
+        check(unsafe {
+            ktorch_autocast(
+                cuda,
+                true,
+                scalar_type(kind),
+                &mut a.was_on,
+                &mut a.was_dtype,
+            )
+        })?;
+        Ok(a)
+    }
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        let (mut on, mut dtype) = (self.was_on, self.was_dtype);
+        // SAFETY: as in enter; leaving reads the flag and dtype given and writes nothing.
+        // Restoring state that entering read cannot fail, so the message is dropped.
+        let _ = check(unsafe {
+            ktorch_autocast(self.cuda, false, self.was_dtype, &mut on, &mut dtype)
+        });
+    }
+}
+
+/// c10's ScalarType code of a tch kind (the order of c10's ScalarType enum).
+fn scalar_type(kind: tch::Kind) -> i32 {
+    use tch::Kind::*;
+    match kind {
+        Uint8 => 0,
+        Int8 => 1,
+        Int16 => 2,
+        Int => 3,
+        Int64 => 4,
+        Half => 5,
+        Float => 6,
+        Double => 7,
+        ComplexHalf => 8,
+        ComplexFloat => 9,
+        ComplexDouble => 10,
+        Bool => 11,
+        QInt8 => 12,
+        QUInt8 => 13,
+        QInt32 => 14,
+        BFloat16 => 15,
+        _ => -1,
+    }
 }
 
 /// Sets every tensor's gradient to None (`p.grad = None`), running no op.

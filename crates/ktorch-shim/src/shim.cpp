@@ -5,6 +5,7 @@
 // every C++ exception and returns NULL on success or a malloc'ed message (free with free()).
 // Only the ATen op headers used are included, to keep compile time low. Plain C++17.
 
+#include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_addcdiv.h>
@@ -103,6 +104,31 @@ char *ktorch_release_grads(const at::Tensor *const *tensors, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       TORCH_CHECK(tensors[i] != nullptr && tensors[i]->defined(), "tensors[", i, "]: undefined");
       const_cast<at::Tensor *>(tensors[i])->mutable_grad().reset();
+    }
+  });
+}
+
+// Autocast for CUDA (cuda true) or the CPU, as torch.autocast's __enter__ (on) and __exit__
+// (off) do: entering writes the flag and dtype in force, turns autocast on in `dtype` (a
+// c10::ScalarType code) and counts the nesting; leaving puts back the flag and dtype given
+// (those entering wrote) and, leaving the outermost region, clears the cache of cast weights.
+char *ktorch_autocast(bool cuda, bool on, int dtype, bool *was_on, int *was_dtype) {
+  return guard([&] {
+    const auto dev = cuda ? at::kCUDA : at::kCPU;
+    TORCH_CHECK(dtype >= 0 && dtype < static_cast<int>(at::ScalarType::NumOptions),
+                "autocast: invalid dtype code ", dtype);
+    if (on) {
+      *was_on = at::autocast::is_autocast_enabled(dev);
+      *was_dtype = static_cast<int>(at::autocast::get_autocast_dtype(dev));
+      at::autocast::set_autocast_dtype(dev, static_cast<at::ScalarType>(dtype));
+      at::autocast::set_autocast_enabled(dev, true);
+      at::autocast::increment_nesting();
+    } else {
+      if (at::autocast::decrement_nesting() == 0) {
+        at::autocast::clear_cache();
+      }
+      at::autocast::set_autocast_enabled(dev, *was_on);
+      at::autocast::set_autocast_dtype(dev, static_cast<at::ScalarType>(dtype));
     }
   });
 }

@@ -66,6 +66,8 @@ pub struct Model {
     pub test: Stage,
     /// The gradient release of the last parameter list trained (built once, reused).
     release: Mutex<Option<crate::autograd::GradRelease>>,
+    /// The loss scale of float16 training (option autocast), kept from step to step.
+    scaler: Mutex<Option<crate::amp::Scaler>>,
 }
 
 impl Model {
@@ -78,6 +80,7 @@ impl Model {
             train: Stage::new(Phase::Train),
             test: Stage::new(Phase::Test),
             release: Mutex::new(None),
+            scaler: Mutex::new(None),
         }
     }
 
@@ -246,6 +249,34 @@ impl Model {
     /// Where the model's module lives (None for a module without parameters or buffers).
     pub fn device(&self) -> Result<Option<tch::Device>> {
         Ok(lock(&self.module)?.device())
+    }
+
+    /// The loss scaler of float16 training, its state on `device` (a new one the first time).
+    pub(crate) fn take_scaler(&self, device: tch::Device) -> Result<crate::amp::Scaler> {
+        let kept = self.scaler.lock().ok().and_then(|mut g| g.take());
+        match kept {
+            Some(mut s) => {
+                s.on(device)?;
+                Ok(s)
+            }
+            None => crate::amp::Scaler::new(device),
+        }
+    }
+
+    /// Keeps the loss scaler for the next step.
+    pub(crate) fn keep_scaler(&self, s: crate::amp::Scaler) {
+        if let Ok(mut g) = self.scaler.lock() {
+            *g = Some(s);
+        }
+    }
+
+    /// The loss scale of float16 training (option autocast `half`), None before its first step.
+    pub fn loss_scale(&self) -> Result<Option<f64>> {
+        let g = self
+            .scaler
+            .lock()
+            .map_err(|_| invalid("loss scaler lock poisoned"))?;
+        g.as_ref().map(crate::amp::Scaler::value).transpose()
     }
 
     /// Resets gradients of every parameter the model trains.

@@ -98,6 +98,10 @@ pub struct Options {
     /// Draw a progress bar on stderr during a pass (batches, rate, ETA, running
     /// loss), when stderr is a terminal.
     pub progress: bool,
+    /// Mixed precision: forward and loss under autocast in this dtype (bfloat16 or
+    /// float16) on the module's device; float16 training scales the loss
+    /// dynamically (as torch's GradScaler). None: full precision.
+    pub autocast: Option<tch::Kind>,
 }
 
 /// One option: its name, whether only training has it, how it is read and set.
@@ -233,6 +237,31 @@ const OPTIONS: &[Opt] = &[
         },
     },
     flag_opt!("progress", false, progress),
+    Opt {
+        name: "autocast",
+        train_only: false,
+        get: |o| match o.autocast {
+            None => Value::Null,
+            Some(k) => Value::Str(crate::tensor::kind_name(k).into()),
+        },
+        set: |o, k, v| {
+            o.autocast =
+                match v {
+                    Value::Null | Value::Bool(false) => None,
+                    v => match v.as_str("value").named(k)? {
+                        "bfloat" => Some(tch::Kind::BFloat16),
+                        "half" => Some(tch::Kind::Half),
+                        s => return Err(err(
+                            k,
+                            format!(
+                                "unrecognized setting `{s}`, expecting bfloat, half or None (off)"
+                            ),
+                        )),
+                    },
+                };
+            Ok(())
+        },
+    },
 ];
 
 fn set_metrics(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
@@ -335,6 +364,7 @@ impl Options {
             shuffleseed: None,
             nonfinite: NonFinite::Proceed,
             progress: false,
+            autocast: None,
         }
     }
 
@@ -399,6 +429,16 @@ impl Options {
     /// Draw a progress bar on stderr during a pass, when stderr is a terminal.
     pub fn progress(&mut self, on: bool) -> Result<&mut Self> {
         self.set_value("progress", Value::Bool(on))
+    }
+
+    /// Mixed precision in `kind` (`Kind::BFloat16`, `Kind::Half`), or None for full precision.
+    pub fn autocast(&mut self, kind: Option<tch::Kind>) -> Result<&mut Self> {
+        self.set_value(
+            "autocast",
+            kind.map_or(Value::Null, |k| {
+                Value::Str(crate::tensor::kind_name(k).into())
+            }),
+        )
     }
 
     /// Shuffle the training data at the start of each pass (training only).

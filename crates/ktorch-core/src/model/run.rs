@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Tensor;
 
+use crate::amp::Cast;
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
 use crate::device::place;
@@ -14,6 +15,7 @@ use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::{lock, loss_of, Model};
 use crate::params::Params;
+use tch::Device;
 
 /// Results of a run: each metric asked for, None where there is no value.
 pub type Metrics = Vec<(Metric, Option<Tensor>)>;
@@ -115,11 +117,37 @@ fn step_full(
     };
     let check_loss = saved.is_some();
     let mut nonfinite = false;
+    // mixed precision: forward and loss under autocast; float16 scales the loss
+    let cast = opts.autocast.and_then(|k| Cast::of(Some(k), m.device()));
+    let mut scaler = match cast {
+        Some(c) if c.scales() => Some(model.take_scaler(m.device().unwrap_or(Device::Cpu))?),
+        _ => None,
+    };
+    let mut found: Option<Tensor> = None;
     let mut closure = || -> Result<Tensor> {
         rel.release()?;
-        let out = m.forward(x)?;
-        let loss = targets.loss(&l, &out, y)?;
-        backward(&[loss.shallow_clone()], None, Mode::Free)?;
+        let (out, loss) = {
+            let _cast = crate::amp::enter(cast.as_ref())?;
+            let out = m.forward(x)?;
+            let loss = targets.loss(&l, &out, y)?;
+            (out, loss)
+        };
+        match &scaler {
+            Some(s) => backward(&[s.scale(&loss)?], None, Mode::Free)?,
+            None => backward(&[loss.shallow_clone()], None, Mode::Free)?,
+        }
+        if let Some(s) = &scaler {
+            let (inf, f) = s.unscale(params)?;
+            found = Some(f);
+            if inf {
+                // GradScaler skips the step: no gradients, no update
+                rel.release()?;
+                if first.is_none() {
+                    first = Some(out);
+                }
+                return Ok(loss.f_detach()?);
+            }
+        }
         let norm = if want_norm {
             grad_norm(params, norm_type)?
         } else {
@@ -172,6 +200,14 @@ fn step_full(
         Ok(loss.f_detach()?)
     };
     let r = o.step_with(&mut closure);
+    if let Some(mut sc) = scaler.take() {
+        let u = match (&r, &found) {
+            (Ok(_), Some(f)) => sc.update(f),
+            _ => Ok(()),
+        };
+        model.keep_scaler(sc);
+        u?;
+    }
     if let Some(s) = saved {
         if nonfinite || r.is_err() {
             o.restore_lbfgs(s)?;
@@ -289,6 +325,7 @@ impl Model {
         };
         // host data meets a GPU module batch by batch (pinned, copied without blocking)
         let module = lock(&self.module)?.device();
+        let cast = Cast::of(opts.autocast, module);
         let dev = self
             .stage(phase)
             .placement(module, &format!("the {} data is", phase.data_name()))?;
@@ -306,6 +343,7 @@ impl Model {
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {
+                let _cast = crate::amp::enter(cast.as_ref())?;
                 let out = lock(&self.module)?.forward(&x)?;
                 let l = if want_loss && !y.is_empty() {
                     let l = lock(&self.loss)?;
