@@ -523,14 +523,15 @@ def forward(*args: Any) -> Tensor | Vector:
     forward(m, x, ...) -> Tensor or Vector
 
     Runs the module (or the model's module, on its training inputs when no input is
-    given) in training mode, with gradients. Several outputs come back as a Vector.
+    given) with gradients, in the module's own mode (see `training`). Host data meets a
+    module on a GPU there. Several outputs come back as a Vector.
     """
 
 def nforward(*args: Any) -> Tensor | Vector:
     """nforward(q, x, ...) -> Tensor or Vector
     nforward(m[, x, ...]) -> Tensor or Vector
 
-    As `forward`, without gradients (training mode).
+    As `forward`, without gradients (in the module's own mode).
     """
 
 def eforward(*args: Any) -> Tensor | Vector:

@@ -89,16 +89,11 @@ pub fn is_float(k: Kind) -> bool {
 /// A moved or converted tensor is a new leaf, tracking gradients where `o`
 /// says `grad`, or where `t` did and `o` says nothing.
 pub fn tensor_to(t: &Tensor, o: &TensorOptions, non_blocking: bool) -> Result<Tensor> {
+    check_to(t, o)?;
     let (k, d) = (t.f_kind()?, t.device());
     let kind = o.kind.unwrap_or(k);
     let device = o.device.unwrap_or(d);
     let grad = o.grad.unwrap_or(t.requires_grad());
-    if grad && !(is_float(kind) || matches!(kind, Kind::ComplexFloat | Kind::ComplexDouble)) {
-        return Err(invalid(format!(
-            "gradients need a floating point tensor, given {}",
-            kind_name(kind)
-        )));
-    }
     if kind == k && device == d && grad == t.requires_grad() {
         return Ok(t.shallow_clone());
     }
@@ -112,6 +107,20 @@ pub fn tensor_to(t: &Tensor, o: &TensorOptions, non_blocking: bool) -> Result<Te
         t.f_detach()?
     };
     Ok(base.f_set_requires_grad(grad)?)
+}
+
+/// Refuses what [`tensor_to`] cannot do to `t`: gradients for a tensor that is not
+/// floating point.
+fn check_to(t: &Tensor, o: &TensorOptions) -> Result<()> {
+    let kind = o.kind.unwrap_or(t.f_kind()?);
+    let grad = o.grad.unwrap_or(t.requires_grad());
+    if grad && !(is_float(kind) || matches!(kind, Kind::ComplexFloat | Kind::ComplexDouble)) {
+        return Err(invalid(format!(
+            "gradients need a floating point tensor, given {}",
+            kind_name(kind)
+        )));
+    }
+    Ok(())
 }
 
 /// A copy of `t` as `o` says, leaving `t` where it was (`copyto`): always new
@@ -168,6 +177,10 @@ impl Tensors {
             return Err(invalid(
                 "cannot move or convert while batching: restore the full size first",
             ));
+        }
+        // a gradient flag alone changes a member in place: check every member first
+        for t in self.items() {
+            check_to(t, o)?;
         }
         let items = self
             .items()

@@ -195,6 +195,7 @@ fn forward_fn(
             Obj::Module(m) => {
                 let mut q = g.lock(m)?;
                 let x = q.conform(x, &owned, "inputs")?;
+                let x = q.place(x, "the inputs are")?;
                 (module_forward(&mut q, &x, mode)?, torch_given)
             }
             Obj::Model(m) => {
@@ -223,7 +224,8 @@ fn forward_fn(
 /// forward(m, x, ...) -> Tensor or Vector
 ///
 /// Runs the module (or the model's module, on its training inputs when no input is
-/// given) in training mode, with gradients. Several outputs come back as a Vector.
+/// given) with gradients, in the module's own mode (see `training`). Host data meets a
+/// module on a GPU there. Several outputs come back as a Vector.
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn forward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -233,7 +235,7 @@ pub fn forward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> 
 /// nforward(q, x, ...) -> Tensor or Vector
 /// nforward(m[, x, ...]) -> Tensor or Vector
 ///
-/// As `forward`, without gradients (training mode).
+/// As `forward`, without gradients (in the module's own mode).
 #[pyfunction]
 #[pyo3(signature = (*args))]
 pub fn nforward(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
@@ -367,15 +369,22 @@ fn model_step(
     ]);
     let m = m.clone();
     call(py, f, ds, move |g| {
+        let m = g.lock(&m)?;
+        // data copied from numpy or lists takes the module's dtype, as in forward and run
         let x = match &x {
-            Some(x) => Some(x.tensors(g)?),
+            Some(x) => {
+                let (x, owned) = x.owned_tensors(g)?;
+                Some(m.conform(x, &owned, "inputs")?)
+            }
             None => None,
         };
         let y = match &y {
-            Some(y) => Some(y.tensors(g)?),
+            Some(y) => {
+                let (y, owned) = y.owned_tensors(g)?;
+                Some(m.conform(y, &owned, "targets")?)
+            }
             None => None,
         };
-        let m = g.lock(&m)?;
         Ok(op(&m, x, y)?)
     })
 }

@@ -302,12 +302,34 @@ impl Stage {
     /// [`crate::device::placement`]; `what`: the data's name in errors). Data the
     /// stage owns on the host is pinned for a GPU module, so each batch's copy
     /// does not block; data the caller shares is left where it is.
-    pub fn placement(&mut self, module: Option<Device>, what: &str) -> Result<Option<Device>> {
+    /// Floating-point data of a dtype other than the module's (`float`) is refused
+    /// here too, before the first batch.
+    pub fn placement(
+        &mut self,
+        module: Option<Device>,
+        float: Option<Kind>,
+        what: &str,
+    ) -> Result<Option<Device>> {
         let shared = self.shared;
         let Some(d) = self.data.as_mut() else {
             return Ok(None);
         };
         let dev = crate::device::placement(d.all.full(), module, what)?;
+        if let Some(k) = float {
+            if let Some(t) = d
+                .all
+                .full()
+                .iter()
+                .find(|t| t.is_floating_point() && t.f_kind().is_ok_and(|tk| tk != k))
+            {
+                return Err(invalid(format!(
+                    "{what} torch.{}, the module's parameters torch.{}: define the data again \
+                     (data copied from numpy takes the module's dtype) or convert the module",
+                    kinds::dtype_name(t),
+                    kinds::kind_dtype_name(k)
+                )));
+            }
+        }
         if let (Some(gpu), false, false) = (dev, shared, d.all.batching()) {
             if let Some(p) = crate::device::pinned(d.all.items(), gpu)? {
                 d.all.set_items(p);

@@ -245,20 +245,21 @@ const OPTIONS: &[Opt] = &[
             Some(k) => Value::Str(crate::tensor::kind_name(k).into()),
         },
         set: |o, k, v| {
-            o.autocast =
-                match v {
-                    Value::Null | Value::Bool(false) => None,
-                    v => match v.as_str("value").named(k)? {
-                        "bfloat" => Some(tch::Kind::BFloat16),
-                        "half" => Some(tch::Kind::Half),
-                        s => return Err(err(
+            o.autocast = match v {
+                Value::Null | Value::Bool(false) => None,
+                v => match v.as_str("value").named(k)? {
+                    "bfloat" => Some(tch::Kind::BFloat16),
+                    "half" => Some(tch::Kind::Half),
+                    s => {
+                        return Err(err(
                             k,
                             format!(
                                 "unrecognized setting `{s}`, expecting bfloat, half or None (off)"
                             ),
-                        )),
-                    },
-                };
+                        ))
+                    }
+                },
+            };
             Ok(())
         },
     },

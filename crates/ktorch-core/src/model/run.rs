@@ -324,11 +324,16 @@ impl Model {
             Targets::All(&all_targets)
         };
         // host data meets a GPU module batch by batch (pinned, copied without blocking)
-        let module = lock(&self.module)?.device();
+        let (module, float) = {
+            let q = lock(&self.module)?;
+            (q.device(), q.float_kind())
+        };
         let cast = Cast::of(opts.autocast, module);
-        let dev = self
-            .stage(phase)
-            .placement(module, &format!("the {} data is", phase.data_name()))?;
+        let dev = self.stage(phase).placement(
+            module,
+            float,
+            &format!("the {} data is", phase.data_name()),
+        )?;
         while self.stage(phase).batch()? {
             if stop() {
                 return Err(Error::Interrupted);

@@ -16,6 +16,12 @@ pub struct TensorOptions {
     pub grad: Option<bool>,
 }
 
+/// The api's dtype names.
+const KIND_NAMES: [&str; 12] = [
+    "float", "double", "half", "bfloat", "long", "int", "short", "byte", "char", "bool", "cfloat",
+    "cdouble",
+];
+
 /// The dtype called `name` (`float`, `double`, `long` ...).
 pub fn kind_from_name(name: &str) -> Option<Kind> {
     Some(match name {
@@ -121,7 +127,14 @@ impl TensorOptions {
             } else if let Some(d) = device_here(n)? {
                 o.device = Some(d);
             } else {
-                return Err(invalid(format!("unrecognized tensor option: {n}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
+                let mut known = vec!["grad", "nograd", "cpu", "cuda"];
+                known.extend(KIND_NAMES);
+                let near = crate::error::closest(n, &known);
+                let hint = match near.first() {
+                    Some(x) => format!(" (did you mean {x}?)"),
+                    None => String::new(),
+                };
+                return Err(invalid(format!("unrecognized tensor option: {n}{hint}, expecting grad, a dtype (float, double, long ...) or a device (cpu, cuda)")));
             }
         }
         Ok(o)
