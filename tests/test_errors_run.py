@@ -56,7 +56,9 @@ CASES = [
     ("evaluate-without-testdata", lambda e: kt.evaluate(e.m), K, "evaluate:"),
     # --- mismatched shapes and dtypes ---
     ("testrun-data-mismatch", lambda e: kt.testrun(e.m, X, Y[:3]), K, "testrun: tensor size mismatch, 10 vs 3"),
-    ("backstep-double-inputs", lambda e: kt.backstep(e.m, X.astype(F64), Y), K, "must have the same dtype"),
+    # numpy data is copied and takes the module's dtype; a torch.Tensor is shared, never converted
+    ("backstep-double-inputs", lambda e: kt.backstep(e.m, torch.from_numpy(X.astype(F64)), Y), K,
+     "backstep: inputs are torch.float64, the module's parameters torch.float32"),
     ("backstep-long-inputs", lambda e: kt.backstep(e.m, X.astype(I64), Y), K, "must have the same dtype"),
     ("backstep-float-targets-ce", lambda e: kt.backstep(e.m, X, Y.astype(F32)), K, "ce: expects integer class targets"),
     ("backstep-3d-inputs", lambda e: kt.backstep(e.m, X.reshape(10, 2, 2), Y), K, "mat1 and mat2 shapes cannot be multiplied"),
