@@ -6,6 +6,7 @@
 // Only the ATen op headers used are included, to keep compile time low. Plain C++17.
 
 #include <ATen/core/Tensor.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_addcdiv.h>
 #include <ATen/ops/_foreach_addcmul.h>
@@ -225,6 +226,17 @@ char *ktorch_foreach_rmsprop_(const at::Tensor *const *params, size_t nparams,
       at::_foreach_addcdiv_(p, g, avg, at::Scalar(-lr));
     }
   });
+}
+
+// True when libtorch's CUDA hooks are the CUDA build's (libtorch_cuda loaded before anything
+// asked about CUDA); false when they are the stub libtorch fixes for the process when asked
+// first. Asks for them, so only called once libtorch_cuda.so is loaded (ktorch-shim's cuda.rs).
+bool ktorch_cuda_hooks_built() {
+  try {
+    return at::detail::getCUDAHooks().isBuilt();
+  } catch (...) {
+    return false;
+  }
 }
 
 } // extern "C"
