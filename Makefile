@@ -10,7 +10,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 TORCH_LIB = $(shell $(PY) -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 
-.PHONY: help venv build wheel demo test test-rust test-python bench lint soak thread-soak fuzz docs
+.PHONY: help venv build wheel gpu-check demo test test-rust test-python bench lint soak thread-soak fuzz docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,12 @@ wheel: venv $(WHEEL_TARGET)/compat.o ## build the installable wheel into dist/ (
 	auditwheel repair --plat manylinux_2_28_x86_64 --exclude 'libtorch*.so' --exclude 'libc10*.so' \
 	  -w dist $(WHEEL_TARGET)/raw/ktorch-*.whl
 	$(PY) tools/wheel/check.py dist/ktorch-*.whl
+
+# The GPU check's half here: the wheel, the Rust floor and the CUDA registration tests into dist/,
+# then the device command that runs tools/device/gpu_check.sh on a CUDA machine (no Rust there):
+# the wheel installed, pytest -m cuda, the benchmark's GPU rows, all written to $$OUT.
+gpu-check: wheel ## the GPU check: wheel, floor and CUDA tests into dist/, then the device command to run
+	PY=$(PY) bash tools/device/gpu_check.sh --prepare
 
 demo: build ## train the spiral example: explicit steps, then run/testrun epochs
 	$(PY) examples/spirals.py

@@ -5,11 +5,19 @@ same data from the same initial weights, their epochs interleaved so that all se
 the same machine load; per-epoch times, medians after discarded warm-up epochs,
 ratios. The epoch losses must agree (rtol 1e-5) or the benchmark
 fails. Results go to stdout and bench/RESULTS.md. Run with `make bench`.
+
+GPU rows (same workloads, everything on `cuda:0`) follow when torch sees a CUDA device:
+the PyTorch loop with its best settings, ktorch `run` and the Rust floor. `--gpu-only` runs
+only those, replacing the GPU section of bench/RESULTS.md; it needs no Rust toolchain (a
+prebuilt floor binary is used when found, else its row is left out with a note). See
+`make gpu-check`.
 """
 
+import argparse
 import datetime
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -31,6 +39,9 @@ ROOT = HERE.parent
 THREADS = int(os.environ.get("BENCH_THREADS", 1))
 RTOL = 1e-5
 FUSED_RTOL = 1e-4  # torch's per-tensor SGD rounds differently from its fused one
+# GPU rows: the first two epochs, as cuBLAS/cuDNN may pick other kernels in another process
+GPU_RTOL = 1e-4
+GPU = "cuda"  # the device of the GPU rows
 torch.set_num_threads(THREADS)  # libtorch is shared in-process: ktorch runs with the same count
 
 
@@ -216,10 +227,18 @@ def kt_module(w, ws):
     return q
 
 
-def torch_loop(w, ws, fused=False):
+def sync(device):
+    """Waits for the device's queued work before a clock is read (nothing to wait for on the cpu)."""
+    if device != "cpu":
+        torch.cuda.synchronize(device)
+
+
+def torch_loop(w, ws, fused=False, device="cpu"):
+    """The PyTorch loop; on a GPU the model (LSTM weights flattened by .to) and data move there once."""
     net = w["torch"]()
     net.load_state_dict({n: torch.from_numpy(v) for n, v in ws.items()})
-    x, y = (torch.from_numpy(a) for a in w["data"])
+    net.to(device)
+    x, y = (torch.from_numpy(a).to(device) for a in w["data"])
     lossf = torch.nn.functional.cross_entropy if w["loss"] == "ce" else torch.nn.functional.mse_loss
     n, b = len(x), w["batch"]
     if w.get("test"):
@@ -236,6 +255,7 @@ def torch_loop(w, ws, fused=False):
                     correct = c if correct is None else correct + c
                 loss = torch.stack(ls).double().mean().item()
                 acc = correct.item() * 100.0 / n
+            sync(device)
             yield time.perf_counter() - t0, (loss, acc)
     opt = torch.optim.SGD(net.parameters(), lr=w["opt"][0], momentum=w["opt"][1], fused=fused or None)
     while True:
@@ -249,6 +269,7 @@ def torch_loop(w, ws, fused=False):
             opt.step()
             ls.append(loss.detach())
         loss = torch.stack(ls).double().mean().item()
+        sync(device)
         yield time.perf_counter() - t0, loss
 
 
@@ -258,9 +279,16 @@ def kt_model(w, ws):
     return q, m
 
 
-def kt_run(w, ws):
+def kt_run(w, ws, device="cpu"):
+    """ktorch run/testrun; on a GPU the model is built on the cpu with the same weights, moved
+    with kt.to, and given the data as CUDA torch.Tensors (shared, not copied)."""
     q, m = kt_model(w, ws)
     x, y = w["data"]
+    if device != "cpu":
+        kt.to(m, device)
+        if not kt.device(q).startswith(device):
+            raise RuntimeError(f"kt.to(m, {device!r}) left the module on {kt.device(q)}")
+        x, y = (torch.from_numpy(a).to(device) for a in (x, y))
     test = w.get("test")
     setopt = kt.test if test else kt.train
     setopt(m, batchsize=w["batch"], metrics=w["metrics"])
@@ -272,6 +300,8 @@ def kt_run(w, ws):
         while True:
             t0 = time.perf_counter()
             r = fn(m)
+            if device != "cpu":
+                kt.sync(device)
             t = time.perf_counter() - t0
             yield t, (float(r[0]), float(r[1])) if test else float(r[0] if isinstance(r, list) else r)
     finally:
@@ -305,7 +335,7 @@ def kt_explicit(w, ws):
         kt.free(q, lf, o, X, Y)
 
 
-def floor(w, ws, tmp):
+def floor(w, ws, tmp, device="cpu"):
     d = Path(tmp) / w["floor"]
     d.mkdir(exist_ok=True)
     x, y = w["data"]
@@ -324,6 +354,8 @@ def floor(w, ws, tmp):
     ]
     if w.get("test"):
         args.append("test")
+    if device != "cpu":
+        args.append("cuda")
     with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as p:
         try:
             while True:
@@ -413,64 +445,149 @@ def agree(a, b, rtol=RTOL):
     return a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=0)
 
 
+def rel(a, b):
+    """The largest relative difference between two loss series (nan when their shapes differ)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.abs(b))) if a.shape == b.shape and a.size else float("nan")
+
+
 def fmt_t(s):
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.3f} s"
 
 
-def main():
+def interleave(w, gens, optional=()):
+    """Epochs of every implementation in turn, so that all see the same machine load:
+    {name: (times, losses)}. An `optional` implementation that fails (its process did not
+    start, say) is dropped with a note instead of failing the benchmark."""
+    res = {k: ([], []) for k in gens}
+    notes = []
+    try:
+        for _ in range(w["warm"] + w["epochs"]):
+            for k, g in list(gens.items()):
+                try:
+                    t, loss = next(g)
+                except (RuntimeError, OSError) as e:
+                    if k not in optional:
+                        raise
+                    notes.append(f"{w['name']}: {k} dropped: {e}")
+                    gens.pop(k).close()
+                    res.pop(k)
+                    continue
+                res[k][0].append(t)
+                res[k][1].append(loss)
+    finally:
+        for g in gens.values():
+            g.close()
+    return res, notes
+
+
+def cpu_rows(tmp, failures):
+    rows = []
+    for w in workloads():
+        ws = init_weights(w)
+        gens = {
+            "torch": torch_loop(w, ws),
+            "fused": None if w.get("test") else torch_loop(w, ws, fused=True),
+            "run": kt_run(w, ws),
+            "explicit": None if w.get("test") else kt_explicit(w, ws),
+            "floor": floor(w, ws, tmp),
+        }
+        res, _ = interleave(w, {k: g for k, g in gens.items() if g is not None})
+        res.setdefault("explicit", None)
+        res.setdefault("fused", None)
+        # ktorch's sgd is torch's fused kernel: every implementation is compared with
+        # the fused PyTorch loop; the per-tensor update rounds differently, and on the
+        # chaotic spirals (momentum 0.99) drifts away, so `torch` is compared on its
+        # first two epochs
+        ref = (res["fused"] or res["torch"])[1]
+        for k, r in res.items():
+            if r is None:
+                continue
+            short = k == "torch" and res["fused"] is not None
+            got, want, rtol = (r[1][:2], ref[:2], FUSED_RTOL) if short else (r[1], ref, RTOL)
+            if not agree(got, want, rtol):
+                failures.append(
+                    f"{w['name']}: {k} losses {r[1][:3]}... vs torch {ref[:3]}... (max rel {rel(r[1], ref):.1e})"
+                )
+        t = {k: (med(r[0], w["warm"]) if r else None) for k, r in res.items()}
+        rows.append((w, t))
+        line = "  ".join(f"{k} {fmt_t(v)}" for k, v in t.items() if v is not None)
+        print(f"{w['name']}: {line}", flush=True)
+    return rows
+
+
+def gpu_rows(tmp, failures):
+    """The GPU rows: (rows, notes), rows None without a CUDA device. Each implementation's
+    epoch losses are compared with the PyTorch loop's on the first two epochs (GPU_RTOL); the
+    largest relative difference over all epochs is reported."""
+    if not torch.cuda.is_available():
+        return None, []
+    dev = GPU
+    notes = []
+    has_to = hasattr(kt, "to")
+    if not has_to:
+        notes.append("ktorch `run` on CUDA left out: this ktorch has no `kt.to` (the device api)")
     binary = floor_binary()
     if not binary.exists():
+        notes.append(f"floor on CUDA left out: {binary} not found (cargo build --release -p ktorch-bench)")
+    rows = []
+    for w in workloads():
+        ws = init_weights(w)
+        gens = {"torch": torch_loop(w, ws, fused=not w.get("test"), device=dev)}
+        if has_to:
+            gens["run"] = kt_run(w, ws, device=dev)
+        if binary.exists():
+            gens["floor"] = floor(w, ws, tmp, device=dev)
+        res, dropped = interleave(w, gens, optional=("floor",))
+        notes += dropped
+        ref = res["torch"][1]
+        diffs = {}
+        for k, r in res.items():
+            if k == "torch":
+                continue
+            diffs[k] = rel(r[1], ref)
+            if not agree(r[1][:2], ref[:2], GPU_RTOL):
+                failures.append(
+                    f"GPU {w['name']}: {k} losses {r[1][:3]}... vs torch {ref[:3]}... (max rel {diffs[k]:.1e})"
+                )
+        t = {k: med(r[0], w["warm"]) for k, r in res.items()}
+        rows.append((w, t, diffs))
+        line = "  ".join(f"{k} {fmt_t(v)}" for k, v in t.items())
+        print(f"GPU {w['name']}: {line}", flush=True)
+    return rows, notes
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--gpu-only",
+        action="store_true",
+        help="only the GPU rows (no Rust toolchain needed): replaces the GPU section of bench/RESULTS.md",
+    )
+    args = ap.parse_args(argv)
+    binary = floor_binary()
+    if not args.gpu_only and not binary.exists():
         sys.exit(f"bench: floor binary {binary} not built (cargo build --release -p ktorch-bench)")
-    rows, failures = [], []
+    failures, gpu_failures = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for w in workloads():
-            ws = init_weights(w)
-            gens = {
-                "torch": torch_loop(w, ws),
-                "fused": None if w.get("test") else torch_loop(w, ws, fused=True),
-                "run": kt_run(w, ws),
-                "explicit": None if w.get("test") else kt_explicit(w, ws),
-                "floor": floor(w, ws, tmp),
-            }
-            gens = {k: g for k, g in gens.items() if g is not None}
-            res = {k: ([], []) for k in gens}
-            # epochs interleaved, so that all implementations see the same machine load
-            for _ in range(w["warm"] + w["epochs"]):
-                for k, g in gens.items():
-                    t, loss = next(g)
-                    res[k][0].append(t)
-                    res[k][1].append(loss)
-            for g in gens.values():
-                g.close()
-            res.setdefault("explicit", None)
-            res.setdefault("fused", None)
-            # ktorch's sgd is torch's fused kernel: every implementation is compared with
-            # the fused PyTorch loop; the per-tensor update rounds differently, and on the
-            # chaotic spirals (momentum 0.99) drifts away, so `torch` is compared on its
-            # first two epochs
-            ref = (res["fused"] or res["torch"])[1]
-            for k, r in res.items():
-                if r is None:
-                    continue
-                short = k == "torch" and res["fused"] is not None
-                got, want, rtol = (r[1][:2], ref[:2], FUSED_RTOL) if short else (r[1], ref, RTOL)
-                if not agree(got, want, rtol):
-                    a, b = np.asarray(r[1], dtype=np.float64), np.asarray(ref, dtype=np.float64)
-                    rel = float(np.max(np.abs(a - b) / np.abs(b))) if a.shape == b.shape else float("nan")
-                    failures.append(f"{w['name']}: {k} losses {r[1][:3]}... vs torch {ref[:3]}... (max rel {rel:.1e})")
-            t = {k: (med(r[0], w["warm"]) if r else None) for k, r in res.items()}
-            rows.append((w, t))
-            line = "  ".join(f"{k} {fmt_t(v)}" for k, v in t.items() if v is not None)
-            print(f"{w['name']}: {line}", flush=True)
-    mem = memory_checks()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    total = time.perf_counter() - t_start
-    report = render(rows, mem, peak, total, failures)
-    (HERE / "RESULTS.md").write_text(report)
-    print(report)
-    if failures:
-        print("FAILED: the implementations disagree:\n" + "\n".join(failures), file=sys.stderr)
+        rows = None if args.gpu_only else cpu_rows(tmp, failures)
+        t_gpu = time.perf_counter()
+        grows, notes = gpu_rows(tmp, gpu_failures)
+        t_gpu = time.perf_counter() - t_gpu
+    gpu = render_gpu(grows, notes, t_gpu, gpu_failures)
+    path = HERE / "RESULTS.md"
+    if args.gpu_only:
+        report = splice_gpu(path.read_text() if path.exists() else "# ktorch benchmark results\n", gpu)
+    else:
+        mem = memory_checks()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        total = time.perf_counter() - t_start
+        report = render(rows, mem, peak, total, failures, gpu)
+    path.write_text(report)
+    print(gpu if args.gpu_only else report)
+    if failures or gpu_failures:
+        print("FAILED: the implementations disagree:\n" + "\n".join(failures + gpu_failures), file=sys.stderr)
         sys.exit(1)
 
 
@@ -484,7 +601,7 @@ def cpu_name():
     return platform.processor()
 
 
-def render(rows, mem, peak, total, failures):
+def render(rows, mem, peak, total, failures, gpu):
     build = HERE / ".buildtime"
     out = [
         "# ktorch benchmark results",
@@ -518,6 +635,7 @@ def render(rows, mem, peak, total, failures):
             f"{fmt_t(ex) if ex else '-'} | {fmt_t(t['floor'])} | {t['run'] / t['floor']:.2f} | "
             f"{t['run'] / best:.2f} | {exr} |"
         )
+    out += ["", gpu.rstrip("\n")]
     out += ["", "## Memory", "", f"- peak RSS of the benchmark process: {peak:.0f} MB"]
     for k, v in mem.items():
         out.append(f"- {k}: {v:+.2f} MB" if isinstance(v, float) else f"- {k}: {v}")
@@ -526,6 +644,59 @@ def render(rows, mem, peak, total, failures):
     if failures:
         out += ["", "## FAILED", ""] + [f"- {f}" for f in failures]
     return "\n".join(out) + "\n"
+
+
+def render_gpu(rows, notes, total, failures):
+    """The `## GPU` section of RESULTS.md."""
+    out = ["## GPU", ""]
+    if rows is None:
+        return "\n".join(out + ["GPU rows: no CUDA device in this run."]) + "\n"
+    p = torch.cuda.get_device_properties(0)
+    try:
+        cudnn = torch.backends.cudnn.version()
+    except Exception:  # noqa: BLE001 - only a label
+        cudnn = "?"
+    out += [
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- device: {p.name}, {p.total_memory / 2**30:.0f} GiB; host {cpu_name()}, {os.cpu_count()} cores",
+        f"- torch {torch.__version__} (CUDA {torch.version.cuda}, cuDNN {cudnn}), "
+        f"python {platform.python_version()}; GPU rows' wall time {total:.0f} s",
+        "",
+        "The same workloads with weights and data on `cuda:0`, moved there once before the first epoch; no "
+        "host sync inside an epoch; the device synchronised before each epoch's clock is read. Median time per "
+        "epoch after the same discarded warm-up epochs. `torch`: the best PyTorch loop "
+        "(`torch.optim.SGD(fused=True)`; the eval loop for testrun); `run`: ktorch `run(m)`/`testrun(m)` on a "
+        'model built on the cpu with the same weights and moved with `kt.to(m, "cuda")`, CUDA torch.Tensors as '
+        "data; `floor`: `ktorch-floor ... cuda`, the Rust floor on `Device::Cuda(0)`. Ratios < 1 are faster. "
+        f"Epoch losses agree with the PyTorch loop's to rtol {GPU_RTOL} on the first two epochs: "
+        f"{'yes' if not failures else 'NO'}; `max rel`: the largest relative difference over all epochs.",
+        "",
+        "| workload | torch | run | floor | run/torch | run/floor | max rel (run, floor) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w, t, diffs in rows:
+        run, fl, tt = t.get("run"), t.get("floor"), t["torch"]
+        d = ", ".join(f"{diffs[k]:.0e}" if k in diffs else "-" for k in ("run", "floor"))
+        out.append(
+            f"| {w['name']} | {fmt_t(tt)} | {fmt_t(run) if run else '-'} | {fmt_t(fl) if fl else '-'} | "
+            f"{f'{run / tt:.2f}' if run else '-'} | {f'{run / fl:.2f}' if run and fl else '-'} | {d} |"
+        )
+    if notes:
+        out += [""] + [f"- {n}" for n in notes]
+    if failures:
+        out += ["", "### GPU FAILED", ""] + [f"- {f}" for f in failures]
+    return "\n".join(out) + "\n"
+
+
+def splice_gpu(text, gpu):
+    """RESULTS.md with its `## GPU` section replaced by `gpu` (placed before `## Memory` when absent)."""
+    sec = re.compile(r"^## GPU\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+    if sec.search(text):
+        return sec.sub(lambda _: gpu + "\n", text, count=1).rstrip("\n") + "\n"
+    mem = text.find("\n## Memory")
+    if mem < 0:
+        return text.rstrip("\n") + "\n\n" + gpu
+    return text[: mem + 1] + gpu + "\n" + text[mem + 1 :]
 
 
 if __name__ == "__main__":

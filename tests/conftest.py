@@ -1,10 +1,37 @@
-"""Shared helpers for the ktorch tests: seeding, small models, torch mirrors."""
+"""Shared helpers for the ktorch tests: seeding, small models, torch mirrors, devices.
+
+Devices: a test marked `@pytest.mark.cuda` needs a CUDA device and is skipped ("no CUDA
+device") without one; `pytest -m cuda` runs just those (`make gpu-check` on a GPU machine).
+To run a test on every device, take the `device` fixture (or parametrize over DEVICE_PARAMS):
+it runs once with "cpu" and once with "cuda", the latter marked `cuda`, so it is skipped here
+and selected by `-m cuda`. DEVICES names the devices this run has, for loops inside a test.
+"""
 
 import numpy as np
 import pytest
 import torch
 
 import ktorch as kt
+
+CUDA = torch.cuda.is_available()
+DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
+DEVICE_PARAMS = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+@pytest.fixture(params=DEVICE_PARAMS)
+def device(request):
+    """The device name a test runs on: "cpu", then "cuda" (marked cuda)."""
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda (or gpu) are skipped without a CUDA device."""
+    if CUDA:
+        return
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda") or item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")

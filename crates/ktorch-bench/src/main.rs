@@ -1,11 +1,14 @@
 //! The benchmark's Rust floor: each workload's loop hand-written directly on tch
 //! (libtorch's tensor ops, no ktorch-core), timed per epoch.
 //!
-//! `ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test]` reads `DIR/x.npy`,
+//! `ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test] [cuda]` reads `DIR/x.npy`,
 //! `DIR/y.npy` and the initial weights `DIR/p.<name>.npy`, then runs one pass
 //! per line read from stdin (at most EPOCHS), printing one line per pass:
 //! `epoch <seconds> <loss> [<accuracy>]`; the benchmark interleaves the passes
 //! with those of the Python implementations, so all see the same machine load.
+//! With `cuda` the weights and data go to `Device::Cuda(0)` once, before the first
+//! pass (libtorch's CUDA backend registered first, see `ktorch_shim::cuda`), and each
+//! pass ends with a device synchronisation before its clock is read.
 //! Nothing but libtorch work runs between batches: narrowed views of the data,
 //! the forward written as libtorch calls, gradients released and the SGD step
 //! taken by the same libtorch calls ktorch makes (ktorch-shim: `p.grad = None`,
@@ -17,7 +20,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use tch::{Kind, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 type Result<T> = std::result::Result<T, tch::TchError>;
 
@@ -132,10 +135,20 @@ fn load(dir: &Path, name: &str) -> Result<Tensor> {
 
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    if a.len() < 6 {
-        eprintln!("usage: ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test]");
+    if a.len() < 6 || a[6..].iter().any(|x| x != "test" && x != "cuda") {
+        eprintln!("usage: ktorch-floor DIR WORKLOAD BATCH EPOCHS THREADS [test] [cuda]");
         std::process::exit(2);
     }
+    let flag = |f: &str| a[6..].iter().any(|x| x == f);
+    let (test, cuda) = (flag("test"), flag("cuda"));
+    // before any other libtorch call: the CUDA backend is dropped from Rust binaries at link
+    // time, and libtorch fixes its CUDA hooks the first time anything asks about CUDA
+    if cuda && !ktorch_shim::cuda::register() {
+        let why = ktorch_shim::cuda::backend().problem().unwrap_or_default();
+        eprintln!("ktorch-floor: no CUDA backend: {why}");
+        std::process::exit(2);
+    }
+    let device = if cuda { Device::Cuda(0) } else { Device::Cpu };
     let dir = Path::new(&a[1]);
     let wl = workload(&a[2]).unwrap_or_else(|| {
         eprintln!("unknown workload {}", a[2]);
@@ -143,17 +156,24 @@ fn main() -> Result<()> {
     });
     let parse = |k: usize| a[k].parse::<i64>().unwrap_or(0);
     let (w, mut epochs, threads) = (parse(3), parse(4), parse(5));
-    let test = a.get(6).is_some_and(|x| x == "test");
     tch::set_num_threads(threads as i32);
     malloc_tune();
 
     let mut ps: HashMap<&str, Tensor> = HashMap::new();
     for name in wl.names {
-        let p = load(dir, &format!("p.{name}.npy"))?.f_set_requires_grad(!test)?;
+        let p = load(dir, &format!("p.{name}.npy"))?
+            .f_to_device(device)?
+            .f_set_requires_grad(!test)?;
         ps.insert(name, p);
     }
-    let x = load(dir, "x.npy")?;
-    let y = load(dir, "y.npy")?;
+    let x = load(dir, "x.npy")?.f_to_device(device)?;
+    let y = load(dir, "y.npy")?.f_to_device(device)?;
+    // waits for the device's queued work (no-op on the cpu), before a pass's clock is read
+    let sync = || {
+        if cuda {
+            tch::Cuda::synchronize(0);
+        }
+    };
     let lossf = |out: &Tensor, y: &Tensor| -> Result<Tensor> {
         if wl.mse {
             out.f_mse_loss(y, Reduction::Mean)
@@ -191,6 +211,7 @@ fn main() -> Result<()> {
                 .f_mean(Kind::Double)?
                 .f_double_value(&[])?;
             let acc = correct.map_or(Ok(0.0), |c| c.f_double_value(&[]))? * 100.0 / n as f64;
+            sync();
             println!(
                 "epoch {:.9} {l:.17e} {acc:.17e}",
                 t0.elapsed().as_secs_f64()
@@ -237,6 +258,7 @@ fn main() -> Result<()> {
             .f_to_kind(Kind::Double)?
             .f_mean(Kind::Double)?
             .f_double_value(&[])?;
+        sync();
         println!("epoch {:.9} {l:.17e}", t0.elapsed().as_secs_f64());
     }
     Ok(())

@@ -21,6 +21,8 @@ use std::fmt;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
+pub mod cuda;
+
 /// An error raised by libtorch inside a shim call: its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(pub String);

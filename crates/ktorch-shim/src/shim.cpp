@@ -7,6 +7,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_addcdiv.h>
 #include <ATen/ops/_foreach_addcmul.h>
@@ -342,6 +343,15 @@ char *ktorch_foreach_lamb_(const at::Tensor *const *params, size_t nparams,
     at::_foreach_mul_(u, r.unbind());
     at::_foreach_add_(p, u, at::Scalar(-lr));
   });
+// True when libtorch's CUDA hooks are the CUDA build's (libtorch_cuda loaded before anything
+// asked about CUDA); false when they are the stub libtorch fixes for the process when asked
+// first. Asks for them, so only called once libtorch_cuda.so is loaded (ktorch-shim's cuda.rs).
+bool ktorch_cuda_hooks_built() {
+  try {
+    return at::detail::getCUDAHooks().isBuilt();
+  } catch (...) {
+    return false;
+  }
 }
 
 } // extern "C"

@@ -389,7 +389,7 @@ impl Stage {
             .unwrap_or(Device::Cpu);
         match self.opts.shuffleseed {
             None => {
-                let gdev = if self.opts.shufflecuda && tch::Cuda::is_available() {
+                let gdev = if self.opts.shufflecuda && crate::tensor::cuda_available() {
                     dev
                 } else {
                     Device::Cpu

@@ -61,14 +61,23 @@ pub fn kind_name(k: Kind) -> &'static str {
 }
 
 /// The device called `name` (`cpu`, `cuda`, `cuda:1`).
+///
+/// A CUDA name first registers libtorch's CUDA backend ([`ktorch_shim::cuda::register`]),
+/// which a pure-Rust program's libtorch lacks until then (the Python module's torch has
+/// loaded it already); when it cannot be registered (loading failed, or libtorch was asked
+/// about CUDA before), the error says why.
 pub fn device_from_name(name: &str) -> Result<Option<Device>> {
     Ok(Some(match name {
         "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
+        "cuda" => {
+            cuda_backend()?;
+            Device::Cuda(0)
+        }
         s if s.starts_with("cuda:") => {
             let i: usize = s[5..]
                 .parse()
                 .map_err(|_| invalid(format!("unrecognized device: {s}")))?;
+            cuda_backend()?;
             Device::Cuda(i)
         }
         _ => return Ok(None),
@@ -90,6 +99,25 @@ pub fn device_here(name: &str) -> Result<Option<Device>> {
         }
     }
     Ok(Some(d))
+}
+
+/// Registers the CUDA backend; an error when the build has one that could not be registered
+/// (a build without one is left to libtorch's own messages).
+fn cuda_backend() -> Result<()> {
+    use ktorch_shim::cuda::{backend, Backend};
+    match backend() {
+        b @ (Backend::Failed(_) | Backend::TooLate(_)) => Err(invalid(format!(
+            "CUDA backend not registered: {}",
+            b.problem().unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// True when a CUDA device can be used (the CUDA backend registered first, see
+/// [`device_from_name`]).
+pub fn cuda_available() -> bool {
+    ktorch_shim::cuda::is_available()
 }
 
 /// The api's name for a device.
