@@ -319,28 +319,31 @@ mod tests {
 
     fn net() -> Module {
         Module::sequential([
-            layers::linear(3, 4).unwrap(),
-            layers::relu().unwrap(),
-            layers::linear(4, 2).unwrap(),
+            layers::linear(3, 4).expect("ok"),
+            layers::relu().expect("ok"),
+            layers::linear(4, 2).expect("ok"),
         ])
-        .unwrap()
+        .expect("ok")
     }
 
     #[test]
     fn module_to_double_keeps_parameter_identity_for_the_optimizer() {
         let q = net();
-        let mut o = Optimizer::new("adam", q.parameters(), &[Value::Float(0.01)], &[]).unwrap();
+        let mut o = Optimizer::new("adam", q.parameters(), &[Value::Float(0.01)], &[]).expect("ok");
         let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
-        q.forward_first(&[x]).unwrap().sum(Kind::Float).backward();
-        o.step().unwrap();
+        q.forward_first(&[x])
+            .expect("ok")
+            .sum(Kind::Float)
+            .backward();
+        o.step().expect("ok");
         let first = |p: &Tensor| p.flatten(0, -1).double_value(&[0]);
         let before: Vec<f64> = q.parameters().iter().map(first).collect();
         let p = Place {
             kind: Some(Kind::Double),
             ..Place::default()
         };
-        q.to(&p).unwrap();
-        o.to(&p).unwrap();
+        q.to(&p).expect("ok");
+        o.to(&p).expect("ok");
         for (t, b) in q.parameters().iter().zip(&before) {
             assert_eq!(t.kind(), Kind::Double);
             assert_eq!(first(t), *b);
@@ -348,8 +351,11 @@ mod tests {
         // the optimizer holds the same parameters, now double, and steps on double data
         assert!(o.params().iter().all(|t| t.kind() == Kind::Double));
         let x = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
-        q.forward_first(&[x]).unwrap().sum(Kind::Double).backward();
-        o.step().unwrap();
+        q.forward_first(&[x])
+            .expect("ok")
+            .sum(Kind::Double)
+            .backward();
+        o.step().expect("ok");
         assert_eq!(q.float_kind(), Some(Kind::Double));
     }
 
@@ -378,26 +384,32 @@ mod tests {
     fn frozen_parameters_lose_their_gradient_and_flag() {
         let q = net();
         let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
-        q.forward_first(&[x]).unwrap().sum(Kind::Float).backward();
+        q.forward_first(&[x])
+            .expect("ok")
+            .sum(Kind::Float)
+            .backward();
         let names = vec!["0.weight".to_string()];
-        q.freeze(Some(&names), None, true).unwrap();
+        q.freeze(Some(&names), None, true).expect("ok");
         let flags = q.gradflags();
         assert_eq!(flags[0], ("0.weight".to_string(), false));
         assert!(flags[1..].iter().all(|(_, f)| *f));
-        assert!(!q.param("0.weight").unwrap().grad().defined());
+        assert!(!q.param("0.weight").expect("ok").grad().defined());
         let bad = vec!["0.weight".to_string(), "0.wieght".to_string()];
-        let e = q.freeze(Some(&bad), None, false).unwrap_err().to_string();
+        let e = q
+            .freeze(Some(&bad), None, false)
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("did you mean 0.weight"), "{e}");
-        assert!(!q.param("0.weight").unwrap().requires_grad());
+        assert!(!q.param("0.weight").expect("ok").requires_grad());
     }
 
     #[test]
     fn placement_refuses_data_on_another_device_than_the_module() {
         let cpu = vec![Tensor::zeros([2], (Kind::Float, Device::Cpu))];
-        assert_eq!(placement(&cpu, Some(Device::Cpu), "x").unwrap(), None);
-        assert_eq!(placement(&cpu, None, "x").unwrap(), None);
+        assert_eq!(placement(&cpu, Some(Device::Cpu), "x").expect("ok"), None);
+        assert_eq!(placement(&cpu, None, "x").expect("ok"), None);
         assert_eq!(
-            placement(&cpu, Some(Device::Cuda(0)), "x").unwrap(),
+            placement(&cpu, Some(Device::Cuda(0)), "x").expect("ok"),
             Some(Device::Cuda(0))
         );
     }

@@ -254,7 +254,8 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
 /// A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
 /// memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
 /// Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
-/// groups, lr. Models: module, loss, optimizer, train and test rows, lossscale (the loss scale of float16 autocast training, None before it).
+/// groups, lr. Models: module, loss, optimizer, train and test rows, lossscale (the
+/// loss scale of float16 autocast training, None before it).
 #[pyfunction]
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";

@@ -343,6 +343,8 @@ char *ktorch_foreach_lamb_(const at::Tensor *const *params, size_t nparams,
     at::_foreach_mul_(u, r.unbind());
     at::_foreach_add_(p, u, at::Scalar(-lr));
   });
+}
+
 // True when libtorch's CUDA hooks are the CUDA build's (libtorch_cuda loaded before anything
 // asked about CUDA); false when they are the stub libtorch fixes for the process when asked
 // first. Asks for them, so only called once libtorch_cuda.so is loaded (ktorch-shim's cuda.rs).

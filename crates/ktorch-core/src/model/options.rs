@@ -584,7 +584,7 @@ mod tests {
             o.set(&[(k.clone(), v.clone())]).expect("set");
             assert_eq!(format!("{:?}", o.get(&k).expect("get")), format!("{v:?}"));
         }
-        assert_eq!(Options::new(Phase::Test).names().len(), 7);
+        assert_eq!(Options::new(Phase::Test).names().len(), 8);
         assert_eq!(o.names().len(), OPTIONS.len());
     }
 
