@@ -3,6 +3,12 @@
 The ktorch module is built first; its parameters are copied into the torch module
 by name (the names must equal torch's named_parameters()), then both run the same
 input and the outputs must agree.
+
+Each comparison runs on every device (the `device` fixture: the CPU, and CUDA where there
+is one): the torch module and its inputs on that device, the ktorch module moved there with
+`kt.to` after its weights are copied. `check` gives ktorch its inputs on the device (numpy
+on the CPU, as before; a module without parameters runs where its inputs are); the tests
+with their own loop give numpy, which goes to the module's device.
 """
 
 import numpy as np
@@ -42,6 +48,21 @@ def as_list(x):
     return [x]
 
 
+def on(x, device):
+    """A numpy input for ktorch on `device`: the array itself on the CPU, else a ktorch tensor."""
+    return x if device == "cpu" else kt.tensor(x, device)
+
+
+def dev(xs, device):
+    """torch tensors of numpy arrays, on `device`."""
+    return [torch.from_numpy(x).to(device) for x in xs]
+
+
+def host(t):
+    """A torch tensor's values as a numpy array."""
+    return t.detach().cpu().numpy()
+
+
 def kt_out(q, xs, train):
     if train:
         h = kt.forward(q, *xs)
@@ -51,14 +72,16 @@ def kt_out(q, xs, train):
     return v if isinstance(v, list) else [v]
 
 
-def check(spec, tm, *xs, train=False):
+def check(spec, tm, *xs, train=False, device="cpu"):
     q = kt.module(spec)
     copy_parms(q, tm)
-    got = kt_out(q, xs, train)
+    kt.to(q, device)
+    tm.to(device)
+    got = kt_out(q, [on(x, device) for x in xs], train)
     tm.train(train)
     with torch.no_grad():
-        ref = tm(*[torch.from_numpy(x) for x in xs])
-    ref = [t.numpy() for t in as_list(ref)]
+        ref = tm(*dev(xs, device))
+    ref = [host(t) for t in as_list(ref)]
     assert len(got) == len(ref)
     for g, e in zip(got, ref, strict=False):
         assert g.shape == e.shape
@@ -102,32 +125,32 @@ CASES = [
 
 
 @pytest.mark.parametrize("spec,make,xs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_module_eval(spec, make, xs):
+def test_module_eval(spec, make, xs, device):
     torch.manual_seed(1)
-    check(spec, make(), *xs)
+    check(spec, make(), *xs, device=device)
 
 
-def test_embed():
+def test_embed(device):
     x = np.array([[0, 3, 5], [9, 1, 3]], dtype=np.int64)
-    check(("embed", 10, 4), nn.Embedding(10, 4), x)
+    check(("embed", 10, 4), nn.Embedding(10, 4), x, device=device)
 
 
-def test_embed_padindex():
+def test_embed_padindex(device):
     x = np.array([[0, 3, 2], [2, 1, 3]], dtype=np.int64)
-    q = check(("embed", 10, 4, 2), nn.Embedding(10, 4, padding_idx=2), x)
+    q = check(("embed", 10, 4, 2), nn.Embedding(10, 4, padding_idx=2), x, device=device)
     w = kt.tensor(kt.parm(q, "weight"))
     np.testing.assert_array_equal(w[2], np.zeros(4, np.float32))
 
 
-def test_reshape():
+def test_reshape(device):
     x = r(2, 3, 4)
     q = kt.module(("reshape", (-1, 6)))
-    np.testing.assert_array_equal(kt.evaluate(q, x), x.reshape(-1, 6))
+    np.testing.assert_array_equal(kt.evaluate(q, on(x, device)), x.reshape(-1, 6))
 
 
 @pytest.mark.parametrize("name,kw", [("batchnorm1d", {}), ("batchnorm2d", {})])
 @pytest.mark.parametrize("train", [True, False])
-def test_batchnorm(name, kw, train):
+def test_batchnorm(name, kw, train, device):
     shape = (8, 5) if name == "batchnorm1d" else (4, 5, 3, 3)
     tm = nn.BatchNorm1d(5) if name == "batchnorm1d" else nn.BatchNorm2d(5)
     q = kt.module((name, 5))
@@ -136,6 +159,8 @@ def test_batchnorm(name, kw, train):
         tm.bias.uniform_(-1, 1)
     kt.parm(q, "weight", tm.weight.detach().numpy())
     kt.parm(q, "bias", tm.bias.detach().numpy())
+    kt.to(q, device)
+    tm.to(device)
     x = r(*shape, seed=3)
     # two training passes so running stats differ from their initial values
     for i in range(2):
@@ -143,13 +168,13 @@ def test_batchnorm(name, kw, train):
         kt.forward(q, xi)
         tm.train(True)
         with torch.no_grad():
-            tm(torch.from_numpy(xi))
-    np.testing.assert_allclose(kt.tensor(kt.parm(q, "running_mean")), tm.running_mean.numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(kt.tensor(kt.parm(q, "running_var")), tm.running_var.numpy(), rtol=RTOL, atol=ATOL)
+            tm(*dev([xi], device))
+    np.testing.assert_allclose(kt.tensor(kt.parm(q, "running_mean")), host(tm.running_mean), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(kt.tensor(kt.parm(q, "running_var")), host(tm.running_var), rtol=RTOL, atol=ATOL)
     got = kt.tensor(kt.forward(q, x)) if train else kt.evaluate(q, x)
     tm.train(train)
     with torch.no_grad():
-        ref = tm(torch.from_numpy(x)).numpy()
+        ref = host(tm(*dev([x], device)))
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)
 
 
@@ -186,13 +211,13 @@ ACTS = [
 
 
 @pytest.mark.parametrize("spec,make", [a[1:] for a in ACTS], ids=[a[0] for a in ACTS])
-def test_activation(spec, make):
+def test_activation(spec, make, device):
     x = r(4, 6, seed=7) * 3
-    check(spec, make(), x)
+    check(spec, make(), x, device=device)
 
 
-def test_softmax2d():
-    check("softmax2d", nn.Softmax2d(), r(2, 3, 4, 4))
+def test_softmax2d(device):
+    check("softmax2d", nn.Softmax2d(), r(2, 3, 4, 4), device=device)
 
 
 def seq_parms(q, tm):
@@ -201,61 +226,64 @@ def seq_parms(q, tm):
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers,bi,batchfirst", [(1, False, False), (2, True, False), (2, False, True)])
-def test_recurrent(kind, layers, bi, batchfirst):
+def test_recurrent(kind, layers, bi, batchfirst, device):
     torch.manual_seed(0)
     cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[kind]
     tm = cls(4, 5, layers, batch_first=batchfirst, bidirectional=bi)
     spec = (kind, 4, 5, layers, {"batchfirst": batchfirst, "bi": bi})
     x = r(3, 6, 4, seed=11)
-    check(spec, tm, x)
+    check(spec, tm, x, device=device)
 
 
-def test_rnn_relu_nobias():
+def test_rnn_relu_nobias(device):
     tm = nn.RNN(4, 5, 1, nonlinearity="relu", bias=False)
-    check(("rnn", 4, 5, 1, "relu", False), tm, r(6, 2, 4))
+    check(("rnn", 4, 5, 1, "relu", False), tm, r(6, 2, 4), device=device)
 
 
-def test_gru_with_hidden():
+def test_gru_with_hidden(device):
     tm = nn.GRU(4, 5, 2)
-    check(("gru", 4, 5, 2), tm, r(6, 2, 4), r(2, 2, 5, seed=5))
+    check(("gru", 4, 5, 2), tm, r(6, 2, 4), r(2, 2, 5, seed=5), device=device)
 
 
-def test_lstm_with_hidden_cell():
+def test_lstm_with_hidden_cell(device):
     tm = nn.LSTM(4, 5, 1)
     q = kt.module(("lstm", 4, 5, 1))
     copy_parms(q, tm)
+    kt.to(q, device)
+    tm.to(device)
     x, h, c = r(6, 2, 4), r(1, 2, 5, seed=2), r(1, 2, 5, seed=3)
     got = kt.evaluate(q, x, h, c)
+    xt, ht, ct = dev([x, h, c], device)
     with torch.no_grad():
-        y, (h1, c1) = tm(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(c)))
+        y, (h1, c1) = tm(xt, (ht, ct))
     assert len(got) == 3
     for g, e in zip(got, [y, h1, c1], strict=False):
-        np.testing.assert_allclose(g, e.numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(g, host(e), rtol=RTOL, atol=ATOL)
 
 
-def test_sequential_nested():
+def test_sequential_nested(device):
     spec = kt.seq("sequential", ("linear", 4, 8), "relu",
                   kt.seq("sequential", ("linear", 8, 6), "tanh", ("linear", 6, 3)), ("softmax", 1))
     tm = nn.Sequential(nn.Linear(4, 8), nn.ReLU(),
                        nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 3)), nn.Softmax(1))
-    q = check(spec, tm, X4)
+    q = check(spec, tm, X4, device=device)
     assert kt.parmnames(q) == ["0.weight", "0.bias", "2.0.weight", "2.0.bias", "2.2.weight", "2.2.bias"]
 
 
-def test_sequential_named():
+def test_sequential_named(device):
     spec = kt.seq("sequential", ("linear", "a", 4, 8), "relu", ("linear", "b", 8, 3))
     from collections import OrderedDict
     tm = nn.Sequential(OrderedDict([("a", nn.Linear(4, 8)), ("1", nn.ReLU()), ("b", nn.Linear(8, 3))]))
-    q = check(spec, tm, X4)
+    q = check(spec, tm, X4, device=device)
     assert kt.parmnames(q) == ["a.weight", "a.bias", "b.weight", "b.bias"]
 
 
-def test_sequential_conv_net():
+def test_sequential_conv_net(device):
     spec = kt.seq("sequential", ("conv2d", 1, 4, 3), ("batchnorm2d", 4), "relu", ("maxpool2d", 2),
                   "flatten", ("linear", 36, 5))
     tm = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                        nn.Flatten(), nn.Linear(36, 5))
-    check(spec, tm, r(3, 1, 8, 8))
+    check(spec, tm, r(3, 1, 8, 8), device=device)
 
 
 class Res(nn.Module):
@@ -271,27 +299,30 @@ class Res(nn.Module):
         return a + (getattr(self, "1")(x) if self.two else x)
 
 
-def test_residual_one_child():
+def test_residual_one_child(device):
     spec = kt.seq("residual", kt.seq("sequential", ("linear", 4, 4), "relu"))
     tm = Res(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
-    check(spec, tm, X4)
+    check(spec, tm, X4, device=device)
 
 
-def test_residual_two_children():
+def test_residual_two_children(device):
     spec = kt.seq("residual", kt.seq("sequential", ("linear", 4, 6), "tanh"), ("linear", 4, 6))
     tm = Res(nn.Sequential(nn.Linear(4, 6), nn.Tanh()), nn.Linear(4, 6))
-    check(spec, tm, X4)
+    check(spec, tm, X4, device=device)
 
 
-def test_forward_gradients_match():
+def test_forward_gradients_match(device):
     """Gradients after backward through forward() equal torch's."""
     spec = kt.seq("sequential", ("linear", 4, 8), "tanh", ("linear", 8, 3))
     tm = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
     q = kt.module(spec)
     copy_parms(q, tm)
+    kt.to(q, device)
+    tm.to(device)
     y = kt.forward(q, X4)
+    assert kt.device(y) == device
     s = kt.mean(y)
     kt.backward(s)
-    tm(torch.from_numpy(X4)).mean().backward()
+    tm(*dev([X4], device)).mean().backward()
     for n, p in tm.named_parameters():
-        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), p.grad.numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), host(p.grad), rtol=RTOL, atol=ATOL)

@@ -1,4 +1,11 @@
-"""Oracle tests: ktorch optimizers and gradient clipping against torch.optim / torch.nn.utils."""
+"""Oracle tests: ktorch optimizers and gradient clipping against torch.optim / torch.nn.utils.
+
+Each test runs on every device (the `device` fixture: the CPU, and CUDA where there is one):
+the torch module and data on that device (optimizers built after the move), the ktorch module
+built with the same weights and then moved with `kt.to` (the module, the optimizer or the
+model), its inputs given as numpy (copied to the module's device) and its targets as numpy on
+the CPU, a ktorch tensor on the device otherwise. On CUDA torch.optim's default is its
+multi-tensor (foreach) update, on the CPU the single-tensor one: both within the tolerances."""
 
 import math
 
@@ -20,7 +27,13 @@ X = g.standard_normal((20, 4)).astype(np.float32)
 Y = g.integers(0, 3, 20).astype(np.int64)
 
 
-def mlp(act="relu"):
+def on(a, device):
+    """A numpy array for ktorch on `device`: the array itself on the CPU, else a ktorch tensor."""
+    return a if device == "cpu" else kt.tensor(a, device)
+
+
+def mlp(act="relu", device="cpu"):
+    """A ktorch module on the CPU (the test moves it) and a torch copy of it on `device`."""
     spec = kt.seq("sequential", ("linear", 4, 8), act, ("linear", 8, 3))
     q = kt.module(spec)
     tm = nn.Sequential(nn.Linear(4, 8), nn.ReLU() if act == "relu" else nn.Tanh(), nn.Linear(8, 3))
@@ -29,29 +42,30 @@ def mlp(act="relu"):
     with torch.no_grad():
         for n, p in tm.named_parameters():
             p.copy_(torch.from_numpy(kt.tensor(kt.parm(q, n))))
-    return q, tm
+    return q, tm.to(device)
 
 
 def parms_equal(q, tm, rtol=RTOL, atol=ATOL):
     for n, p in tm.named_parameters():
-        np.testing.assert_allclose(kt.tensor(kt.parm(q, n)), p.detach().numpy(), rtol=rtol, atol=atol, err_msg=n)
+        np.testing.assert_allclose(kt.tensor(kt.parm(q, n)), p.detach().cpu().numpy(), rtol=rtol, atol=atol, err_msg=n)
 
 
-def kt_steps(q, o, steps=STEPS):
+def kt_steps(q, o, steps=STEPS, device="cpu"):
     losses = []
+    y_ = on(Y, device)
     for _ in range(steps):
         kt.zerograd(q)
         y = kt.forward(q, X)
-        lo = kt.ce(y, Y)
+        lo = kt.ce(y, y_)
         losses.append(float(kt.tensor(lo)))
         kt.backward(lo)
         kt.step(o)
     return losses
 
 
-def torch_steps(tm, o, steps=STEPS):
+def torch_steps(tm, o, steps=STEPS, device="cpu"):
     losses = []
-    xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
+    xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
     for _ in range(steps):
         o.zero_grad()
         lo = F.cross_entropy(tm(xt), yt)
@@ -90,30 +104,33 @@ OPTS = [
 
 
 @pytest.mark.parametrize("name,pos,kw,make", OPTS, ids=[o[0] for o in OPTS])
-def test_optimizer(name, pos, kw, make):
-    q, tm = mlp("relu" if len(name) % 2 else "tanh")
+def test_optimizer(name, pos, kw, make, device):
+    q, tm = mlp("relu" if len(name) % 2 else "tanh", device)
+    kt.to(q, device)
     o = kt.opt(name.split("-")[0], q, *pos, **kw)
     to = make(tm.parameters())
-    kl = kt_steps(q, o)
-    tl = torch_steps(tm, to)
+    kl = kt_steps(q, o, device=device)
+    tl = torch_steps(tm, to, device=device)
     np.testing.assert_allclose(kl, tl, rtol=RTOL, atol=ATOL)
     parms_equal(q, tm)
     assert kl[-1] < kl[0]
 
 
-def test_optimizer_lr_query_and_set():
-    q, tm = mlp()
+def test_optimizer_lr_query_and_set(device):
+    q, tm = mlp(device=device)
     o = kt.opt("sgd", q, 0.1, 0.9)
+    kt.to(o, device)
+    assert kt.device(q) == device
     assert kt.lr(o) == [pytest.approx(0.1)]
     kt.lr(o, 0.05)
     assert kt.lr(o) == [pytest.approx(0.05)]
     to = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9)
-    np.testing.assert_allclose(kt_steps(q, o, 10), torch_steps(tm, to, 10), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(kt_steps(q, o, 10, device), torch_steps(tm, to, 10, device), rtol=RTOL, atol=ATOL)
     parms_equal(q, tm)
 
 
-def test_two_groups_different_lr():
-    q, tm = mlp()
+def test_two_groups_different_lr(device):
+    q, tm = mlp(device=device)
     spec = kt.seq("sequential", ("linear", 4, 8), "relu", ("linear", 8, 3))
     del spec
     # group 0: first layer (via the whole module then regrouped is not possible): use tensors
@@ -121,21 +138,24 @@ def test_two_groups_different_lr():
     w2, b2 = kt.parm(q, "2.weight"), kt.parm(q, "2.bias")
     o = kt.opt("adam", kt.vector([w0, b0]), 0.01)
     kt.opt(o, 1, kt.vector([w2, b2]), 0.001)
+    kt.to(o, device)  # the parameters, shared with q, move
+    assert kt.device(o) == kt.device(q) == device
     assert kt.lr(o) == [pytest.approx(0.01), pytest.approx(0.001)]
     to = torch.optim.Adam([{"params": list(tm[0].parameters()), "lr": 0.01},
                            {"params": list(tm[2].parameters()), "lr": 0.001}])
-    np.testing.assert_allclose(kt_steps(q, o, 20), torch_steps(tm, to, 20), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(kt_steps(q, o, 20, device), torch_steps(tm, to, 20, device), rtol=RTOL, atol=ATOL)
     parms_equal(q, tm)
 
 
 @pytest.mark.parametrize("search,act", [(None, "tanh"), ("strong_wolfe", "tanh"), ("strong_wolfe", "relu")])
-def test_lbfgs(search, act):
-    q, tm = mlp(act)
+def test_lbfgs(search, act, device):
+    q, tm = mlp(act, device)
     settings = {"search": search} if search else {}
     o = kt.opt("lbfgs", q, 0.5, 10, **settings)
     m = kt.model(q, kt.loss("ce"), o)
+    kt.to(m, device)
     to = torch.optim.LBFGS(tm.parameters(), lr=0.5, max_iter=10, line_search_fn=search)
-    xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
+    xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
 
     def closure():
         to.zero_grad()
@@ -182,11 +202,12 @@ def lamb_reference(params, grads, state, t, lr=0.001, beta1=0.9, beta2=0.999, ep
     dict(lr=0.02, globalnorm=False, trustclip=False),
     dict(lr=0.05, trustmin=0.1, trustmax=2.0),
 ], ids=["default", "decay", "biased", "noglobal-noclip", "trustrange"])
-def test_lamb(settings):
-    q, tm = mlp("tanh")
+def test_lamb(settings, device):
+    q, tm = mlp("tanh", device)
+    kt.to(q, device)
     o = kt.opt("lamb", q, **settings)
-    kl = kt_steps(q, o, 30)
-    xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
+    kl = kt_steps(q, o, 30, device)
+    xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
     state, tl = {}, []
     params = list(tm.parameters())
     for t in range(1, 31):
@@ -214,26 +235,28 @@ def test_lamb_positional_settings_accepted():
 # ---- clipping
 
 
-def grads_pair(scale=1.0):
-    q, tm = mlp("tanh")
+def grads_pair(scale=1.0, device="cpu"):
+    q, tm = mlp("tanh", device)
+    kt.to(q, device)
     y = kt.forward(q, X * scale)
-    lo = kt.ce(y, Y)
+    lo = kt.ce(y, on(Y, device))
     kt.backward(lo)
-    F.cross_entropy(tm(torch.from_numpy(X * scale)), torch.from_numpy(Y)).backward()
+    F.cross_entropy(tm(torch.from_numpy(X * scale).to(device)), torch.from_numpy(Y).to(device)).backward()
     for n, p in tm.named_parameters():
-        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), p.grad.numpy(), rtol=RTOL, atol=ATOL)
+        assert kt.device(kt.parm(q, n)) == device
+        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), p.grad.cpu().numpy(), rtol=RTOL, atol=ATOL)
     return q, tm
 
 
 def grads_equal(q, tm):
     for n, p in tm.named_parameters():
-        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=n)
+        np.testing.assert_allclose(kt.grad(kt.parm(q, n)), p.grad.cpu().numpy(), rtol=RTOL, atol=ATOL, err_msg=n)
 
 
 @pytest.mark.parametrize("p", [2.0, 1.0, float("inf")])
 @pytest.mark.parametrize("maxnorm", [0.05, 1000.0])
-def test_clip_norm(p, maxnorm):
-    q, tm = grads_pair(5.0)
+def test_clip_norm(p, maxnorm, device):
+    q, tm = grads_pair(5.0, device)
     n = kt.clip(q, maxnorm, p)
     tn = torch.nn.utils.clip_grad_norm_(tm.parameters(), maxnorm, norm_type=p)
     assert isinstance(n, float)
@@ -241,8 +264,8 @@ def test_clip_norm(p, maxnorm):
     grads_equal(q, tm)
 
 
-def test_clip_default_norm_is_2():
-    q, tm = grads_pair(5.0)
+def test_clip_default_norm_is_2(device):
+    q, tm = grads_pair(5.0, device)
     n = kt.clip(q, 0.1)
     tn = torch.nn.utils.clip_grad_norm_(tm.parameters(), 0.1)
     np.testing.assert_allclose(n, tn.item(), rtol=RTOL)
@@ -250,8 +273,8 @@ def test_clip_default_norm_is_2():
 
 
 @pytest.mark.parametrize("value", [0.01, 0.1, 10.0])
-def test_clip_value(value):
-    q, tm = grads_pair(5.0)
+def test_clip_value(value, device):
+    q, tm = grads_pair(5.0, device)
     r = kt.clipv(q, value)
     torch.nn.utils.clip_grad_value_(tm.parameters(), value)
     assert math.isnan(r)
@@ -260,8 +283,8 @@ def test_clip_value(value):
         assert np.abs(kt.grad(kt.parm(q, n))).max() <= value + 1e-7
 
 
-def test_clip_groups():
-    q, tm = grads_pair(5.0)
+def test_clip_groups(device):
+    q, tm = grads_pair(5.0, device)
     w0, b0 = kt.parm(q, "0.weight"), kt.parm(q, "0.bias")
     w2, b2 = kt.parm(q, "2.weight"), kt.parm(q, "2.bias")
     o = kt.opt("sgd", kt.vector([w0, b0]))

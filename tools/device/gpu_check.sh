@@ -8,7 +8,7 @@
 # There (a CUDA machine whose python3 holds torch 2.11.0+cu130; no Rust, no network), from the
 # repository root: `bash tools/device/gpu_check.sh`
 #   1. installs dist/ktorch-*.whl into that python (no index, no dependencies);
-#   2. runs the prebuilt Rust registration tests (a CUDA tensor from a pure-Rust binary);
+#   2. installs pytest and hypothesis from dist/pywheels where missing, and runs the prebuilt Rust registration tests (a CUDA tensor from a pure-Rust binary);
 #   3. runs `pytest -m cuda` over tests/ (the tests marked cuda, see tests/conftest.py);
 #   4. runs `bench/bench.py --gpu-only`: the GPU rows (PyTorch loop, ktorch run, and the Rust floor
 #      from dist/ktorch-floor, else target/release/ktorch-floor, else none, with a note).
@@ -62,6 +62,11 @@ case "${1:-}" in
   cargo test --release -p ktorch-shim --test cuda --test cuda_late --no-run --message-format=json |
     copy_executables
   cargo test --release -p ktorch-core --test cuda --no-run --message-format=json | copy_executables
+  # the GPU machine has no network: pytest (and hypothesis, which a test module imports) as
+  # wheels for its Python 3.12, installed there only where missing
+  rm -rf dist/pywheels
+  "${PY:-python3}" -m pip download -q --only-binary=:all: --python-version 3.12 \
+    --platform manylinux2014_x86_64 -d dist/pywheels pytest hypothesis
   print_command
   exit 0
   ;;
@@ -113,6 +118,13 @@ else
     LD_LIBRARY_PATH=$TORCH_LIB "$t" --nocapture 2>&1 | grep -v '^frame #' || fail "$t"
   done
 fi
+
+step "pytest (from dist/pywheels where the image lacks it)"
+for mod in pytest hypothesis; do
+  if ! "$PY" -c "import $mod" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --find-links dist/pywheels "$mod" || fail "install $mod"
+  fi
+done
 
 step "pytest -m cuda"
 "$PY" -m pytest -m cuda -p no:cacheprovider --continue-on-collection-errors -q tests || fail "pytest -m cuda"
