@@ -15,6 +15,7 @@
 // The FFI calls below are this crate's purpose; each unsafe block says why it is sound.
 #![allow(unsafe_code)]
 
+use std::borrow::Borrow;
 use std::ffi::{c_char, CStr};
 use std::fmt;
 
@@ -50,6 +51,13 @@ extern "C" {
         was_dtype: *mut i32,
     ) -> Msg;
     fn ktorch_foreach_add_scalar_(tensors: Ptrs, n: usize, scalar: f64) -> Msg;
+    fn ktorch_fused_plan(
+        params: Ptrs,
+        n: usize,
+        cpu_only: bool,
+        grads: *mut *mut C_tensor,
+        place: *mut i64,
+    ) -> Msg;
     fn ktorch_fused_sgd_(
         params: Ptrs,
         nparams: usize,
@@ -148,8 +156,8 @@ extern "C" {
 }
 
 /// The `at::Tensor*` of each tensor, to pass as an array with its length.
-fn ptrs(ts: &[Tensor]) -> Vec<*const C_tensor> {
-    ts.iter().map(Tensor::as_ptr).collect()
+fn ptrs<T: Borrow<Tensor>>(ts: &[T]) -> Vec<*const C_tensor> {
+    ts.iter().map(|t| t.borrow().as_ptr()).collect()
 }
 
 /// `Ok` for a null message, else the message as an error (and the message freed).
@@ -235,8 +243,58 @@ fn scalar_type(kind: tch::Kind) -> i32 {
     }
 }
 
+/// Where a parameter goes in a fused optimizer step ([`fused_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// No gradient: the step skips it.
+    NoGrad,
+    /// The per-parameter update: the fused kernels cannot take it.
+    Single,
+    /// The fused call of the n-th (device, dtype) met, in order.
+    Fused(usize),
+}
+
+/// For each parameter, its gradient (None without one) and its [`Slot`], in one call
+/// rather than a dozen reads per parameter. `cpu_only`: the kernels exist on the CPU
+/// alone (adagrad). The fused kernels take float32, float64, float16 and bfloat16
+/// parameters on the CPU or CUDA with dense, contiguous gradients of the same dtype,
+/// device and size.
+pub fn fused_plan(params: &[Tensor], cpu_only: bool) -> Result<(Vec<Option<Tensor>>, Vec<Slot>)> {
+    let p = ptrs(params);
+    let n = p.len();
+    let mut grads: Vec<*mut C_tensor> = vec![std::ptr::null_mut(); n];
+    let mut place = vec![0i64; n];
+    // SAFETY: p holds n pointers to live at::Tensor objects borrowed from `params`; grads
+    // and place have room for n entries each, which the shim fills (grads with new
+    // at::Tensor handles that we own, or NULL; none are left allocated on error).
+    check(unsafe {
+        ktorch_fused_plan(
+            p.as_ptr(),
+            n,
+            cpu_only,
+            grads.as_mut_ptr(),
+            place.as_mut_ptr(),
+        )
+    })?;
+    let grads = grads
+        .into_iter()
+        // SAFETY: a non-null pointer is a new at::Tensor handle the shim gave us to own,
+        // which tch's Tensor frees once on drop.
+        .map(|g| (!g.is_null()).then(|| unsafe { Tensor::from_ptr(g) }))
+        .collect();
+    let slots = place
+        .into_iter()
+        .map(|k| match k {
+            -1 => Slot::NoGrad,
+            k if k >= 0 => Slot::Fused(k as usize),
+            _ => Slot::Single,
+        })
+        .collect();
+    Ok((grads, slots))
+}
+
 /// Sets every tensor's gradient to None (`p.grad = None`), running no op.
-pub fn release_grads(tensors: &[Tensor]) -> Result<()> {
+pub fn release_grads(tensors: &[impl Borrow<Tensor>]) -> Result<()> {
     let t = ptrs(tensors);
     // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
     // for the whole call); the shim resets each one's gradient slot, which the tensor's
@@ -245,7 +303,7 @@ pub fn release_grads(tensors: &[Tensor]) -> Result<()> {
 }
 
 /// `torch._foreach_add_(tensors, scalar)`: adds `scalar` to every tensor in place.
-pub fn foreach_add_scalar_(tensors: &[Tensor], scalar: f64) -> Result<()> {
+pub fn foreach_add_scalar_(tensors: &[impl Borrow<Tensor>], scalar: f64) -> Result<()> {
     let t = ptrs(tensors);
     // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
     // for the whole call); the shim only reads them and catches every C++ exception.
@@ -267,9 +325,9 @@ pub struct SgdSettings {
 /// `bufs` are the momentum buffers (empty when `momentum` is 0); with `is_first_step`
 /// the kernel fills them with the (decayed) gradients, as torch.optim's first step does.
 pub fn fused_sgd_(
-    params: &[Tensor],
-    grads: &[Tensor],
-    bufs: &[Tensor],
+    params: &[impl Borrow<Tensor>],
+    grads: &[impl Borrow<Tensor>],
+    bufs: &[impl Borrow<Tensor>],
     s: &SgdSettings,
     is_first_step: bool,
 ) -> Result<()> {
@@ -323,8 +381,8 @@ pub struct AdamState<'a> {
 
 /// `torch._fused_adam_` (or `_fused_adamw_`): one Adam step for every parameter.
 pub fn fused_adam_(
-    params: &[Tensor],
-    grads: &[Tensor],
+    params: &[impl Borrow<Tensor>],
+    grads: &[impl Borrow<Tensor>],
     st: AdamState<'_>,
     s: &AdamSettings,
 ) -> Result<()> {
@@ -376,10 +434,10 @@ pub struct AdagradSettings {
 /// `torch._fused_adagrad_`: one Adagrad step for every parameter (libtorch has a CPU
 /// kernel only). `steps` as for [`fused_adam_`].
 pub fn fused_adagrad_(
-    params: &[Tensor],
-    grads: &[Tensor],
-    sums: &[Tensor],
-    steps: &[Tensor],
+    params: &[impl Borrow<Tensor>],
+    grads: &[impl Borrow<Tensor>],
+    sums: &[impl Borrow<Tensor>],
+    steps: &[impl Borrow<Tensor>],
     s: &AdagradSettings,
 ) -> Result<()> {
     let (p, g, sm, k) = (ptrs(params), ptrs(grads), ptrs(sums), ptrs(steps));
@@ -419,11 +477,11 @@ pub struct RmspropSettings {
 /// `centered` (else empty), `bufs` (momentum buffers, zero at first) when `momentum > 0`
 /// (else empty). Step counts are the caller's.
 pub fn foreach_rmsprop_(
-    params: &[Tensor],
-    grads: &[Tensor],
-    square_avgs: &[Tensor],
-    grad_avgs: &[Tensor],
-    bufs: &[Tensor],
+    params: &[impl Borrow<Tensor>],
+    grads: &[impl Borrow<Tensor>],
+    square_avgs: &[impl Borrow<Tensor>],
+    grad_avgs: &[impl Borrow<Tensor>],
+    bufs: &[impl Borrow<Tensor>],
     s: &RmspropSettings,
 ) -> Result<()> {
     let (p, g, sq, ga, b) = (
@@ -502,8 +560,8 @@ pub struct LambState<'a> {
 /// with `_foreach_*` ops: gradients divided by `clip` (rule 1's `max(n, 1)`) when given,
 /// the trust ratios computed for all parameters at once. Step counts are the caller's.
 pub fn foreach_lamb_(
-    params: &[Tensor],
-    grads: &[Tensor],
+    params: &[impl Borrow<Tensor>],
+    grads: &[impl Borrow<Tensor>],
     st: LambState<'_>,
     clip: Option<&Tensor>,
     s: &LambSettings,

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstring>
 #include <exception>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -132,6 +133,60 @@ char *ktorch_autocast(bool cuda, bool on, int dtype, bool *was_on, int *was_dtyp
       at::autocast::set_autocast_dtype(dev, static_cast<at::ScalarType>(dtype));
     }
   });
+}
+
+// Where each of n parameters goes in a fused optimizer step, in one call: where[i] is -1 for
+// a parameter without gradient, -2 for one the fused kernels cannot take (a dtype other than
+// float32/float64/float16/bfloat16, a device without the kernels (CUDA when cpu_only), a
+// sparse parameter or gradient, a gradient of another dtype, device or size, a non-contiguous
+// parameter or gradient), else the index of its (device, dtype) among those met first to last.
+// grads[i] is a new handle to the gradient (the caller frees it) or NULL without one. On error
+// no handle is left allocated.
+char *ktorch_fused_plan(const at::Tensor *const *params, size_t n, bool cpu_only,
+                        at::Tensor **grads, int64_t *where) {
+  for (size_t i = 0; i < n; ++i) {
+    grads[i] = nullptr;
+  }
+  char *msg = guard([&] {
+    std::vector<std::pair<at::Device, at::ScalarType>> keys;
+    for (size_t i = 0; i < n; ++i) {
+      TORCH_CHECK(params[i] != nullptr && params[i]->defined(), "params[", i, "]: undefined");
+      const at::Tensor &p = *params[i];
+      const at::Tensor &g = p.grad();
+      if (!g.defined()) {
+        where[i] = -1;
+        continue;
+      }
+      grads[i] = new at::Tensor(g);
+      const auto st = p.scalar_type();
+      const auto dev = p.device();
+      const bool ok =
+          (st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16) &&
+          (dev.is_cpu() || (dev.is_cuda() && !cpu_only)) && p.layout() == at::kStrided &&
+          g.layout() == at::kStrided && g.scalar_type() == st && g.device() == dev &&
+          g.sizes() == p.sizes() && p.is_contiguous() && g.is_contiguous();
+      if (!ok) {
+        where[i] = -2;
+        continue;
+      }
+      const auto key = std::make_pair(dev, st);
+      size_t k = 0;
+      while (k < keys.size() && keys[k] != key) {
+        ++k;
+      }
+      if (k == keys.size()) {
+        keys.push_back(key);
+      }
+      where[i] = static_cast<int64_t>(k);
+    }
+  });
+  if (msg != nullptr) {
+    for (size_t i = 0; i < n; ++i) {
+      delete grads[i];
+      grads[i] = nullptr;
+    }
+  }
+  return msg;
 }
 
 // at::_foreach_add_(tensors, scalar); nothing for an empty list

@@ -2,6 +2,9 @@ use tch::{Kind, Tensor};
 
 use super::*;
 
+/// No tensors.
+const NONE: &[Tensor] = &[];
+
 fn t(v: &[f32]) -> Tensor {
     Tensor::from_slice(v)
 }
@@ -23,7 +26,7 @@ fn foreach_add_adds_to_each() {
     foreach_add_scalar_(&ts, 1.5).expect("foreach add");
     assert_eq!(Vec::<f32>::try_from(&ts[0]).expect("vec"), vec![2.5, 3.5]);
     assert_eq!(Vec::<f32>::try_from(&ts[1]).expect("vec"), vec![4.5]);
-    foreach_add_scalar_(&[], 1.0).expect("empty list");
+    foreach_add_scalar_(NONE, 1.0).expect("empty list");
 }
 
 #[test]
@@ -31,7 +34,7 @@ fn fused_sgd_plain_step() {
     let _g = tch::no_grad_guard();
     let p = [t(&[1.0, -2.0])];
     let g = [t(&[0.5, 0.25])];
-    fused_sgd_(&p, &g, &[], &sgd(0.1), false).expect("sgd");
+    fused_sgd_(&p, &g, NONE, &sgd(0.1), false).expect("sgd");
     assert_eq!(
         Vec::<f32>::try_from(&p[0]).expect("vec"),
         vec![0.95, -2.025]
@@ -62,7 +65,7 @@ fn mismatched_lengths_are_errors_not_aborts() {
     let _g = tch::no_grad_guard();
     let p = [t(&[1.0]), t(&[2.0])];
     let g = [t(&[1.0])];
-    let e = fused_sgd_(&p, &g, &[], &sgd(0.1), false).expect_err("lengths differ");
+    let e = fused_sgd_(&p, &g, NONE, &sgd(0.1), false).expect_err("lengths differ");
     assert!(!e.0.is_empty());
     let steps = [Tensor::zeros([], (Kind::Float, tch::Device::Cpu))];
     let e = fused_adagrad_(
@@ -145,7 +148,7 @@ fn fused_adam_first_step() {
 
 #[test]
 fn empty_lists_do_nothing() {
-    fused_sgd_(&[], &[], &[], &sgd(0.1), false).expect("no parameters");
+    fused_sgd_(NONE, NONE, NONE, &sgd(0.1), false).expect("no parameters");
     let s = AdagradSettings {
         lr: 0.1,
         lr_decay: 0.0,
@@ -153,7 +156,7 @@ fn empty_lists_do_nothing() {
         eps: 1e-10,
         maximize: false,
     };
-    fused_adagrad_(&[], &[], &[], &[], &s).expect("no parameters");
+    fused_adagrad_(NONE, NONE, NONE, NONE, &s).expect("no parameters");
 }
 
 #[test]
@@ -161,7 +164,7 @@ fn non_contiguous_and_undersized_are_errors() {
     let _g = tch::no_grad_guard();
     let p = [Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu)).tr()];
     let g = [Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))];
-    let e = fused_sgd_(&p, &g, &[], &sgd(0.1), false).expect_err("transposed parameter");
+    let e = fused_sgd_(&p, &g, NONE, &sgd(0.1), false).expect_err("transposed parameter");
     assert!(e.0.contains("contiguous"), "{e}");
     // a momentum buffer smaller than its parameter would be read past its end
     let p = [t(&[1.0, 2.0, 3.0])];
@@ -191,7 +194,7 @@ fn foreach_rmsprop_step_and_errors() {
         momentum: 0.0,
         centered: false,
     };
-    foreach_rmsprop_(&p, &g, &sq, &[], &[], &s).expect("rmsprop");
+    foreach_rmsprop_(&p, &g, &sq, NONE, NONE, &s).expect("rmsprop");
     // square_avg = .25 * .25 = .0625, p -= .1 * .5 / .25
     assert_eq!(
         Vec::<f32>::try_from(&sq[0]).expect("vec"),
@@ -202,7 +205,7 @@ fn foreach_rmsprop_step_and_errors() {
         centered: true,
         ..s
     };
-    let e = foreach_rmsprop_(&p, &g, &sq, &[], &[], &centered).expect_err("no grad_avgs");
+    let e = foreach_rmsprop_(&p, &g, &sq, NONE, NONE, &centered).expect_err("no grad_avgs");
     assert!(e.0.contains("grad_avgs"), "{e}");
 }
 
@@ -278,8 +281,8 @@ fn foreach_lamb_step_and_errors() {
     let e = foreach_lamb_(&p, &g[..1], st, None, &s).expect_err("one gradient");
     assert!(e.0.contains("grads"), "{e}");
     foreach_lamb_(
-        &[],
-        &[],
+        NONE,
+        NONE,
         LambState {
             exp_avgs: &[],
             exp_avg_sqs: &[],
@@ -289,4 +292,43 @@ fn foreach_lamb_step_and_errors() {
         &s,
     )
     .expect("no parameters");
+}
+
+#[test]
+fn fused_plan_reads_every_gradient_and_sorts_the_parameters() {
+    let with_grad = |p: Tensor| {
+        let p = p.set_requires_grad(true);
+        p.sum(p.kind()).backward();
+        p
+    };
+    let f = with_grad(t(&[1.0, 2.0]));
+    let none = t(&[3.0]).set_requires_grad(true);
+    let d = with_grad(Tensor::from_slice(&[1.0f64, 2.0]));
+    // a transposed (non-contiguous) parameter goes to the per-parameter update
+    let nc = Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu))
+        .tr()
+        .set_requires_grad(true);
+    nc.sum(Kind::Float).backward();
+    let f2 = with_grad(t(&[5.0]));
+    let ps = [f, none, d, nc, f2];
+    let (grads, slots) = fused_plan(&ps, false).expect("plan");
+    assert_eq!(
+        slots,
+        vec![
+            Slot::Fused(0),
+            Slot::NoGrad,
+            Slot::Fused(1),
+            Slot::Single,
+            Slot::Fused(0)
+        ]
+    );
+    assert!(grads[1].is_none());
+    for (g, p) in grads.iter().zip(&ps) {
+        if let Some(g) = g {
+            assert_eq!(g.size(), p.size());
+            assert_eq!(g.double_value(&vec![0i64; p.dim()]), 1.0);
+        }
+    }
+    let (g, s) = fused_plan(NONE, false).expect("nothing");
+    assert!(g.is_empty() && s.is_empty());
 }

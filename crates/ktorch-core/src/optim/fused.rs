@@ -9,42 +9,19 @@
 //! a dtype other than float16/bfloat16/float32/float64, a device without the kernel, or a
 //! non-contiguous parameter or gradient. Parameters without gradients are skipped, as before.
 
-use tch::{Device, Kind, Tensor};
+use ktorch_shim::Slot;
+use tch::Tensor;
 
-use super::ops::{grad_of, ParamState};
+use super::ops::ParamState;
 use crate::error::Result;
 
 /// Parameters of one device and dtype for one fused call: their indices in the group,
 /// the parameters and their gradients.
 #[derive(Debug, Default)]
-pub(super) struct Bucket {
+pub(super) struct Bucket<'a> {
     pub(super) idx: Vec<usize>,
-    pub(super) params: Vec<Tensor>,
+    pub(super) params: Vec<&'a Tensor>,
     pub(super) grads: Vec<Tensor>,
-}
-
-/// Where the fused kernels run: CPU and CUDA, or (`cpu_only`, adagrad) CPU only.
-fn fusable_device(d: Device, cpu_only: bool) -> bool {
-    match d {
-        Device::Cpu => true,
-        Device::Cuda(_) => !cpu_only,
-        _ => false,
-    }
-}
-
-/// Whether parameter `p` with gradient `g` can go to a fused kernel.
-fn fusable(p: &Tensor, g: &Tensor, cpu_only: bool) -> bool {
-    matches!(
-        p.kind(),
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    ) && fusable_device(p.device(), cpu_only)
-        && !g.is_sparse()
-        && !p.is_sparse()
-        && g.kind() == p.kind()
-        && g.device() == p.device()
-        && g.size() == p.size()
-        && p.is_contiguous()
-        && g.is_contiguous()
 }
 
 /// One optimizer step over `params`: `many` for each bucket of parameters the fused
@@ -67,32 +44,28 @@ pub(super) fn step_split(
 }
 
 /// The parameters with gradients of a group: buckets of one device and dtype for the
-/// fused kernels, and the indices of the parameters for the per-parameter update.
-pub(super) fn split(params: &[Tensor], cpu_only: bool) -> Result<(Vec<Bucket>, Vec<usize>)> {
-    let mut buckets: Vec<((Device, Kind), Bucket)> = Vec::new();
+/// fused kernels, and the indices of the parameters for the per-parameter update. One
+/// shim call reads every gradient and decides ([`ktorch_shim::fused_plan`]).
+pub(super) fn split(params: &[Tensor], cpu_only: bool) -> Result<(Vec<Bucket<'_>>, Vec<usize>)> {
+    let (grads, slots) = ktorch_shim::fused_plan(params, cpu_only)?;
+    let mut buckets: Vec<Bucket<'_>> = Vec::new();
     let mut rest = Vec::new();
-    for (i, p) in params.iter().enumerate() {
-        let Some(g) = grad_of(p)? else {
-            continue;
-        };
-        if !fusable(p, &g, cpu_only) {
-            rest.push(i);
-            continue;
-        }
-        let key = (p.device(), p.kind());
-        let j = match buckets.iter().position(|(k, _)| *k == key) {
-            Some(j) => j,
-            None => {
-                buckets.push((key, Bucket::default()));
-                buckets.len() - 1
+    for (i, ((p, g), slot)) in params.iter().zip(grads).zip(slots).enumerate() {
+        match (slot, g) {
+            (Slot::Fused(k), Some(g)) => {
+                if buckets.len() <= k {
+                    buckets.resize_with(k + 1, Bucket::default);
+                }
+                let b = &mut buckets[k];
+                b.idx.push(i);
+                b.params.push(p);
+                b.grads.push(g);
             }
-        };
-        let b = &mut buckets[j].1;
-        b.idx.push(i);
-        b.params.push(p.shallow_clone());
-        b.grads.push(g);
+            (Slot::Single, _) => rest.push(i),
+            _ => {}
+        }
     }
-    Ok((buckets.into_iter().map(|(_, b)| b).collect(), rest))
+    Ok((buckets, rest))
 }
 
 /// The step tensors of a bucket's parameters (0-dim float32 on their device, holding

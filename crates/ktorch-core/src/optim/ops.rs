@@ -31,6 +31,19 @@ impl ParamState {
         Ok(t)
     }
 
+    /// Whether buffer `name` exists.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.buffers.iter().any(|(k, _)| *k == name)
+    }
+
+    /// The buffer `name` if it exists, borrowed (no new handle).
+    pub(super) fn get_ref(&self, name: &str) -> Option<&Tensor> {
+        self.buffers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, t)| t)
+    }
+
     /// The buffer `name` if it exists.
     pub(super) fn get(&self, name: &str) -> Option<Tensor> {
         self.buffers

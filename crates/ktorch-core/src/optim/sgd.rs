@@ -91,37 +91,41 @@ impl Sgd {
             return Ok(ktorch_shim::fused_sgd_(
                 &b.params,
                 &b.grads,
-                &[],
+                &[] as &[Tensor],
                 &s,
                 false,
             )?);
         }
-        // (params, grads, buffers) of the parameters with a buffer, and of those without
-        let mut old: [Vec<Tensor>; 3] = Default::default();
-        let mut new: [Vec<Tensor>; 3] = Default::default();
-        for ((&i, p), g) in b.idx.iter().zip(&b.params).zip(&b.grads) {
-            let part = match state[i].get("momentum_buffer") {
-                Some(buf) => {
-                    old[2].push(buf);
-                    &mut old
-                }
-                None => {
-                    let buf = g.f_empty_like()?;
-                    state[i].set("momentum_buffer", buf.shallow_clone());
-                    new[2].push(buf);
-                    &mut new
-                }
-            };
-            part[0].push(p.shallow_clone());
-            part[1].push(g.shallow_clone());
+        // the parameters without a buffer yet get one, and a call of their own
+        let fresh: Vec<usize> = (0..b.idx.len())
+            .filter(|&k| !state[b.idx[k]].has("momentum_buffer"))
+            .collect();
+        if !fresh.is_empty() {
+            let (mut np, mut ng, mut nb) = (Vec::new(), Vec::new(), Vec::new());
+            for &k in &fresh {
+                let buf = b.grads[k].f_empty_like()?;
+                nb.push(buf.shallow_clone());
+                state[b.idx[k]].set("momentum_buffer", buf);
+                np.push(b.params[k]);
+                ng.push(&b.grads[k]);
+            }
+            ktorch_shim::fused_sgd_(&np, &ng, &nb, &s, true)?;
         }
-        let [op, og, ob] = &old;
-        let [np, ng, nb] = &new;
-        if !op.is_empty() {
-            ktorch_shim::fused_sgd_(op, og, ob, &s, false)?;
-        }
-        if !np.is_empty() {
-            ktorch_shim::fused_sgd_(np, ng, nb, &s, true)?;
+        if fresh.len() < b.idx.len() {
+            let (mut op, mut og, mut ob) = (Vec::new(), Vec::new(), Vec::new());
+            for (k, &i) in b.idx.iter().enumerate() {
+                if fresh.contains(&k) {
+                    continue;
+                }
+                op.push(b.params[k]);
+                og.push(&b.grads[k]);
+                ob.push(
+                    state[i]
+                        .get_ref("momentum_buffer")
+                        .ok_or_else(|| crate::error::invalid("momentum buffer missing"))?,
+                );
+            }
+            ktorch_shim::fused_sgd_(&op, &og, &ob, &s, false)?;
         }
         Ok(())
     }
