@@ -36,6 +36,9 @@ from ktorch._ktorch import (
     addref as addref,
 )
 from ktorch._ktorch import (
+    avgparms as avgparms,
+)
+from ktorch._ktorch import (
     backstep as backstep,
 )
 from ktorch._ktorch import (
@@ -48,10 +51,31 @@ from ktorch._ktorch import (
     batchinit as batchinit,
 )
 from ktorch._ktorch import (
+    buffernames as buffernames,
+)
+from ktorch._ktorch import (
+    buffers as buffers,
+)
+from ktorch._ktorch import (
+    child as child,
+)
+from ktorch._ktorch import (
+    childnames as childnames,
+)
+from ktorch._ktorch import (
+    children as children,
+)
+from ktorch._ktorch import (
     clip as clip,
 )
 from ktorch._ktorch import (
     clipv as clipv,
+)
+from ktorch._ktorch import (
+    clone as clone,
+)
+from ktorch._ktorch import (
+    copyparms as copyparms,
 )
 from ktorch._ktorch import (
     copyto as copyto,
@@ -142,6 +166,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     parmnames as parmnames,
+)
+from ktorch._ktorch import (
+    parms as parms,
 )
 from ktorch._ktorch import (
     restore as restore,
@@ -418,6 +445,15 @@ __all__ = [
     "unfreeze",
     "gradflag",
     "parm",
+    "parms",
+    "buffers",
+    "buffernames",
+    "childnames",
+    "children",
+    "child",
+    "clone",
+    "copyparms",
+    "avgparms",
     "loss",
     "opt",
     "lr",

@@ -46,6 +46,15 @@ __all__ = [
     "module",
     "parmnames",
     "parm",
+    "parms",
+    "buffers",
+    "buffernames",
+    "childnames",
+    "children",
+    "child",
+    "clone",
+    "copyparms",
+    "avgparms",
     "loss",
     "_lossfn",
     "_loss_types",
@@ -457,6 +466,81 @@ def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | N
 
     The named parameter as a Tensor sharing its storage (writing to it changes the
     module); with `value` (array, list or Tensor of the same shape), copies it in.
+    """
+
+def parms(m: Module | Model, child: str | int | None = None) -> Dict:
+    """parms(m) -> Dict
+    parms(m, child) -> Dict
+
+    The parameters of a module (or model's module), or of its child named `child` (a
+    dotted path, or a position among the direct children), as a Dict sharing them:
+    writing to a member changes the module, `freeze` shows in `gradflag`.
+    """
+
+def buffers(m: Module | Model, child: str | int | None = None) -> Dict:
+    """buffers(m) -> Dict
+    buffers(m, child) -> Dict
+
+    The buffers of a module (batchnorm's running_mean, running_var, num_batches_tracked),
+    or of its child, as a Dict sharing them.
+    """
+
+def buffernames(m: Module | Model, child: str | int | None = None) -> list[str]:
+    """buffernames(m) -> list of str
+    buffernames(m, child) -> list of str
+
+    The buffer names of a module, or of its child and below.
+    """
+
+def childnames(m: Module | Model, child: str | int | None = None) -> list[str]:
+    """childnames(m) -> list of str
+    childnames(m, child) -> list of str
+
+    The names of a module's direct children, or of its child's direct children.
+    """
+
+def children(m: Module | Model, child: str | int | None = None) -> builtins.dict[str, Module]:
+    """children(m) -> dict of str to Module
+    children(m, child) -> dict of str to Module
+
+    The direct children of a module (or of its child) by name, each a Module sharing
+    the parent's parameters and buffers (and its lock).
+    """
+
+def child(m: Module | Model, child: str | int) -> Module:
+    """child(m, child) -> Module
+
+    One child of a module by dotted path (`"encoder.layers.0"`) or position, as a Module
+    sharing the parent's parameters and buffers (and its lock).
+    """
+
+def clone(h: Tensor | Vector | Dict | Module | Loss) -> Any:
+    """clone(h) -> handle
+
+    A deep copy: a Module with its settings, training flag and every parameter and
+    buffer copied to new memory; a Loss with its weights copied; a Tensor, Vector or
+    Dict with each member copied (gradient flags kept). Nothing is shared with `h`.
+    """
+
+def copyparms(m: Module | Model, d: Dict | builtins.dict[str, Any] | None = None) -> Any:
+    """copyparms(m) -> Dict
+    copyparms(m, d) -> dict of str to bool
+
+    With a module (or model): a Dict of copies of its parameters (new memory, no
+    gradients), to average into or to restore later. With a Dict (or a dict of arrays)
+    as well: copies its members into the parameters of the same names, each of the
+    parameter's size or one that broadcasts to it (a scalar resets a whole array), and
+    returns each parameter's name and whether it was copied; other names are ignored.
+    Sizes are checked before any parameter changes.
+    """
+
+def avgparms(m: Module | Model, d: Dict) -> int:
+    """avgparms(m, d) -> int
+
+    Weight averaging: adds the module's (or model's) current parameters to the running
+    average kept in Dict `d` (made by `copyparms(m)`), in place, and counts them in its
+    member `.n` (added on the first call; the copy counts as the first value). Returns
+    the count.
     """
 
 def loss(*args: Any, **options: Any) -> Any:

@@ -62,6 +62,7 @@ mod loss;
 mod module;
 mod objects;
 mod opt;
+mod parms;
 mod run;
 mod tensor;
 
@@ -118,6 +119,15 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(module::module, m)?)?;
     m.add_function(wrap_pyfunction!(module::parmnames, m)?)?;
     m.add_function(wrap_pyfunction!(module::parm, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::parms, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::buffernames, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::childnames, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::children, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::child, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::clone, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::copyparms, m)?)?;
+    m.add_function(wrap_pyfunction!(parms::avgparms, m)?)?;
     m.add_function(wrap_pyfunction!(loss::loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_lossfn, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_loss_types, m)?)?;

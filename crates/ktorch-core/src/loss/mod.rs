@@ -229,6 +229,17 @@ impl Loss {
             .collect()
     }
 
+    /// A deep copy (`clone`): the same settings, its weights copied to new memory.
+    pub fn deep_clone(&self) -> Result<Loss> {
+        let mut l = self.clone();
+        if let Some(w) = l.set.weight_mut() {
+            if let Some(t) = w.as_ref() {
+                *w = Some(t.f_detach_copy()?);
+            }
+        }
+        Ok(l)
+    }
+
     /// The loss's weight tensors (class weights, bce's positive weights), where set.
     pub fn weights(&self) -> Vec<Tensor> {
         self.movable()

@@ -199,7 +199,7 @@ impl Setting {
         }
     }
 
-    fn weight_mut(&mut self) -> Option<&mut Option<Tensor>> {
+    pub(super) fn weight_mut(&mut self) -> Option<&mut Option<Tensor>> {
         match self {
             Setting::Ce { weight, .. }
             | Setting::Nll { weight, .. }

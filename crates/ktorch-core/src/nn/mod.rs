@@ -23,6 +23,16 @@ use crate::value::Value;
 
 pub use spec::Spec;
 
+/// Whether a tensor of size `from` broadcasts to size `to` (numpy's rule, one way).
+pub(crate) fn broadcasts(from: &[i64], to: &[i64]) -> bool {
+    from.len() <= to.len()
+        && from
+            .iter()
+            .rev()
+            .zip(to.iter().rev())
+            .all(|(a, b)| a == b || *a == 1)
+}
+
 /// A forward function written outside the core (a Python callable): it gets
 /// the callback module (for its parameters) and the inputs. Any closure of
 /// that shape is one; a type of its own can be found again with
@@ -406,6 +416,156 @@ impl Module {
             ktorch_shim::release_grads(&ts)?;
         }
         Ok(())
+    }
+
+    /// The child at `path`: names joined by dots (`encoder.layers.0`), each a
+    /// child's name or its position among its parent's children.
+    pub fn child(&self, path: &str) -> Result<&Module> {
+        let mut m = self;
+        for part in path.split('.') {
+            let found = m.children.iter().find(|(k, _)| k == part).map(|(_, c)| c);
+            let found = found.or_else(|| {
+                part.parse::<usize>()
+                    .ok()
+                    .and_then(|i| m.children.get(i).map(|(_, c)| c))
+            });
+            m = found.ok_or_else(|| {
+                let known: Vec<&str> = m.children.iter().map(|(k, _)| k.as_str()).collect();
+                invalid(if known.is_empty() {
+                    format!("no child `{path}`: module `{}` has no children", m.kind)
+                } else {
+                    crate::error::unrecognized("child name", "child", part, &known)
+                })
+            })?;
+        }
+        Ok(m)
+    }
+
+    /// A deep copy (`clone`): the same tree, settings, training flag and gradient
+    /// flags, with every parameter and buffer copied to new memory.
+    pub fn deep_clone(&self) -> Result<Module> {
+        let copy = |ts: &[(String, Tensor)]| -> Result<Vec<(String, Tensor)>> {
+            let _g = tch::no_grad_guard();
+            ts.iter()
+                .map(|(k, t)| {
+                    let c = if t.defined() {
+                        t.f_detach_copy()?.f_set_requires_grad(t.requires_grad())?
+                    } else {
+                        Tensor::new()
+                    };
+                    Ok((k.clone(), c))
+                })
+                .collect()
+        };
+        Ok(Module {
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            params: copy(&self.params)?,
+            buffers: copy(&self.buffers)?,
+            children: self
+                .children
+                .iter()
+                .map(|(k, c)| Ok((k.clone(), c.deep_clone()?)))
+                .collect::<Result<_>>()?,
+            training: self.training,
+            layer: self.layer.clone_box(),
+        })
+    }
+
+    /// Copies values into the parameters of the same names (`copyparms(m, d)`), each
+    /// of the parameter's size or one that broadcasts to it (a scalar resets a whole
+    /// array); names that are not parameters are ignored. Returns each parameter's
+    /// name and whether a value was copied into it. Every value is checked before any
+    /// parameter changes.
+    pub fn copy_params(&self, values: &[(String, Tensor)]) -> Result<Vec<(String, bool)>> {
+        let ps = self.named_parameters();
+        let mut plan = Vec::new();
+        for (k, p) in &ps {
+            let Some((_, v)) = values.iter().find(|(n, _)| n == k) else {
+                continue;
+            };
+            crate::tensor::kinds::check(v)?;
+            if !broadcasts(&v.size(), &p.size()) {
+                return Err(invalid(format!(
+                    "parameter `{k}` has size {:?}, given {:?}, which does not broadcast to it",
+                    p.size(),
+                    v.size()
+                )));
+            }
+            let v = v.f_to_device_(p.device(), p.f_kind()?, false, false)?;
+            plan.push((p.shallow_clone(), v));
+        }
+        let _g = tch::no_grad_guard();
+        for (p, v) in &plan {
+            p.shallow_clone().f_copy_(v)?;
+        }
+        Ok(ps
+            .into_iter()
+            .map(|(k, _)| {
+                let hit = values.iter().any(|(n, _)| *n == k);
+                (k, hit)
+            })
+            .collect())
+    }
+
+    /// Adds the parameters to the running average kept in dictionary `avg`
+    /// (`avgparms(m, d)`, weight averaging): member `.n` counts the values averaged
+    /// (1 when absent: the dictionary then holds one copy, as `copyparms` makes it),
+    /// each member named as a parameter moves to `avg + (p - avg) / (n + 1)` in place.
+    /// Returns the new count. Sizes are checked before any member changes.
+    pub fn average_params(&self, avg: &mut crate::tensor::Tensors) -> Result<i64> {
+        const N: &str = ".n";
+        if avg.class() != crate::tensor::Class::Dict {
+            return Err(invalid(
+                "expecting a dictionary of parameters to average into",
+            ));
+        }
+        let n = match avg.names().iter().position(|k| k == N) {
+            Some(i) => {
+                let v = avg.items()[i].f_double_value(&[])?;
+                if !(v.is_finite() && v >= 1.0 && v.fract() == 0.0) {
+                    return Err(invalid(format!(
+                        "`.n` must count the values averaged, given {v}"
+                    )));
+                }
+                v as i64
+            }
+            None => 1,
+        };
+        let ps = self.named_parameters();
+        let mut pairs = Vec::new();
+        for (k, p) in &ps {
+            if let Some(i) = avg.names().iter().position(|n| n == k) {
+                let a = &avg.items()[i];
+                if a.size() != p.size() || !a.is_floating_point() {
+                    return Err(invalid(format!(
+                        "`{k}`: the average has size {:?} and dtype {}, the parameter {:?}",
+                        a.size(),
+                        crate::tensor::kind_name(a.f_kind()?),
+                        p.size()
+                    )));
+                }
+                pairs.push((a.shallow_clone(), p.shallow_clone()));
+            }
+        }
+        let _g = tch::no_grad_guard();
+        let w = 1.0 / (n + 1) as f64;
+        for (a, p) in &pairs {
+            let p = p.f_to_device_(a.device(), a.f_kind()?, false, false)?;
+            let _ = a.shallow_clone().f_add_(&p.f_sub(a)?.f_mul_scalar(w)?)?;
+        }
+        let count = Tensor::from((n + 1) as f64);
+        avg.insert(N, count)?;
+        Ok(n + 1)
+    }
+
+    /// Copies of the parameters (`copyparms(m)`): new memory, no gradients.
+    pub fn copy_of_params(&self) -> Result<Vec<(String, Tensor)>> {
+        let _g = tch::no_grad_guard();
+        self.named_parameters()
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.f_detach_copy()?)))
+            .collect()
     }
 
     /// Each parameter's name and whether it takes gradients (`gradflag`).

@@ -190,6 +190,27 @@ impl Tensors {
         self.items = items;
     }
 
+    /// Sets dictionary member `name` to `t`, adding it at the end if new (dictionaries
+    /// only; refused while batching).
+    pub fn insert(&mut self, name: &str, t: Tensor) -> Result<()> {
+        if self.class != Class::Dict {
+            return Err(invalid("members are added by name to dictionaries only"));
+        }
+        if self.batching() {
+            return Err(invalid(
+                "cannot add a member while batching: restore the full size first",
+            ));
+        }
+        match self.names.iter().position(|k| k == name) {
+            Some(i) => self.items[i] = t,
+            None => {
+                self.names.push(name.to_string());
+                self.items.push(t);
+            }
+        }
+        Ok(())
+    }
+
     /// The size along `dim` shared by every member, or an error naming the mismatch.
     pub fn common_size(&self, dim: i64) -> Result<i64> {
         common_size(self.full(), dim)
