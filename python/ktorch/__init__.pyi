@@ -129,6 +129,9 @@ from ktorch._ktorch import (
     input as input,
 )
 from ktorch._ktorch import (
+    load as load,
+)
+from ktorch._ktorch import (
     loss as loss,
 )
 from ktorch._ktorch import (
@@ -175,6 +178,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     run as run,
+)
+from ktorch._ktorch import (
+    save as save,
 )
 from ktorch._ktorch import (
     seed as seed,
@@ -454,6 +460,8 @@ __all__ = [
     "clone",
     "copyparms",
     "avgparms",
+    "save",
+    "load",
     "loss",
     "opt",
     "lr",

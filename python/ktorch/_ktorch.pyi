@@ -1,6 +1,7 @@
 """Type stubs and documentation for the native module ktorch._ktorch."""
 
 import builtins
+import os
 from collections.abc import Callable
 from typing import Any, final, overload
 
@@ -55,6 +56,8 @@ __all__ = [
     "clone",
     "copyparms",
     "avgparms",
+    "save",
+    "load",
     "loss",
     "_lossfn",
     "_loss_types",
@@ -541,6 +544,25 @@ def avgparms(m: Module | Model, d: Dict) -> int:
     average kept in Dict `d` (made by `copyparms(m)`), in place, and counts them in its
     member `.n` (added on the first call; the copy counts as the first value). Returns
     the count.
+    """
+
+def save(h: Module | Model, path: str | os.PathLike[str]) -> None:
+    """save(h, path) -> None
+
+    Saves a module (or a model's module) to a checkpoint file: one safetensors file
+    with every parameter and buffer, and the module's spec, training flags and frozen
+    parameters as JSON metadata. The write is atomic: a temporary file beside `path`,
+    synced, then renamed over it, so an interrupted save leaves any old file whole.
+    Callback modules cannot be saved (their forward is a Python function).
+    """
+
+def load(path: str | os.PathLike[str]) -> Module:
+    """load(path) -> Module
+
+    Loads a module saved by `save`: built again from its recorded spec (nothing in the
+    file is run), then every parameter and buffer copied in after checking that the
+    file has each one with the same shape. A truncated, damaged, foreign or newer file
+    raises KtorchError naming the problem.
     """
 
 def loss(*args: Any, **options: Any) -> Any:

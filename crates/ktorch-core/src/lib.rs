@@ -49,6 +49,7 @@
 pub(crate) mod amp;
 pub mod args;
 pub mod autograd;
+pub mod checkpoint;
 pub mod clip;
 pub mod device;
 pub mod error;

@@ -56,6 +56,7 @@ mod convert;
 mod data;
 mod device;
 mod errors;
+mod files;
 mod gate;
 mod handles;
 mod loss;
@@ -128,6 +129,8 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parms::clone, m)?)?;
     m.add_function(wrap_pyfunction!(parms::copyparms, m)?)?;
     m.add_function(wrap_pyfunction!(parms::avgparms, m)?)?;
+    m.add_function(wrap_pyfunction!(files::save, m)?)?;
+    m.add_function(wrap_pyfunction!(files::load, m)?)?;
     m.add_function(wrap_pyfunction!(loss::loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_lossfn, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_loss_types, m)?)?;

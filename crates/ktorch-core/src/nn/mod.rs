@@ -82,6 +82,29 @@ pub struct Module {
     children: Vec<(String, Module)>,
     training: bool,
     layer: Box<dyn Layer>,
+    /// The settings it was built with (`args`, `kw`; not the device), to save and
+    /// build again; None for a module made otherwise.
+    made: Option<Made>,
+}
+
+/// Settings by position and by name, borrowed.
+pub type Settings<'a> = (&'a [Value], &'a [(String, Value)]);
+
+/// A module's settings by position and by name, as its spec gave them.
+#[derive(Debug, Clone)]
+pub(crate) struct Made {
+    args: Vec<Value>,
+    kw: Vec<(String, Value)>,
+}
+
+/// Builds a module of type `kind` as a spec does (the checkpoint reader's way in).
+pub(crate) fn spec_build(
+    kind: &str,
+    args: &[Value],
+    kw: &[(String, Value)],
+    children: Vec<(Option<String>, Module)>,
+) -> Result<Module> {
+    spec::build_layer(kind, args, kw, children)
 }
 
 impl Clone for Module {
@@ -103,6 +126,7 @@ impl Clone for Module {
             children: self.children.clone(),
             training: self.training,
             layer: self.layer.clone_box(),
+            made: self.made.clone(),
         }
     }
 }
@@ -119,6 +143,7 @@ impl Module {
             children: Vec::new(),
             training: true,
             layer: Box::new(layer),
+            made: None,
         }
     }
 
@@ -227,6 +252,27 @@ impl Module {
     /// Child modules with their names.
     pub fn children(&self) -> &[(String, Module)] {
         &self.children
+    }
+
+    /// The settings by position and by name the module was built with (None for a
+    /// module not built from a spec).
+    pub fn made(&self) -> Option<Settings<'_>> {
+        self.made
+            .as_ref()
+            .map(|m| (m.args.as_slice(), m.kw.as_slice()))
+    }
+
+    /// Records the settings the module was built with.
+    pub(crate) fn set_made(&mut self, args: &[Value], kw: &[(String, Value)]) {
+        self.made = Some(Made {
+            args: args.to_vec(),
+            kw: kw.to_vec(),
+        });
+    }
+
+    /// Sets this module's own training flag, not its children's.
+    pub(crate) fn set_training_here(&mut self, on: bool) {
+        self.training = on;
     }
 
     /// True in training mode.
@@ -469,6 +515,7 @@ impl Module {
                 .collect::<Result<_>>()?,
             training: self.training,
             layer: self.layer.clone_box(),
+            made: self.made.clone(),
         })
     }
 

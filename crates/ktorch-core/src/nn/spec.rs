@@ -122,7 +122,11 @@ pub(crate) fn build_layer(
         .cloned()
         .partition(|(k, _)| k == "device" || k == "dtype");
     let place = placement(kind, &placed)?;
-    let m = build_unplaced(kind, args, &kw, kids)?;
+    let mut m = build_unplaced(kind, args, &kw, kids)?;
+    // recorded to save and build again: the dtype goes with the settings, the device not
+    let mut made = kw.clone();
+    made.extend(placed.iter().filter(|(k, _)| k == "dtype").cloned());
+    m.set_made(args, &made);
     if place != crate::device::Place::default() {
         m.to(&place).map_err(|e| e.named(kind))?;
     }
