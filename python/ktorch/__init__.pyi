@@ -105,6 +105,9 @@ from ktorch._ktorch import (
     input as input,
 )
 from ktorch._ktorch import (
+    load_state_dict as load_state_dict,
+)
+from ktorch._ktorch import (
     loss as loss,
 )
 from ktorch._ktorch import (
@@ -157,6 +160,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     size as size,
+)
+from ktorch._ktorch import (
+    state_dict as state_dict,
 )
 from ktorch._ktorch import (
     std as std,
@@ -418,6 +424,8 @@ __all__ = [
     "unfreeze",
     "gradflag",
     "parm",
+    "state_dict",
+    "load_state_dict",
     "loss",
     "opt",
     "lr",

@@ -63,6 +63,7 @@ mod module;
 mod objects;
 mod opt;
 mod run;
+mod state;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -118,6 +119,8 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(module::module, m)?)?;
     m.add_function(wrap_pyfunction!(module::parmnames, m)?)?;
     m.add_function(wrap_pyfunction!(module::parm, m)?)?;
+    m.add_function(wrap_pyfunction!(state::state_dict, m)?)?;
+    m.add_function(wrap_pyfunction!(state::load_state_dict, m)?)?;
     m.add_function(wrap_pyfunction!(loss::loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_lossfn, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_loss_types, m)?)?;
