@@ -26,6 +26,7 @@ GROUPS = [
     ("Modules", ["module", "seq", "parmnames", "parm"]),
     ("Losses", ["loss"]),
     ("Optimizers", ["opt", "lr"]),
+    ("PyTorch state", ["state_dict", "load_state_dict"]),
     ("Models and options", ["model", "train", "test"]),
     ("Model data", ["data", "testdata", "input", "testinput", "target", "testtarget",
                     "datasize", "testsize"]),

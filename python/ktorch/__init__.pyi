@@ -132,6 +132,9 @@ from ktorch._ktorch import (
     load as load,
 )
 from ktorch._ktorch import (
+    load_state_dict as load_state_dict,
+)
+from ktorch._ktorch import (
     loss as loss,
 )
 from ktorch._ktorch import (
@@ -190,6 +193,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     size as size,
+)
+from ktorch._ktorch import (
+    state_dict as state_dict,
 )
 from ktorch._ktorch import (
     std as std,
@@ -462,6 +468,8 @@ __all__ = [
     "avgparms",
     "save",
     "load",
+    "state_dict",
+    "load_state_dict",
     "loss",
     "opt",
     "lr",

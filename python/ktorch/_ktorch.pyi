@@ -56,6 +56,8 @@ __all__ = [
     "clone",
     "copyparms",
     "avgparms",
+    "state_dict",
+    "load_state_dict",
     "save",
     "load",
     "loss",
@@ -563,6 +565,45 @@ def load(path: str | os.PathLike[str]) -> Module:
     file is run), then every parameter and buffer copied in after checking that the
     file has each one with the same shape. A truncated, damaged, foreign or newer file
     raises KtorchError naming the problem.
+    """
+
+def state_dict(x: Module | Optimizer | Model, part: str | None = None) -> Any:
+    """state_dict(x) -> OrderedDict or dict
+    state_dict(m, "opt") -> dict
+
+    The state of a module (or a model's module) or optimizer as PyTorch's `state_dict()`
+    gives it, to load into the equivalent torch.nn module or torch.optim optimizer.
+
+    - Module, Model: an OrderedDict of torch.Tensors under torch.nn's names, in its order
+      (a module's parameters, then its buffers such as batchnorm's `running_mean`,
+      `running_var`, `num_batches_tracked`, then its children's); detached copies on the
+      module's device.
+    - Optimizer, or a Model with `"opt"`: torch.optim's layout, `{"state": {id: {"step":
+      tensor, "exp_avg": tensor, ...}}, "param_groups": [{"lr": ..., "betas": ..., ...,
+      "params": [0, 1, ...]}]}`, with torch.optim's setting names (`decay` is
+      `weight_decay`, adagrad's `lrdecay` and `init` are `lr_decay` and
+      `initial_accumulator_value`) and flags (`maximize`, `foreach`...). sgd, adam, adamw,
+      adagrad and rmsprop; KtorchError for lbfgs and lamb.
+    """
+
+def load_state_dict(x: Module | Optimizer | Model, sd: builtins.dict[Any, Any], strict: bool = True) -> Any:
+    """load_state_dict(x, sd, strict=True) -> (missing_keys, unexpected_keys) or None
+
+    Loads PyTorch's `state_dict()` (a dict or OrderedDict of torch.Tensors or numpy
+    arrays) into a module or optimizer; the counterpart of `state_dict`.
+
+    - Module, Model: copies each value into the parameter or buffer of that name,
+      converted to its dtype and device. With `strict`, keys missing from `sd` or unknown
+      to the module are a KtorchError listing them; a shape that differs is one naming
+      the key and both shapes, strict or not. Returns the named tuple
+      `(missing_keys, unexpected_keys)`.
+    - Optimizer (or a Model given torch.optim's layout, keys `state` and `param_groups`):
+      torch.optim's `state_dict()` for the same optimizer (`strict` is not used); the
+      group count and each group's parameter count must match. Sets each group's
+      settings from torch.optim's names (`maximize=True` is refused) and each
+      parameter's state (tensors copied to the parameter's dtype and device). Returns None.
+
+    Everything is checked before anything changes: a call that fails changes nothing.
     """
 
 def loss(*args: Any, **options: Any) -> Any:

@@ -65,6 +65,7 @@ mod objects;
 mod opt;
 mod parms;
 mod run;
+mod state;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -131,6 +132,8 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parms::avgparms, m)?)?;
     m.add_function(wrap_pyfunction!(files::save, m)?)?;
     m.add_function(wrap_pyfunction!(files::load, m)?)?;
+    m.add_function(wrap_pyfunction!(state::state_dict, m)?)?;
+    m.add_function(wrap_pyfunction!(state::load_state_dict, m)?)?;
     m.add_function(wrap_pyfunction!(loss::loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_lossfn, m)?)?;
     m.add_function(wrap_pyfunction!(loss::_loss_types, m)?)?;

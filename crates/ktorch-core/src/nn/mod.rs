@@ -11,6 +11,7 @@ mod pool;
 mod recurrent;
 mod shape;
 mod spec;
+mod state;
 #[cfg(test)]
 mod testutil;
 

@@ -18,6 +18,7 @@ mod linesearch;
 mod ops;
 mod rmsprop;
 mod sgd;
+mod state;
 #[cfg(test)]
 mod testutil;
 
@@ -27,6 +28,7 @@ use crate::args::Args;
 use crate::error::{err, Named, Result};
 use crate::value::Value;
 use ops::ParamState;
+pub use state::{GroupEntry, OptimizerState, ParamEntry};
 
 /// The names of every optimizer.
 pub const OPTIMIZER_TYPES: &[&str] = &[

@@ -16,6 +16,16 @@ pub(super) struct ParamState {
 }
 
 impl ParamState {
+    /// A state taken from elsewhere (a loaded state_dict): a step count and buffers.
+    pub(super) fn restored(step: i64, buffers: Vec<(&'static str, Tensor)>) -> ParamState {
+        ParamState {
+            step,
+            buffers,
+            scalars: Vec::new(),
+            step_t: None,
+        }
+    }
+
     /// The buffer `name`, created on first use as a tensor like `p` filled with `fill`.
     /// The handle shares storage with the stored buffer, so in-place updates stick.
     pub(super) fn buffer(&mut self, name: &'static str, p: &Tensor, fill: f64) -> Result<Tensor> {
