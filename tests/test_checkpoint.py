@@ -212,3 +212,81 @@ def test_oracle_torch_module_with_the_saved_weights(tmp_path):
     q2 = kt.load(tmp_path / "q.kt")
     x = torch.randn(5, 4)
     np.testing.assert_array_equal(kt.tensor(kt.evaluate(q2, x.numpy())), tn(x).detach().numpy())
+
+
+# ---------------------------------------------------------------- models
+
+RESUME = r"""
+import sys, numpy as np, torch
+import ktorch as kt
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 4)).astype(np.float32); y = rng.integers(0, 3, 64)
+m = kt.load(sys.argv[1])
+kt.train(m, x, y)
+r = [kt.run(m) for _ in range(2)]
+q = kt.module(m)
+np.savez(sys.argv[2], r=np.asarray(r), **{k: kt.tensor(kt.parm(q, k)) for k in kt.parmnames(q)})
+"""
+
+
+def trained(opt):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    kt.seed(0)
+    q = kt.module(kt.seq("sequential", ("linear", 4, 8), ("batchnorm1d", 8), "relu", ("linear", 8, 3)))
+    o = kt.opt("adam", q, 0.01) if opt == "adam" else kt.opt("sgd", q, 0.05, 0.9, 0.0, 0.01)
+    m = kt.model(q, kt.loss("ce", {"weight": [1.0, 2.0, 0.5]}), o)
+    kt.train(m, x, y)
+    kt.train(m, batchsize=16, metrics=["loss", "accuracy"], clipnorm=5.0)
+    kt.test(m, batchsize=32)
+    return q, m
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd"])
+def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt):
+    import subprocess
+    import sys
+
+    q, m = trained(opt)
+    for _ in range(3):
+        kt.run(m)
+    kt.save(m, tmp_path / "m.kt")
+    want = [kt.run(m) for _ in range(2)]
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz")], check=True)
+    got = np.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(got["r"], np.asarray(want))
+    for k in kt.parmnames(q):
+        np.testing.assert_array_equal(got[k], kt.tensor(kt.parm(q, k)))
+
+
+def test_model_file_keeps_loss_optimizer_and_options(tmp_path):
+    q, m = trained("sgd")
+    kt.run(m)
+    kt.save(m, tmp_path / "m.kt")
+    m2 = kt.load(tmp_path / "m.kt")
+    assert kt.objclass(m2) == "model"
+    assert kt.train(m2) == kt.train(m) and kt.test(m2) == kt.test(m)
+    assert kt.info(m2)["loss"] == "ce" and kt.info(m2)["optimizer"] == "sgd"
+    assert kt.info(m2)["train"] == 0  # the data is not saved
+    o2 = kt.state_dict(m2, "opt")
+    o1 = kt.state_dict(m, "opt")
+    assert o2["param_groups"] == o1["param_groups"]
+    for i, st in o1["state"].items():
+        for k, v in st.items():
+            assert torch.equal(o2["state"][i][k], v), (i, k)
+    same(kt.module(m), kt.module(m2))
+
+
+def test_models_that_cannot_be_saved(tmp_path):
+    q = kt.module(("linear", 2, 2))
+    other = kt.module(("linear", 2, 2))
+    m = kt.model(q, kt.loss("mse"), kt.opt("sgd", other))
+    with pytest.raises(kt.KtorchError, match="save: the optimizer holds parameters outside the model's module"):
+        kt.save(m, tmp_path / "m.kt")
+    m = kt.model(q, kt.loss("mse"), kt.opt("lbfgs", q))
+    with pytest.raises(kt.KtorchError, match="save: saving the state of lbfgs optimizers is not supported yet"):
+        kt.save(m, tmp_path / "m.kt")
+    assert not os.path.exists(tmp_path / "m.kt")

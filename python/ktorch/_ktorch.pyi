@@ -551,17 +551,19 @@ def avgparms(m: Module | Model, d: Dict) -> int:
 def save(h: Module | Model, path: str | os.PathLike[str]) -> None:
     """save(h, path) -> None
 
-    Saves a module (or a model's module) to a checkpoint file: one safetensors file
-    with every parameter and buffer, and the module's spec, training flags and frozen
-    parameters as JSON metadata. The write is atomic: a temporary file beside `path`,
+    Saves a module or a model to a checkpoint file: one safetensors file with every
+    tensor, and the rest as JSON metadata. A module: its parameters and buffers, spec,
+    training flags and frozen parameters. A model: its module so, its loss and
+    settings, its optimizer's settings and state (momenta, moments, step counts; not
+    for lbfgs and lamb) and its training and test options; not its data. The write is atomic: a temporary file beside `path`,
     synced, then renamed over it, so an interrupted save leaves any old file whole.
     Callback modules cannot be saved (their forward is a Python function).
     """
 
-def load(path: str | os.PathLike[str]) -> Module:
-    """load(path) -> Module
+def load(path: str | os.PathLike[str]) -> Module | Model:
+    """load(path) -> Module or Model
 
-    Loads a module saved by `save`: built again from its recorded spec (nothing in the
+    Loads what `save` wrote (a module, or a model without data): built again from its recorded spec (nothing in the
     file is run), then every parameter and buffer copied in after checking that the
     file has each one with the same shape. A truncated, damaged, foreign or newer file
     raises KtorchError naming the problem.

@@ -272,6 +272,11 @@ pub fn save_module(m: &Module, path: &Path) -> Result<()> {
         "module": module_json(m)?,
         "frozen": frozen,
     });
+    write_file(path, &meta, &raws)
+}
+
+/// Writes tensors and metadata as one safetensors file, atomically.
+fn write_file(path: &Path, meta: &J, raws: &[(String, Raw)]) -> Result<()> {
     let views = raws
         .iter()
         .map(|(k, r)| {
@@ -284,6 +289,24 @@ pub fn save_module(m: &Module, path: &Path) -> Result<()> {
     let bytes = safetensors::tensor::serialize(views, &Some(info))
         .map_err(|e| invalid(format!("cannot save: {e:?}")))?;
     write_atomic(path, &bytes)
+}
+
+/// The class of object a checkpoint file holds (`module`, `model`), read from its
+/// metadata after checking the format.
+pub fn class(path: &Path) -> Result<String> {
+    let bytes =
+        fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(&format!("{e:?}")))?;
+    let meta = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| bad("no ktorch metadata (a safetensors file from elsewhere?)"))?;
+    let meta: J = serde_json::from_str(meta).map_err(|e| bad(&e.to_string()))?;
+    meta.get("class")
+        .and_then(J::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| bad("no object class"))
 }
 
 /// The metadata and tensors of a checkpoint file, checked for format and class.
@@ -331,6 +354,25 @@ fn open(path: &Path, class: &str) -> Result<Opened> {
 /// nothing else.
 pub fn load_module(path: &Path) -> Result<Module> {
     let (meta, ts) = open(path, "module")?;
+    let ts: Vec<(String, Tensor)> = ts;
+    let only: Vec<(String, Tensor)> = ts
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    if let Some((k, _)) = only
+        .iter()
+        .find(|(k, _)| !(k.starts_with("parm/") || k.starts_with("buffer/")))
+    {
+        return Err(bad(&format!(
+            "tensor {k} belongs to no parameter or buffer"
+        )));
+    }
+    module_from(&meta, &only)
+}
+
+/// The module of a checkpoint's metadata, with its tensors copied in after every
+/// name and shape is checked.
+fn module_from(meta: &Map<String, J>, ts: &[(String, Tensor)]) -> Result<Module> {
     let m = json_module(meta.get("module").ok_or_else(|| bad("no module"))?)?;
     let mut want: Vec<(String, Tensor)> = m
         .named_parameters()
@@ -359,7 +401,9 @@ pub fn load_module(path: &Path) -> Result<Module> {
         }
         plan.push((t.shallow_clone(), v.shallow_clone()));
     }
-    if let Some((k, _)) = ts.iter().find(|(k, _)| !want.iter().any(|(w, _)| w == k)) {
+    if let Some((k, _)) = ts.iter().find(|(k, _)| {
+        (k.starts_with("parm/") || k.starts_with("buffer/")) && !want.iter().any(|(w, _)| w == k)
+    }) {
         return Err(bad(&format!(
             "tensor {k} belongs to no parameter or buffer"
         )));
@@ -396,6 +440,220 @@ pub fn load_module(path: &Path) -> Result<Module> {
             m.freeze(Some(&names), None, true)?;
         }
     }
+    Ok(m)
+}
+
+/// Settings as JSON, each tensor stored under `prefix/name` and referred to by key.
+fn settings_json(prefix: &str, kv: &[(String, Value)], raws: &mut Vec<(String, Raw)>) -> Result<J> {
+    let mut out = Vec::with_capacity(kv.len());
+    for (k, v) in kv {
+        let j = match v {
+            Value::Tensor(t) => {
+                let key = format!("{prefix}/{k}");
+                raws.push((key.clone(), raw(t)?));
+                json!({ "tensor": key })
+            }
+            v => value_json(v)?,
+        };
+        out.push(json!([k, j]));
+    }
+    Ok(J::Array(out))
+}
+
+fn json_settings(j: Option<&J>, ts: &[(String, Tensor)]) -> Result<Vec<(String, Value)>> {
+    let Some(J::Array(kv)) = j else {
+        return Err(bad("settings"));
+    };
+    kv.iter()
+        .map(|p| match p.as_array().map(Vec::as_slice) {
+            Some([J::String(k), J::Object(o)]) if o.contains_key("tensor") => {
+                let key = o
+                    .get("tensor")
+                    .and_then(J::as_str)
+                    .ok_or_else(|| bad("a tensor key"))?;
+                let t = ts
+                    .iter()
+                    .find(|(n, _)| n == key)
+                    .map(|(_, t)| t.shallow_clone())
+                    .ok_or_else(|| invalid(format!("the file has no tensor {key}")))?;
+                Ok((k.clone(), Value::Tensor(t)))
+            }
+            Some([J::String(k), v]) => Ok((k.clone(), json_value(v)?)),
+            _ => Err(bad("a setting")),
+        })
+        .collect()
+}
+
+/// Saves a model: its module (as [`save_module`] does), its loss and settings, its
+/// optimizer with settings and state (momenta, moments, step counts), and its
+/// training and test options. The data is not saved. The optimizer's parameters
+/// are recorded by their names in the module: an optimizer holding parameters
+/// outside the model's module cannot be saved.
+pub fn save_model(m: &crate::model::Model, path: &Path) -> Result<()> {
+    use crate::sync::lock;
+    let q = lock(m.module())?;
+    let l = lock(m.loss_fn())?;
+    let o = lock(m.optimizer())?;
+    let mut raws: Vec<(String, Raw)> = Vec::new();
+    let named = q.named_parameters();
+    for (k, t) in &named {
+        raws.push((format!("parm/{k}"), raw(t)?));
+    }
+    for (k, t) in q.named_buffers() {
+        raws.push((format!("buffer/{k}"), raw(&t)?));
+    }
+    let frozen: Vec<String> = q
+        .gradflags()
+        .into_iter()
+        .filter(|(_, g)| !g)
+        .map(|(k, _)| k)
+        .collect();
+    let loss = json!({
+        "kind": l.kind(),
+        "settings": settings_json("loss", &l.options(true)?, &mut raws)?,
+    });
+    let name_of = |p: &Tensor| -> Result<String> {
+        named
+            .iter()
+            .find(|(_, t)| t.data_ptr() == p.data_ptr() && t.size() == p.size())
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| {
+                invalid("the optimizer holds parameters outside the model's module: save the module and optimizer state separately")
+            })
+    };
+    let mut groups = Vec::new();
+    for g in 0..o.groups() {
+        let names = o
+            .group_params(g)
+            .iter()
+            .map(name_of)
+            .collect::<Result<Vec<_>>>()?;
+        groups.push(json!({
+            "settings": settings_json(&format!("opt/group{g}"), &o.settings(g), &mut raws)?,
+            "params": names,
+        }));
+    }
+    let defaults = settings_json("opt/defaults", &o.settings(o.groups()), &mut raws)?;
+    let mut state = Vec::new();
+    if o.groups() > 0 && !matches!(o.kind(), "lbfgs" | "lamb") {
+        for (id, e) in o.state_dict()?.state {
+            let mut names = Vec::new();
+            for (b, t) in &e.buffers {
+                let key = format!("opt/state{id}/{b}");
+                raws.push((key.clone(), raw(t)?));
+                names.push(json!([b, key]));
+            }
+            state.push(json!({ "id": id, "step": e.step, "buffers": names }));
+        }
+    } else if o.groups() > 0 {
+        return Err(invalid(format!(
+            "saving the state of {} optimizers is not supported yet",
+            o.kind()
+        )));
+    }
+    let meta = json!({
+        "format": FORMAT,
+        "class": "model",
+        "module": module_json(&q)?,
+        "frozen": frozen,
+        "loss": loss,
+        "optimizer": { "kind": o.kind(), "defaults": defaults, "groups": groups, "state": state },
+        "train": settings_json("train", &m.train.opts.all(), &mut raws)?,
+        "test": settings_json("test", &m.test.opts.all(), &mut raws)?,
+    });
+    drop((q, l, o));
+    write_file(path, &meta, &raws)
+}
+
+/// Loads a model saved by [`save_model`]: module, loss, optimizer (settings and
+/// state) and options, each checked as when they are made; no data.
+pub fn load_model(path: &Path) -> Result<crate::model::Model> {
+    use crate::optim::Optimizer;
+    let (meta, ts) = open(path, "model")?;
+    let q = module_from(&meta, &ts)?;
+    let lj = meta.get("loss").ok_or_else(|| bad("no loss"))?;
+    let loss = crate::loss::Loss::new(
+        lj.get("kind")
+            .and_then(J::as_str)
+            .ok_or_else(|| bad("a loss type"))?,
+        &[],
+        &json_settings(lj.get("settings"), &ts)?,
+    )?;
+    let oj = meta.get("optimizer").ok_or_else(|| bad("no optimizer"))?;
+    let kind = oj
+        .get("kind")
+        .and_then(J::as_str)
+        .ok_or_else(|| bad("an optimizer type"))?;
+    let named = q.named_parameters();
+    let params_of = |g: &J| -> Result<Vec<Tensor>> {
+        let Some(J::Array(ns)) = g.get("params") else {
+            return Err(bad("group parameters"));
+        };
+        ns.iter()
+            .map(|n| {
+                let n = n.as_str().ok_or_else(|| bad("a parameter name"))?;
+                named
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, t)| t.shallow_clone())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "the optimizer's parameter {n} is not in the module"
+                        ))
+                    })
+            })
+            .collect()
+    };
+    let defaults = json_settings(oj.get("defaults"), &ts)?;
+    let mut o = Optimizer::new(kind, Vec::new(), &[], &defaults)?;
+    if let Some(J::Array(gs)) = oj.get("groups") {
+        for (g, gj) in gs.iter().enumerate() {
+            o.add(
+                g as i64,
+                params_of(gj)?,
+                &[],
+                &json_settings(gj.get("settings"), &ts)?,
+            )?;
+        }
+    }
+    if let Some(J::Array(st)) = oj.get("state") {
+        if !st.is_empty() {
+            let mut sd = o.state_dict()?;
+            sd.state = st
+                .iter()
+                .map(|e| {
+                    let id = e
+                        .get("id")
+                        .and_then(J::as_i64)
+                        .ok_or_else(|| bad("a state id"))?;
+                    let step = e.get("step").and_then(J::as_f64);
+                    let Some(J::Array(bs)) = e.get("buffers") else {
+                        return Err(bad("state buffers"));
+                    };
+                    let buffers = bs
+                        .iter()
+                        .map(|b| match b.as_array().map(Vec::as_slice) {
+                            Some([J::String(name), J::String(key)]) => ts
+                                .iter()
+                                .find(|(n, _)| n == key)
+                                .map(|(_, t)| (name.clone(), t.shallow_clone()))
+                                .ok_or_else(|| invalid(format!("the file has no tensor {key}"))),
+                            _ => Err(bad("a state buffer")),
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok((id, crate::optim::ParamEntry { step, buffers }))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            o.load_state_dict(&sd)?;
+        }
+    }
+    let mut m = crate::model::Model::new(
+        crate::sync::shared(q),
+        crate::sync::shared(loss),
+        crate::sync::shared(o),
+    );
+    m.train.opts.set(&json_settings(meta.get("train"), &ts)?)?;
+    m.test.opts.set(&json_settings(meta.get("test"), &ts)?)?;
     Ok(m)
 }
 

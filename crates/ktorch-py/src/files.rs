@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::errors::type_error;
 use crate::gate::call;
-use crate::handles::{obj, Obj, PyModule};
+use crate::handles::{obj, Obj, PyModel, PyModule};
 
 fn path_of(f: &str, p: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let os = p.py().import("os")?;
@@ -31,9 +31,11 @@ fn path_of(f: &str, p: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 
 /// save(h, path) -> None
 ///
-/// Saves a module (or a model's module) to a checkpoint file: one safetensors file
-/// with every parameter and buffer, and the module's spec, training flags and frozen
-/// parameters as JSON metadata. The write is atomic: a temporary file beside `path`,
+/// Saves a module or a model to a checkpoint file: one safetensors file with every
+/// tensor, and the rest as JSON metadata. A module: its parameters and buffers, spec,
+/// training flags and frozen parameters. A model: its module so, its loss and
+/// settings, its optimizer's settings and state (momenta, moments, step counts; not
+/// for lbfgs and lamb) and its training and test options; not its data. The write is atomic: a temporary file beside `path`,
 /// synced, then renamed over it, so an interrupted save leaves any old file whole.
 /// Callback modules cannot be saved (their forward is a Python function).
 #[pyfunction]
@@ -44,7 +46,10 @@ pub fn save(py: Python<'_>, h: &Bound<'_, PyAny>, path: &Bound<'_, PyAny>) -> Py
         Some(Obj::Module(m)) => m,
         Some(Obj::Model(m)) => {
             let ds = m.domains();
-            call(py, f, ds, move |g| Ok(g.lock(&m)?.module().clone()))?
+            return call(py, f, ds, move |g| {
+                let m = g.lock(&m)?;
+                Ok(checkpoint::save_model(&m, &p)?)
+            });
         }
         _ => {
             return Err(type_error(
@@ -63,16 +68,22 @@ pub fn save(py: Python<'_>, h: &Bound<'_, PyAny>, path: &Bound<'_, PyAny>) -> Py
     })
 }
 
-/// load(path) -> Module
+/// load(path) -> Module or Model
 ///
-/// Loads a module saved by `save`: built again from its recorded spec (nothing in the
+/// Loads what `save` wrote (a module, or a model without data): built again from its recorded spec (nothing in the
 /// file is run), then every parameter and buffer copied in after checking that the
 /// file has each one with the same shape. A truncated, damaged, foreign or newer file
 /// raises KtorchError naming the problem.
 #[pyfunction]
-pub fn load(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>> {
+pub fn load(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "load";
     let p = path_of(f, path)?;
+    let q = p.clone();
+    let class = call(py, f, Vec::new(), move |_| Ok(checkpoint::class(&q)?))?;
+    if class == "model" {
+        let m = call(py, f, Vec::new(), move |_| Ok(checkpoint::load_model(&p)?))?;
+        return Ok(Py::new(py, PyModel::new(shared(m)))?.into_any());
+    }
     let m = call(py, f, Vec::new(), move |_| Ok(checkpoint::load_module(&p)?))?;
-    Py::new(py, PyModule::new(shared(m)))
+    Ok(Py::new(py, PyModule::new(shared(m)))?.into_any())
 }
