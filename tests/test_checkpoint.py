@@ -229,7 +229,7 @@ np.savez(sys.argv[2], r=np.asarray(r), **{k: kt.tensor(kt.parm(q, k)) for k in k
 """
 
 
-def trained(opt):
+def trained(opt, shuffle=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 4)).astype(np.float32)
     y = rng.integers(0, 3, 64)
@@ -239,16 +239,22 @@ def trained(opt):
     m = kt.model(q, kt.loss("ce", {"weight": [1.0, 2.0, 0.5]}), o)
     kt.train(m, x, y)
     kt.train(m, batchsize=16, metrics=["loss", "accuracy"], clipnorm=5.0)
+    if shuffle is not None:
+        kt.train(m, shuffle=True, shuffleseed=shuffle if shuffle >= 0 else None)
     kt.test(m, batchsize=32)
     return q, m
 
 
-@pytest.mark.parametrize("opt", ["adam", "sgd"])
-def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt):
+@pytest.mark.parametrize("opt,shuffle", [("adam", None), ("sgd", None), ("adam", 7), ("sgd", -1)],
+                         ids=["adam", "sgd", "adam-seeded-shuffle", "sgd-unseeded-shuffle"])
+def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt, shuffle):
+    """3 epochs, save, then 2 more here and 2 in a new process from the file given the same
+    data: the same metrics and parameters, bit for bit (shuffling included: the seeded
+    generator, the row order in force and libtorch's CPU generator are in the file)."""
     import subprocess
     import sys
 
-    q, m = trained(opt)
+    q, m = trained(opt, shuffle)
     for _ in range(3):
         kt.run(m)
     kt.save(m, tmp_path / "m.kt")

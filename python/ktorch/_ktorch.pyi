@@ -555,9 +555,12 @@ def save(h: Module | Model, path: str | os.PathLike[str]) -> None:
     tensor, and the rest as JSON metadata. A module: its parameters and buffers, spec,
     training flags and frozen parameters. A model: its module so, its loss and
     settings, its optimizer's settings and state (momenta, moments, step counts; not
-    for lbfgs and lamb) and its training and test options; not its data. The write is atomic: a temporary file beside `path`,
-    synced, then renamed over it, so an interrupted save leaves any old file whole.
-    Callback modules cannot be saved (their forward is a Python function).
+    for lbfgs and lamb), its training and test options, and where training stands: the
+    seeded shuffle generator, the row order in force and libtorch's CPU generator (load
+    puts that generator back), so the same data given again to the loaded model trains
+    on exactly as the saved one would. Not its data. The write is atomic: a temporary
+    file beside `path`, synced, then renamed over it, so an interrupted save leaves any
+    old file whole. Callback modules cannot be saved (their forward is a Python function).
     """
 
 def load(path: str | os.PathLike[str]) -> Module | Model:

@@ -484,6 +484,50 @@ fn json_settings(j: Option<&J>, ts: &[(String, Tensor)]) -> Result<Vec<(String, 
         .collect()
 }
 
+/// A stage's position as JSON: the seeded generator and the row order (a tensor).
+fn position_json(
+    prefix: &str,
+    st: &crate::model::Stage,
+    raws: &mut Vec<(String, Raw)>,
+) -> Result<J> {
+    let (gen, order) = st.position();
+    let order = match order {
+        Some(p) => {
+            let key = format!("{prefix}/order");
+            raws.push((key.clone(), raw(&p)?));
+            J::String(key)
+        }
+        None => J::Null,
+    };
+    Ok(json!({ "gen": gen.map(|(seed, state)| json!([seed, state])), "order": order }))
+}
+
+fn json_position(j: Option<&J>, ts: &[(String, Tensor)]) -> Result<crate::model::Position> {
+    let Some(j) = j else {
+        return Ok((None, None));
+    };
+    let gen = match j.get("gen") {
+        Some(J::Array(a)) => match a.as_slice() {
+            [s, g] => Some((
+                s.as_i64().ok_or_else(|| bad("a generator seed"))?,
+                g.as_u64().ok_or_else(|| bad("a generator state"))?,
+            )),
+            _ => return Err(bad("a generator")),
+        },
+        _ => None,
+    };
+    let order = match j.get("order").and_then(J::as_str) {
+        Some(key) => Some(
+            ts.iter()
+                .find(|(n, _)| n == key)
+                .map(|(_, t)| t.shallow_clone())
+                .ok_or_else(|| invalid(format!("the file has no tensor {key}")))?,
+        ),
+        None => None,
+    };
+    Ok((gen, order))
+}
+
 /// Saves a model: its module (as [`save_module`] does), its loss and settings, its
 /// optimizer with settings and state (momenta, moments, step counts), and its
 /// training and test options. The data is not saved. The optimizer's parameters
@@ -560,7 +604,13 @@ pub fn save_model(m: &crate::model::Model, path: &Path) -> Result<()> {
         "optimizer": { "kind": o.kind(), "defaults": defaults, "groups": groups, "state": state },
         "train": settings_json("train", &m.train.opts.all(), &mut raws)?,
         "test": settings_json("test", &m.test.opts.all(), &mut raws)?,
+        "position": {
+            "train": position_json("train", &m.train, &mut raws)?,
+            "test": position_json("test", &m.test, &mut raws)?,
+        },
+        "rng": "rng/cpu",
     });
+    raws.push(("rng/cpu".to_string(), raw(&ktorch_shim::cpu_rng_state()?)?));
     drop((q, l, o));
     write_file(path, &meta, &raws)
 }
@@ -654,6 +704,24 @@ pub fn load_model(path: &Path) -> Result<crate::model::Model> {
     );
     m.train.opts.set(&json_settings(meta.get("train"), &ts)?)?;
     m.test.opts.set(&json_settings(meta.get("test"), &ts)?)?;
+    let pos = meta.get("position");
+    let (tg, tp) = json_position(pos.and_then(|p| p.get("train")), &ts)?;
+    let (eg, ep) = json_position(pos.and_then(|p| p.get("test")), &ts)?;
+    let rng = match meta.get("rng").and_then(J::as_str) {
+        Some(key) => Some(
+            ts.iter()
+                .find(|(n, _)| n == key)
+                .map(|(_, t)| t.shallow_clone())
+                .ok_or_else(|| invalid(format!("the file has no tensor {key}")))?,
+        ),
+        None => None,
+    };
+    // everything is read: now the process's generator goes back to where it was
+    if let Some(r) = rng {
+        ktorch_shim::set_cpu_rng_state(&r)?;
+    }
+    m.train.set_position(tg, tp);
+    m.test.set_position(eg, ep);
     Ok(m)
 }
 

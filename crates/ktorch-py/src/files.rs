@@ -35,9 +35,12 @@ fn path_of(f: &str, p: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 /// tensor, and the rest as JSON metadata. A module: its parameters and buffers, spec,
 /// training flags and frozen parameters. A model: its module so, its loss and
 /// settings, its optimizer's settings and state (momenta, moments, step counts; not
-/// for lbfgs and lamb) and its training and test options; not its data. The write is atomic: a temporary file beside `path`,
-/// synced, then renamed over it, so an interrupted save leaves any old file whole.
-/// Callback modules cannot be saved (their forward is a Python function).
+/// for lbfgs and lamb), its training and test options, and where training stands: the
+/// seeded shuffle generator, the row order in force and libtorch's CPU generator (load
+/// puts that generator back), so the same data given again to the loaded model trains
+/// on exactly as the saved one would. Not its data. The write is atomic: a temporary
+/// file beside `path`, synced, then renamed over it, so an interrupted save leaves any
+/// old file whole. Callback modules cannot be saved (their forward is a Python function).
 #[pyfunction]
 pub fn save(py: Python<'_>, h: &Bound<'_, PyAny>, path: &Bound<'_, PyAny>) -> PyResult<()> {
     let f = "save";

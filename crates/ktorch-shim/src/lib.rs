@@ -51,6 +51,7 @@ extern "C" {
         was_dtype: *mut i32,
     ) -> Msg;
     fn ktorch_foreach_add_scalar_(tensors: Ptrs, n: usize, scalar: f64) -> Msg;
+    fn ktorch_cpu_rng_state(input: *const C_tensor, out: *mut *mut C_tensor) -> Msg;
     fn ktorch_fused_plan(
         params: Ptrs,
         n: usize,
@@ -241,6 +242,29 @@ fn scalar_type(kind: tch::Kind) -> i32 {
         BFloat16 => 15,
         _ => -1,
     }
+}
+
+/// The state of libtorch's default CPU generator (what `randn`, `randperm` and dropout
+/// draw from on the CPU), as a byte tensor to give back to [`set_cpu_rng_state`].
+pub fn cpu_rng_state() -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: `out` is a live local the shim fills with a new at::Tensor handle that we
+    // own (tch's Tensor frees it once); the shim catches every C++ exception.
+    check(unsafe { ktorch_cpu_rng_state(std::ptr::null(), &mut out) })?;
+    if out.is_null() {
+        return Err(Error("generator state: none returned".into()));
+    }
+    // SAFETY: a non-null pointer is the new handle described above.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Sets libtorch's default CPU generator to a state from [`cpu_rng_state`]; a tensor
+/// that is not such a state is an error and changes nothing.
+pub fn set_cpu_rng_state(state: &Tensor) -> Result<()> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: `state` is a live tensor borrowed for the call; libtorch checks its size and
+    // contents before it sets anything, and the shim catches every C++ exception.
+    check(unsafe { ktorch_cpu_rng_state(state.as_ptr(), &mut out) })
 }
 
 /// Where a parameter goes in a fused optimizer step ([`fused_plan`]).
@@ -605,3 +629,19 @@ pub fn foreach_lamb_(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rng_tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_generator_state_comes_back() {
+        let s = cpu_rng_state().expect("state");
+        let a = Tensor::randn([5], (tch::Kind::Float, tch::Device::Cpu));
+        set_cpu_rng_state(&s).expect("set");
+        let b = Tensor::randn([5], (tch::Kind::Float, tch::Device::Cpu));
+        assert!(a.equal(&b));
+        let e = set_cpu_rng_state(&Tensor::from_slice(&[1.0f32])).expect_err("not a state");
+        assert!(!e.0.is_empty());
+    }
+}

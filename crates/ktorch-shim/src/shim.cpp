@@ -5,6 +5,7 @@
 // every C++ exception and returns NULL on success or a malloc'ed message (free with free()).
 // Only the ATen op headers used are included, to keep compile time low. Plain C++17.
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -187,6 +188,23 @@ char *ktorch_fused_plan(const at::Tensor *const *params, size_t n, bool cpu_only
     }
   }
   return msg;
+}
+
+// The state of libtorch's default CPU generator (randn, randperm, dropout on the CPU) as a new
+// byte tensor in *out (the caller owns it), or, with `set`, that generator set from *in.
+char *ktorch_cpu_rng_state(const at::Tensor *in, at::Tensor **out) {
+  return guard([&] {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (in != nullptr) {
+      TORCH_CHECK(in->defined() && in->scalar_type() == at::kByte && in->device().is_cpu(),
+                  "generator state: expected a CPU byte tensor");
+      gen.set_state(*in);
+    } else {
+      TORCH_CHECK(out != nullptr, "out: null");
+      *out = new at::Tensor(gen.get_state());
+    }
+  });
 }
 
 // at::_foreach_add_(tensors, scalar); nothing for an empty list

@@ -6,6 +6,9 @@ use crate::error::{invalid, Result};
 use crate::model::options::{Options, Phase};
 use crate::tensor::{batch_count, common_size, kinds, Tensors};
 
+/// Where training stands: the seeded shuffle generator (seed, state) and the row order.
+pub type Position = (Option<(i64, u64)>, Option<Tensor>);
+
 /// Inputs and targets of one stage, batched and shuffled as one.
 #[derive(Debug)]
 pub struct Data {
@@ -32,6 +35,8 @@ pub struct Stage {
     /// The targets passed a run's check against the loss (cleared when data is
     /// defined again): later runs on the CPU do not read them again.
     targets_checked: bool,
+    /// A loaded checkpoint's row order, put back when data of as many rows is defined.
+    pending: Option<Tensor>,
 }
 
 impl Stage {
@@ -43,7 +48,26 @@ impl Stage {
             gen: None,
             shared: false,
             targets_checked: false,
+            pending: None,
         }
+    }
+
+    /// Where training stands, to save: the seeded shuffle generator's seed and state,
+    /// and the row order in force (None where the data is in its given order).
+    pub fn position(&self) -> Position {
+        (
+            self.gen,
+            self.data
+                .as_ref()
+                .and_then(|d| d.perm.as_ref().map(Tensor::shallow_clone)),
+        )
+    }
+
+    /// Puts back a saved position: the generator now, the row order when data of as
+    /// many rows is next defined (the same data given again).
+    pub fn set_position(&mut self, gen: Option<(i64, u64)>, order: Option<Tensor>) {
+        self.gen = gen;
+        self.pending = order;
     }
 
     /// Whether a run has checked the targets since they were defined.
@@ -96,13 +120,23 @@ impl Stage {
             .iter()
             .map(Tensor::f_detach)
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut all = Tensors::vector(all);
+        // a loaded checkpoint's row order, for the same data given again
+        let perm = match self.pending.take() {
+            Some(p) if p.numel() as i64 == rows && p.dim() == 1 => {
+                let p = p.f_to_device(all.items()[0].device())?;
+                all.permute(0, &p)?;
+                Some(p)
+            }
+            _ => None,
+        };
         self.shared = false;
         self.targets_checked = false;
         self.data = Some(Data {
-            all: Tensors::vector(all),
+            all,
             nx,
             rows,
-            perm: None,
+            perm,
             index: None,
         });
         Ok(self.batches())

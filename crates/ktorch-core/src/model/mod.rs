@@ -14,7 +14,7 @@ use crate::loss::Loss;
 use crate::nn::Module;
 use crate::optim::Optimizer;
 
-pub use data::Stage;
+pub use data::{Position, Stage};
 pub use metrics::Metric;
 pub use options::{Options, Phase};
 
