@@ -484,6 +484,14 @@ fn json_settings(j: Option<&J>, ts: &[(String, Tensor)]) -> Result<Vec<(String, 
         .collect()
 }
 
+/// The file's tensor `key`, or an error saying the file lacks it.
+fn tensor_named(ts: &[(String, Tensor)], key: &str) -> Result<Tensor> {
+    ts.iter()
+        .find(|(n, _)| n == key)
+        .map(|(_, t)| t.shallow_clone())
+        .ok_or_else(|| invalid(format!("the file has no tensor {key}")))
+}
+
 /// A stage's position as JSON: the seeded generator and the row order (a tensor).
 fn position_json(
     prefix: &str,
@@ -517,12 +525,7 @@ fn json_position(j: Option<&J>, ts: &[(String, Tensor)]) -> Result<crate::model:
         _ => None,
     };
     let order = match j.get("order").and_then(J::as_str) {
-        Some(key) => Some(
-            ts.iter()
-                .find(|(n, _)| n == key)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| invalid(format!("the file has no tensor {key}")))?,
-        ),
+        Some(key) => Some(tensor_named(ts, key)?),
         None => None,
     };
     Ok((gen, order))
@@ -708,12 +711,7 @@ pub fn load_model(path: &Path) -> Result<crate::model::Model> {
     let (tg, tp) = json_position(pos.and_then(|p| p.get("train")), &ts)?;
     let (eg, ep) = json_position(pos.and_then(|p| p.get("test")), &ts)?;
     let rng = match meta.get("rng").and_then(J::as_str) {
-        Some(key) => Some(
-            ts.iter()
-                .find(|(n, _)| n == key)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| invalid(format!("the file has no tensor {key}")))?,
-        ),
+        Some(key) => Some(tensor_named(&ts, key)?),
         None => None,
     };
     // everything is read: now the process's generator goes back to where it was
