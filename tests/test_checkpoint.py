@@ -219,6 +219,7 @@ def test_oracle_torch_module_with_the_saved_weights(tmp_path):
 RESUME = r"""
 import sys, numpy as np, torch
 import ktorch as kt
+torch.set_num_threads(int(sys.argv[3]))  # the parent's: a sum over threads rounds by their count
 rng = np.random.default_rng(0)
 x = rng.standard_normal((64, 4)).astype(np.float32); y = rng.integers(0, 3, 64)
 m = kt.load(sys.argv[1])
@@ -261,7 +262,8 @@ def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt, shuffle):
     want = [kt.run(m) for _ in range(2)]
     script = tmp_path / "resume.py"
     script.write_text(RESUME)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz")], check=True)
+    args = [str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz"), str(torch.get_num_threads())]
+    subprocess.run([sys.executable, *args], check=True)
     got = np.load(tmp_path / "r.npz")
     np.testing.assert_array_equal(got["r"], np.asarray(want))
     for k in kt.parmnames(q):
