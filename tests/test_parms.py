@@ -206,3 +206,20 @@ def test_avgparms_while_another_thread_trains():
     assert not errors
     assert counts == list(range(2, 32))
     assert all(np.isfinite(v).all() for v in kt.dict(p).values())
+
+
+def test_info_shows_settings_and_options():
+    q = kt.module(kt.seq("sequential", ("linear", "a", 4, 3, {"bias": False}), ("batchnorm1d", 3, {"eps": 1e-3})))
+    assert kt.info(q)["settings"] == [] and kt.info(q)["options"] == {}
+    a = kt.info(kt.child(q, "a"))
+    assert a["settings"] == [4, 3] and a["options"] == {"bias": False}
+    assert kt.info(kt.child(q, 1))["options"] == {"eps": 1e-3}
+    assert kt.info(kt.module(("linear", 2, 2, {"dtype": "double"})))["options"] == {"dtype": "double"}
+    lo = kt.info(kt.loss("ce", {"weight": [1.0, 2.0], "smoothing": 0.1}))
+    assert lo["type"] == "ce" and lo["options"]["smoothing"] == 0.1 and lo["options"]["reduce"] == "mean"
+    np.testing.assert_array_equal(lo["options"]["weight"], [1.0, 2.0])
+    o = kt.opt("sgd", kt.child(q, "a"), 0.1, 0.9)
+    kt.opt(o, 1, kt.child(q, 1), lr=0.5)
+    i = kt.info(o)
+    assert i["groups"] == 2 and [g["lr"] for g in i["settings"]] == [0.1, 0.5]
+    assert i["settings"][0]["momentum"] == 0.9 and i["defaults"]["lr"] == 0.1

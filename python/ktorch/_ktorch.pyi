@@ -276,9 +276,11 @@ def info(x: _Handle) -> Any:
 
     A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
     memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
-    Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
-    groups, lr. Models: module, loss, optimizer, train and test rows, lossscale (the
-    loss scale of float16 autocast training, None before it).
+    Modules: type, name, training, parms, buffers, settings and options (as the spec gave
+    them). Losses: type, options (every setting by name). Optimizers: type, groups, lr,
+    settings (a dict a group) and defaults (what a new group starts from). Models:
+    module, loss, optimizer, train and test rows, lossscale (the loss scale of float16
+    autocast training, None before it).
     """
 
 def grad(x: Tensor | Vector | Dict) -> Any:

@@ -4,6 +4,7 @@ use ktorch_core::tensor::{kind_name, Class};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use crate::data::value_to_py;
 use crate::errors::{ktorch_error, type_error, Res};
 use crate::gate::{call, Gate};
 use crate::handles::{obj, Dict, Obj, PyLoss, PyModel, PyModule, PyOptimizer, Tensor, Vector};
@@ -249,13 +250,24 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
+/// Settings by name as a Python dict.
+fn named_py(py: Python<'_>, kv: &[(String, ktorch_core::Value)]) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in kv {
+        d.set_item(k, value_to_py(py, v)?)?;
+    }
+    Ok(d.unbind())
+}
+
 /// info(h) -> dict
 ///
 /// A dict describing the object. Tensors: device, dtype, layout, gradient, pin,
 /// memory, leaf, gradfn, dim, size, stride, numel, itemsize, contiguous, offset, ref.
-/// Modules: type, name, training, parms, buffers. Losses: type. Optimizers: type,
-/// groups, lr. Models: module, loss, optimizer, train and test rows, lossscale (the
-/// loss scale of float16 autocast training, None before it).
+/// Modules: type, name, training, parms, buffers, settings and options (as the spec gave
+/// them). Losses: type, options (every setting by name). Optimizers: type, groups, lr,
+/// settings (a dict a group) and defaults (what a new group starts from). Models:
+/// module, loss, optimizer, train and test rows, lossscale (the loss scale of float16
+/// autocast training, None before it).
 #[pyfunction]
 pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     let f = "info";
@@ -294,13 +306,38 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
                         .map(|(k, _)| k)
                         .collect::<Vec<_>>(),
                 )?;
+                // the settings it was built with: by position, and options by name
+                match m.made() {
+                    Some((args, kw)) => {
+                        let a = args
+                            .iter()
+                            .map(|v| value_to_py(py, v))
+                            .collect::<PyResult<Vec<_>>>()?;
+                        d.set_item("settings", PyList::new(py, a)?)?;
+                        d.set_item("options", named_py(py, kw)?)?;
+                    }
+                    None => {
+                        d.set_item("settings", py.None())?;
+                        d.set_item("options", py.None())?;
+                    }
+                }
             }
-            Obj::Loss(l) => d.set_item("type", g.lock(l)?.kind())?,
+            Obj::Loss(l) => {
+                let l = g.lock(l)?;
+                d.set_item("type", l.kind())?;
+                d.set_item("options", named_py(py, &l.options(true)?)?)?;
+            }
             Obj::Opt(o) => {
                 let o = g.lock(o)?;
                 d.set_item("type", o.kind())?;
                 d.set_item("groups", o.groups())?;
                 d.set_item("lr", o.lr())?;
+                let gs = PyList::empty(py);
+                for i in 0..o.groups() {
+                    gs.append(named_py(py, &o.settings(i))?)?;
+                }
+                d.set_item("settings", gs)?;
+                d.set_item("defaults", named_py(py, &o.settings(o.groups()))?)?;
             }
             Obj::Model(m) => {
                 let m = g.lock(m)?;
