@@ -309,6 +309,39 @@ impl Tensors {
     }
 }
 
+impl Tensors {
+    /// A new object of the same class (and member names) whose members are `f` of
+    /// each full-size member: copies elsewhere (`copyto`), deep copies (`clone`).
+    pub fn map_members(&self, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensors> {
+        let items = self.full().iter().map(f).collect::<Result<Vec<_>>>()?;
+        Ok(match self.class() {
+            crate::tensor::Class::Tensor => {
+                Tensors::tensor(items.into_iter().next().unwrap_or_default())
+            }
+            crate::tensor::Class::Vector => Tensors::vector(items),
+            crate::tensor::Class::Dict => {
+                Tensors::dict(self.names().iter().cloned().zip(items).collect())?
+            }
+        })
+    }
+
+    /// A copy of every member as `o` says ([`tensor_copy`], `copyto`).
+    pub fn copied(&self, o: &TensorOptions, non_blocking: bool) -> Result<Tensors> {
+        self.map_members(|t| tensor_copy(t, o, non_blocking))
+    }
+
+    /// A deep copy (`clone`): every member copied to new memory, gradient flags kept.
+    pub fn deep_clone(&self) -> Result<Tensors> {
+        self.map_members(|t| {
+            if !t.defined() {
+                return Ok(Tensor::new());
+            }
+            let _g = tch::no_grad_guard();
+            Ok(t.f_detach_copy()?.f_set_requires_grad(t.requires_grad())?)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

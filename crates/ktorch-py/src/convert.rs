@@ -313,6 +313,37 @@ pub fn tensors_to_py(py: Python<'_>, t: &Tensors) -> PyResult<PyObject> {
     }
 }
 
+/// A new handle of the object's own class (Tensor, Vector or Dict) around `t`, which
+/// no other object holds.
+pub fn wrap_tensors(py: Python<'_>, t: Tensors) -> PyResult<PyObject> {
+    let class = t.class();
+    let sh = shared(t);
+    Ok(match class {
+        ktorch_core::tensor::Class::Tensor => Py::new(py, Tensor::new(sh))?.into_any(),
+        ktorch_core::tensor::Class::Vector => Py::new(py, Vector::new(sh))?.into_any(),
+        ktorch_core::tensor::Class::Dict => Py::new(py, crate::handles::Dict::new(sh))?.into_any(),
+    })
+}
+
+/// The names and values of a Python dict of parameter names to data (arrays, lists,
+/// scalars, Tensors), for freeze and copyparms.
+pub fn named_srcs(
+    func: &str,
+    d: &Bound<'_, pyo3::types::PyDict>,
+) -> PyResult<(Vec<String>, Vec<Src>)> {
+    let mut names = Vec::with_capacity(d.len());
+    let mut vs = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        names.push(
+            k.downcast::<pyo3::types::PyString>()
+                .map_err(|_| type_error(func, "expecting parameter names as dict keys"))?
+                .to_string(),
+        );
+        vs.push(src(func, &v)?);
+    }
+    Ok((names, vs))
+}
+
 /// A new Tensor handle around `t`, a tensor no other object holds.
 pub fn wrap(py: Python<'_>, t: TchTensor) -> PyResult<Py<Tensor>> {
     Py::new(py, Tensor::new(shared(Tensors::tensor(t))))

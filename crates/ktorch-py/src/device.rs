@@ -1,8 +1,8 @@
 //! Devices, dtypes and training flags: to, copyto, device, dtype, sync, cudadevices,
 //! training, freeze, unfreeze, gradflag.
 
-use ktorch_core::device::{tensor_copy, Place};
-use ktorch_core::tensor::{device_here, device_name, kind_name, Class, TensorOptions, Tensors};
+use ktorch_core::device::Place;
+use ktorch_core::tensor::{device_here, device_name, kind_name, Class, TensorOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -10,7 +10,7 @@ use pyo3::IntoPyObjectExt;
 use crate::convert::src;
 use crate::errors::{type_error, IntoPy, Res};
 use crate::gate::{call, domains, Gate};
-use crate::handles::{obj, Obj, Tensor, Vector};
+use crate::handles::{obj, Obj, Tensor};
 
 /// Device, dtype and gradient options of `to`/`copyto`: option names, or an
 /// example Tensor whose device and dtype are taken; a trailing bool is the
@@ -160,26 +160,8 @@ pub fn copyto(
     };
     let (opts, nb) = target(py, f, args, non_blocking)?;
     let ds = s.domains();
-    let (class, names, items) = call(py, f, ds, move |g| {
-        let t = g.lock(&s)?;
-        let items = t
-            .items()
-            .iter()
-            .map(|x| tensor_copy(x, &opts, nb))
-            .collect::<ktorch_core::Result<Vec<_>>>()?;
-        Ok((t.class(), t.names().to_vec(), items))
-    })?;
-    let made = match class {
-        Class::Tensor => Tensors::tensor(items.into_iter().next().unwrap_or_default()),
-        Class::Vector => Tensors::vector(items),
-        Class::Dict => Tensors::dict(names.into_iter().zip(items).collect()).py_for(f)?,
-    };
-    let sh = ktorch_core::sync::shared(made);
-    Ok(match class {
-        Class::Tensor => Py::new(py, Tensor::new(sh))?.into_any(),
-        Class::Vector => Py::new(py, Vector::new(sh))?.into_any(),
-        Class::Dict => Py::new(py, crate::handles::Dict::new(sh))?.into_any(),
-    })
+    let made = call(py, f, ds, move |g| Ok(g.lock(&s)?.copied(&opts, nb)?))?;
+    crate::convert::wrap_tensors(py, made)
 }
 
 /// Per-member values of a Tensor/Vector/Dict as a value, list or dict.
@@ -481,17 +463,7 @@ fn freezing(
     let (names, values) = match (names, values) {
         (None, None) => (None, None),
         (Some(n), None) if n.is_instance_of::<PyDict>() => {
-            let d = n.downcast::<PyDict>()?;
-            let mut ks = Vec::new();
-            let mut vs = Vec::new();
-            for (k, v) in d.iter() {
-                ks.push(
-                    k.downcast::<PyString>()
-                        .map_err(|_| type_error(f, "expecting parameter names as dict keys"))?
-                        .to_string(),
-                );
-                vs.push(src(f, &v)?);
-            }
+            let (ks, vs) = crate::convert::named_srcs(f, n.downcast::<PyDict>()?)?;
             (Some(ks), Some(vs))
         }
         (Some(n), None) if n.is_instance_of::<crate::handles::Dict>() => {

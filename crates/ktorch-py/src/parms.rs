@@ -7,10 +7,9 @@ use ktorch_core::Module;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
-use crate::convert::src;
 use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
-use crate::handles::{keep_copy, keep_of, obj, Dict, Obj, PyLoss, PyModule, Tensor, Vector};
+use crate::handles::{keep_copy, keep_of, obj, Dict, Obj, PyLoss, PyModule};
 use crate::module::module_of;
 
 /// A child's path: a name (`"encoder.layers.0"`) or a position among the direct children.
@@ -220,33 +219,8 @@ pub fn clone(py: Python<'_>, h: &Bound<'_, PyAny>) -> PyResult<PyObject> {
             Ok(Py::new(py, PyLoss::new(shared(l)))?.into_any())
         }
         Obj::Tensors(s) => {
-            let (class, names, items) = call(py, f, ds, move |g| {
-                let t = g.lock(&s)?;
-                let _ng = tch::no_grad_guard();
-                let items = t
-                    .full()
-                    .iter()
-                    .map(|x| {
-                        if x.defined() {
-                            x.f_detach_copy()?.f_set_requires_grad(x.requires_grad())
-                        } else {
-                            Ok(tch::Tensor::new())
-                        }
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((t.class(), t.names().to_vec(), items))
-            })?;
-            let made = match class {
-                Class::Tensor => Tensors::tensor(items.into_iter().next().unwrap_or_default()),
-                Class::Vector => Tensors::vector(items),
-                Class::Dict => Tensors::dict(names.into_iter().zip(items).collect()).py_for(f)?,
-            };
-            let sh = shared(made);
-            Ok(match class {
-                Class::Tensor => Py::new(py, Tensor::new(sh))?.into_any(),
-                Class::Vector => Py::new(py, Vector::new(sh))?.into_any(),
-                Class::Dict => Py::new(py, Dict::new(sh))?.into_any(),
-            })
+            let made = call(py, f, ds, move |g| Ok(g.lock(&s)?.deep_clone()?))?;
+            crate::convert::wrap_tensors(py, made)
         }
         Obj::Opt(_) | Obj::Model(_) => Err(crate::errors::ktorch_error(
             f,
@@ -291,16 +265,7 @@ pub fn copyparms(
         }
         (names, Err(t), ds)
     } else if let Ok(pd) = d.downcast::<PyDict>() {
-        let mut names = Vec::new();
-        let mut vs = Vec::new();
-        for (k, v) in pd.iter() {
-            names.push(
-                k.downcast::<PyString>()
-                    .map_err(|_| type_error(f, "expecting parameter names as dict keys"))?
-                    .to_string(),
-            );
-            vs.push(src(f, &v)?);
-        }
+        let (names, vs) = crate::convert::named_srcs(f, pd)?;
         let ds: Vec<_> = vs.iter().flat_map(|v| v.domains()).collect();
         (names, Ok(vs), ds)
     } else {
