@@ -3,6 +3,26 @@
 use crate::error::{err, Named, Result};
 use crate::value::Value;
 
+/// Settings by name.
+type ByName = Vec<(String, Value)>;
+
+thread_local! {
+    /// While [`named_settings`] runs its builder: the settings of the first
+    /// [`Args::parse`] by name (the outer `Option`: capturing; the inner: captured).
+    static NAMED: std::cell::RefCell<Option<Option<ByName>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `build` and returns, with its result, the settings its first [`Args::parse`]
+/// matched, each by its declared name (positional ones named too), in declaration
+/// order: how a module's options read back. Nested captures keep their own.
+pub(crate) fn named_settings<T>(build: impl FnOnce() -> T) -> (T, Option<Vec<(String, Value)>>) {
+    let outer = NAMED.with(|n| n.borrow_mut().replace(None));
+    let r = build();
+    let got = NAMED.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer));
+    (r, got.flatten())
+}
+
 /// Settings given to a constructor: each declared name takes at most one value,
 /// given by position (in declaration order) or by name.
 #[derive(Debug, Clone)]
@@ -54,6 +74,18 @@ impl Args {
             }
             vals[i] = if v.is_null() { None } else { Some(v.clone()) };
         }
+        NAMED.with(|n| {
+            let mut n = n.borrow_mut();
+            if let Some(slot @ None) = n.as_mut() {
+                *slot = Some(
+                    names
+                        .iter()
+                        .zip(&vals)
+                        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+                        .collect(),
+                );
+            }
+        });
         Ok(Args {
             kind: kind.to_string(),
             names: names.to_vec(),

@@ -59,6 +59,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod state;
 pub mod sync;
 pub mod tensor;
 pub mod value;

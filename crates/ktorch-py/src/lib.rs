@@ -62,6 +62,7 @@ mod handles;
 mod loss;
 mod module;
 mod objects;
+mod objstate;
 mod opt;
 mod parms;
 mod run;
@@ -132,6 +133,7 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parms::avgparms, m)?)?;
     m.add_function(wrap_pyfunction!(files::save, m)?)?;
     m.add_function(wrap_pyfunction!(files::load, m)?)?;
+    m.add_function(wrap_pyfunction!(objstate::state, m)?)?;
     m.add_function(wrap_pyfunction!(state::state_dict, m)?)?;
     m.add_function(wrap_pyfunction!(state::load_state_dict, m)?)?;
     m.add_function(wrap_pyfunction!(loss::loss, m)?)?;

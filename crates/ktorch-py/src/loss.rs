@@ -12,11 +12,12 @@ use crate::gate::{call, domains};
 use crate::handles::{obj, Obj, PyLoss};
 
 /// loss(name, *settings, **options) -> Loss
+/// loss(state) -> Loss
 /// loss(l, x, y) -> Tensor
 /// loss(m, x, y) -> Tensor
 ///
-/// Makes a loss, or computes a loss (a Loss handle's or a model's) of output(s) `x` and
-/// target(s) `y`.
+/// Makes a loss (or the loss a `state(l)` describes), or computes a loss (a Loss
+/// handle's or a model's) of output(s) `x` and target(s) `y`.
 ///
 /// - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
 /// - settings: by position in the loss's order (ce: weight, ignore, smoothing,
@@ -37,6 +38,10 @@ pub fn loss(
             "expecting a loss name, or a Loss or Model with output and target",
         )
     })?;
+    if args.len() == 1 && kw.is_none() && crate::objstate::is_loss_state(&first) {
+        let l = crate::objstate::loss_from(py, f, &first)?;
+        return Ok(Py::new(py, PyLoss::new(shared(l)))?.into_any());
+    }
     if let Ok(name) = first.downcast::<PyString>() {
         let rest: Vec<_> = args.iter().skip(1).collect();
         let (pos, opts) = settings(f, &rest, kw)?;

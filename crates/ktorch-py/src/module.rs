@@ -12,8 +12,11 @@ use crate::handles::{obj, Keep, Obj, PyModel, PyModule};
 
 /// module(spec) -> Module
 /// module(model) -> Module
+/// module(state) -> Module
 ///
-/// Builds a module from a spec, or returns the module of a model.
+/// Builds a module from a spec, or returns the module of a model, or builds the module
+/// a `state(q)` describes (a dict, or a list of row dicts for a container) with its
+/// parameter and buffer values, training flags and frozen parameters.
 ///
 /// - `"relu"`: a type name alone (`help("module")` lists them).
 /// - `("linear", 784, 10)`: a type, then its options by position.
@@ -43,6 +46,10 @@ pub fn module(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyModule>>
             }
             _ => Err(type_error(f, "expecting a module spec or a Model")),
         };
+    }
+    if crate::objstate::is_module_state(spec) {
+        let m = crate::objstate::module_from(py, f, spec)?;
+        return Py::new(py, PyModule::new(shared(m)));
     }
     let v = to_value(f, spec)?;
     let mut keep: Keep = Vec::new();

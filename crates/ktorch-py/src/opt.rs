@@ -39,8 +39,12 @@ fn source(func: &str, x: &Bound<'_, PyAny>) -> PyResult<Option<Obj>> {
 /// opt(name) -> Optimizer
 /// opt(name, parameters, *settings, **options) -> Optimizer
 /// opt(o, group, parameters, *settings) -> None
+/// opt(state, parameters) -> Optimizer
 ///
-/// Makes an optimizer, or adds or edits a parameter group of one.
+/// Makes an optimizer, or adds or edits a parameter group of one, or builds the
+/// optimizer a `state(o)` describes (settings, groups, each parameter's state) over
+/// `parameters` (a Module or Model: matched by parameter name where the state names
+/// them, else in order; every shape must match).
 ///
 /// - name: `"sgd"`, `"adam"`, `"adamw"`, `"adagrad"`, `"rmsprop"`, `"lbfgs"`, `"lamb"`.
 /// - parameters: a Module, Model, Tensor, Vector or Dict; left out, an empty optimizer.
@@ -59,6 +63,22 @@ pub fn opt(
     let first = args
         .get_item(0)
         .map_err(|_| type_error(f, "expecting an optimizer name or an Optimizer"))?;
+    if crate::objstate::is_opt_state(&first) {
+        if args.len() > 2 || kw.is_some() {
+            return Err(type_error(f, "expecting (state, parameters)"));
+        }
+        let src = match args.get_item(1) {
+            Ok(x) => Some(source(f, &x)?.ok_or_else(|| {
+                type_error(
+                    f,
+                    "parameters expects a Module, Model, Optimizer, Tensor, Vector or Dict",
+                )
+            })?),
+            Err(_) => None,
+        };
+        let (o, own) = crate::objstate::opt_from(py, f, &first, src)?;
+        return Ok(Py::new(py, PyOptimizer::new(Shared::with_domains(o, own)))?.into_any());
+    }
     if let Ok(name) = first.downcast::<PyString>() {
         let (src, rest) = match args.get_item(1) {
             Ok(x) => match source(f, &x)? {
@@ -77,7 +97,11 @@ pub fn opt(
                 Some(o) => params(g, o)?,
                 None => vec![],
             };
-            Ok(Optimizer::new(&name, ps, &pos, &opts)?)
+            let mut o = Optimizer::new(&name, ps, &pos, &opts)?;
+            if let Some(s @ (Obj::Module(_) | Obj::Model(_))) = &src {
+                o.name_params(&crate::objstate::named_params(g, s)?);
+            }
+            Ok(o)
         })?;
         return Ok(Py::new(py, PyOptimizer::new(Shared::with_domains(o, own)))?.into_any());
     }
@@ -112,7 +136,14 @@ pub fn opt(
     let ds = domains([o.domains(), added.clone()]);
     call(py, f, ds, move |g| {
         let ps = params(g, &src)?;
-        g.lock(&o)?.add(grp, ps, &pos, &opts)?;
+        let named = match &src {
+            Obj::Module(_) | Obj::Model(_) => crate::objstate::named_params(g, &src)?,
+            _ => Vec::new(),
+        };
+        let mut s = g.lock(&o)?;
+        s.add(grp, ps, &pos, &opts)?;
+        s.name_params(&named);
+        drop(s);
         // from now on the optimizer is locked with its new parameters' owners too
         o.add_domains(&added);
         Ok(())

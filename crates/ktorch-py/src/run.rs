@@ -17,15 +17,19 @@ use crate::handles::{keep_of, obj, Obj, PyLoss, PyModel, PyModule, PyOptimizer};
 use crate::PhaseCall;
 
 /// model(q, l, o) -> Model
+/// model(state) -> Model
 ///
 /// A model of a module, a loss and an optimizer, with training and test options
 /// (`train`, `test`) and data. The module and optimizer are shared, not copied.
+/// `model(state)` builds the model a `state(m)` describes: module, loss, optimizer
+/// with its state, options, where training stands, and data where the state has it.
 #[pyfunction]
+#[pyo3(signature = (q, l=None, o=None))]
 pub fn model(
     py: Python<'_>,
     q: &Bound<'_, PyAny>,
-    l: &Bound<'_, PyAny>,
-    o: &Bound<'_, PyAny>,
+    l: Option<&Bound<'_, PyAny>>,
+    o: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyModel>> {
     let f = "model";
     let name = |x: &Bound<'_, PyAny>| {
@@ -33,6 +37,16 @@ pub fn model(
             .name()
             .map(|n| n.to_string())
             .unwrap_or_default()
+    };
+    let (Some(l), Some(o)) = (l, o) else {
+        if l.is_none() && o.is_none() && crate::objstate::is_model_state(q) {
+            let m = crate::objstate::model_from(py, f, q)?;
+            return Py::new(py, PyModel::new(shared(m)));
+        }
+        return Err(type_error(
+            f,
+            "expecting (module, loss, optimizer) or a model's state",
+        ));
     };
     let q = q
         .downcast::<PyModule>()

@@ -58,7 +58,7 @@ impl Target {
 }
 
 /// An option value for Python, tuples as tuples (torch.optim's `betas`).
-fn value_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
+pub(crate) fn value_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
     Ok(match v {
         Value::Tuple(l) => PyTuple::new(
             py,

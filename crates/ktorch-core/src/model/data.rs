@@ -189,7 +189,8 @@ impl Stage {
         })
     }
 
-    fn inputs_full(&self) -> Option<Vec<Tensor>> {
+    /// All inputs (not the batch's).
+    pub fn inputs_full(&self) -> Option<Vec<Tensor>> {
         self.data.as_ref().map(|d| {
             d.all.full()[..d.nx]
                 .iter()
@@ -199,7 +200,7 @@ impl Stage {
     }
 
     /// All targets (not the batch's), None when no targets were given.
-    pub(crate) fn targets_full(&self) -> Option<Vec<Tensor>> {
+    pub fn targets_full(&self) -> Option<Vec<Tensor>> {
         self.data.as_ref().filter(|d| d.all.len() > d.nx).map(|d| {
             d.all.full()[d.nx..]
                 .iter()

@@ -96,6 +96,8 @@ pub type Settings<'a> = (&'a [Value], &'a [(String, Value)]);
 pub(crate) struct Made {
     args: Vec<Value>,
     kw: Vec<(String, Value)>,
+    /// The same settings, each by its name (None where the builder names none).
+    named: Option<Vec<(String, Value)>>,
 }
 
 /// Builds a module of type `kind` as a spec does (the checkpoint reader's way in).
@@ -220,6 +222,11 @@ impl Module {
         &self.params
     }
 
+    /// The module's own buffers, in order.
+    pub fn own_buffers(&self) -> &[(String, Tensor)] {
+        &self.buffers
+    }
+
     /// The module's own parameter at position `i` (in the order its layer declared them).
     pub fn param_at(&self, i: usize) -> Result<&Tensor> {
         self.params
@@ -263,11 +270,30 @@ impl Module {
             .map(|m| (m.args.as_slice(), m.kw.as_slice()))
     }
 
-    /// Records the settings the module was built with.
-    pub(crate) fn set_made(&mut self, args: &[Value], kw: &[(String, Value)]) {
+    /// The settings the module was built with, each by its name, positional ones
+    /// included (`linear` with 2, 3: `in` 2, `out` 3), in the order the module
+    /// declares them; `dtype` last where given. A spec of these alone, by name,
+    /// builds the same module. None for a module not built from a spec.
+    pub fn options(&self) -> Option<Vec<(String, Value)>> {
+        let m = self.made.as_ref()?;
+        match &m.named {
+            Some(n) => Some(n.clone()),
+            None if m.args.is_empty() => Some(m.kw.clone()),
+            None => None,
+        }
+    }
+
+    /// Records the settings the module was built with (`named`: the same by name).
+    pub(crate) fn set_made(
+        &mut self,
+        args: &[Value],
+        kw: &[(String, Value)],
+        named: Option<Vec<(String, Value)>>,
+    ) {
         self.made = Some(Made {
             args: args.to_vec(),
             kw: kw.to_vec(),
+            named,
         });
     }
 

@@ -122,11 +122,21 @@ pub(crate) fn build_layer(
         .cloned()
         .partition(|(k, _)| k == "device" || k == "dtype");
     let place = placement(kind, &placed)?;
-    let mut m = build_unplaced(kind, args, &kw, kids)?;
+    let (m, named) = crate::args::named_settings(|| build_unplaced(kind, args, &kw, kids));
+    let mut m = m?;
     // recorded to save and build again: the dtype goes with the settings, the device not
+    let dtype: Vec<_> = placed
+        .iter()
+        .filter(|(k, _)| k == "dtype")
+        .cloned()
+        .collect();
     let mut made = kw.clone();
-    made.extend(placed.iter().filter(|(k, _)| k == "dtype").cloned());
-    m.set_made(args, &made);
+    made.extend(dtype.iter().cloned());
+    let named = named.map(|mut n| {
+        n.extend(dtype);
+        n
+    });
+    m.set_made(args, &made, named);
     if place != crate::device::Place::default() {
         m.to(&place).map_err(|e| e.named(kind))?;
     }

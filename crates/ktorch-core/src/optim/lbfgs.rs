@@ -7,7 +7,7 @@ use tch::Tensor;
 use super::linesearch::{strong_wolfe, N};
 use super::ops::{add_scaled_, copy_of, grad_of, nonneg};
 use crate::args::Args;
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Result};
 use crate::value::Value;
 
 /// Setting names in positional order.
@@ -135,6 +135,104 @@ impl State {
         ts.extend(self.old_dirs.iter().chain(&self.old_stps).chain(&self.ro));
         ts.extend(self.h_diag.iter().chain(self.prev_flat_grad.iter()));
         ts
+    }
+
+    /// The history as named values (counts, scalars, tensor copies; the lists as
+    /// lists), to save; [`State::from_parts`] reads them back.
+    pub(super) fn parts(&self) -> Result<Vec<(String, Value)>> {
+        let t = |x: &Option<Tensor>| -> Result<Value> {
+            Ok(x.as_ref()
+                .map(copy_of)
+                .transpose()?
+                .map_or(Value::Null, Value::Tensor))
+        };
+        let list = |v: &VecDeque<Tensor>| -> Result<Value> {
+            Ok(Value::List(
+                v.iter()
+                    .map(|x| Ok(Value::Tensor(copy_of(x)?)))
+                    .collect::<Result<_>>()?,
+            ))
+        };
+        Ok(vec![
+            ("func_evals".into(), Value::Int(self.func_evals)),
+            ("n_iter".into(), Value::Int(self.n_iter)),
+            ("d".into(), t(&self.d)?),
+            ("t".into(), Value::Float(self.t)),
+            ("old_dirs".into(), list(&self.old_dirs)?),
+            ("old_stps".into(), list(&self.old_stps)?),
+            ("ro".into(), list(&self.ro)?),
+            ("H_diag".into(), t(&self.h_diag)?),
+            ("prev_flat_grad".into(), t(&self.prev_flat_grad)?),
+            ("prev_loss".into(), Value::Float(self.prev_loss)),
+        ])
+    }
+
+    /// The history from [`State::parts`], its tensors put on `like`'s dtype and device;
+    /// every flat tensor must have `n` elements (the parameters' total).
+    pub(super) fn from_parts(kv: &[(String, Value)], n: i64, like: &Tensor) -> Result<State> {
+        let get = |k: &str| kv.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let tensor = |k: &str, v: &Value, flat: bool| -> Result<Tensor> {
+            let Value::Tensor(x) = v else {
+                return Err(invalid(format!("lbfgs history `{k}`: expecting a tensor")));
+            };
+            if flat && x.size() != [n] {
+                return Err(invalid(format!(
+                    "lbfgs history `{k}` has shape {:?}, the parameters {n} element(s)",
+                    x.size()
+                )));
+            }
+            Ok(x.f_to_device_(like.device(), like.f_kind()?, false, true)?)
+        };
+        let opt = |k: &str, flat: bool| -> Result<Option<Tensor>> {
+            match get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => tensor(k, v, flat).map(Some),
+            }
+        };
+        let list = |k: &str, flat: bool| -> Result<VecDeque<Tensor>> {
+            match get(k) {
+                None => Ok(VecDeque::new()),
+                Some(Value::List(xs)) => xs.iter().map(|v| tensor(k, v, flat)).collect(),
+                Some(_) => Err(invalid(format!("lbfgs history `{k}`: expecting a list"))),
+            }
+        };
+        let int = |k: &str| get(k).map_or(Ok(0), |v| v.as_int(k));
+        let float = |k: &str| get(k).map_or(Ok(0.0), |v| v.as_float(k));
+        if let Some((k, _)) = kv.iter().find(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "func_evals"
+                    | "n_iter"
+                    | "d"
+                    | "t"
+                    | "old_dirs"
+                    | "old_stps"
+                    | "ro"
+                    | "H_diag"
+                    | "prev_flat_grad"
+                    | "prev_loss"
+            )
+        }) {
+            return Err(invalid(format!("unknown lbfgs history `{k}`")));
+        }
+        let s = State {
+            func_evals: int("func_evals")?,
+            n_iter: int("n_iter")?,
+            d: opt("d", true)?,
+            t: float("t")?,
+            old_dirs: list("old_dirs", true)?,
+            old_stps: list("old_stps", true)?,
+            ro: list("ro", false)?,
+            h_diag: opt("H_diag", false)?,
+            prev_flat_grad: opt("prev_flat_grad", true)?,
+            prev_loss: float("prev_loss")?,
+        };
+        if s.old_dirs.len() != s.old_stps.len() || s.old_dirs.len() != s.ro.len() {
+            return Err(invalid(
+                "lbfgs history: old_dirs, old_stps and ro differ in length",
+            ));
+        }
+        Ok(s)
     }
 
     /// A copy to go back to after a step. A step replaces the direction, the history

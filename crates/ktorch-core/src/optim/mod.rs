@@ -28,7 +28,7 @@ use crate::args::Args;
 use crate::error::{err, Named, Result};
 use crate::value::Value;
 use ops::ParamState;
-pub use state::{GroupEntry, OptimizerState, ParamEntry};
+pub use state::{GroupEntry, OptimizerState, ParamEntry, ParmState};
 
 /// The names of every optimizer.
 pub const OPTIMIZER_TYPES: &[&str] = &[
@@ -140,6 +140,8 @@ impl Settings {
 #[derive(Debug)]
 struct Group {
     params: Vec<Tensor>,
+    /// Each parameter's name in the module it came from, where known.
+    names: Vec<Option<String>>,
     settings: Settings,
     state: Vec<ParamState>,
 }
@@ -186,6 +188,7 @@ impl Optimizer {
     fn push_group(&mut self, params: Vec<Tensor>, settings: Settings) {
         let state = params.iter().map(|_| ParamState::default()).collect();
         self.groups.push(Group {
+            names: vec![None; params.len()],
             params,
             settings,
             state,
@@ -273,6 +276,7 @@ impl Optimizer {
             grp.settings = settings;
             grp.state
                 .extend(params.iter().map(|_| ParamState::default()));
+            grp.names.extend(params.iter().map(|_| None));
             grp.params.extend(params);
         }
         // the flat lbfgs history no longer fits the parameters

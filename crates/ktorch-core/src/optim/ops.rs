@@ -105,6 +105,11 @@ impl ParamState {
         }
     }
 
+    /// The step count and the state buffers by name.
+    pub(super) fn named(&self) -> (i64, &[(&'static str, Tensor)]) {
+        (self.step, &self.buffers)
+    }
+
     /// The state buffers (momenta, moments...), to move or convert with the parameters.
     pub(super) fn tensors(&self) -> impl Iterator<Item = &Tensor> {
         self.buffers.iter().map(|(_, t)| t)

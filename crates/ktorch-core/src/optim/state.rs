@@ -393,6 +393,169 @@ impl Optimizer {
     }
 }
 
+/// The state buffers each optimizer keeps per parameter, by their torch.optim names.
+fn native_buffers(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "sgd" => &["momentum_buffer"],
+        "adam" | "adamw" => &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+        "adagrad" => &["sum"],
+        "rmsprop" => &["square_avg", "momentum_buffer", "grad_avg"],
+        "lamb" => &["exp_avg", "exp_avg_sq"],
+        _ => &[],
+    }
+}
+
+/// One parameter's state as ktorch keeps it, for every optimizer: the step count
+/// and the state buffers by name (copies).
+pub type ParmState = (i64, Vec<(String, Tensor)>);
+
+impl Optimizer {
+    /// Names the parameters held that appear in `named` (the same storage and
+    /// shape), where not named already: how a saved state links each parameter to
+    /// the module it came from.
+    pub fn name_params(&mut self, named: &[(String, Tensor)]) {
+        for grp in &mut self.groups {
+            for (p, n) in grp.params.iter().zip(grp.names.iter_mut()) {
+                if n.is_none() {
+                    *n = named
+                        .iter()
+                        .find(|(_, t)| {
+                            t.data_ptr() == p.data_ptr() && t.size() == p.size() && p.numel() > 0
+                        })
+                        .map(|(k, _)| k.clone());
+                }
+            }
+        }
+    }
+
+    /// The names of group `g`'s parameters (None where unknown; empty for no such group).
+    pub fn param_names(&self, g: usize) -> Vec<Option<String>> {
+        self.groups
+            .get(g)
+            .map_or_else(Vec::new, |grp| grp.names.clone())
+    }
+
+    /// Every parameter's state as ktorch keeps it ([`ParmState`]), group by group,
+    /// for every optimizer (lamb's and lbfgs's included; lbfgs keeps its history
+    /// apart, see [`Optimizer::history`]). Buffers are detached copies.
+    pub fn param_states(&self) -> Result<Vec<Vec<ParmState>>> {
+        let _g = tch::no_grad_guard();
+        self.groups
+            .iter()
+            .map(|grp| {
+                grp.state
+                    .iter()
+                    .map(|st| {
+                        let (step, bufs) = st.named();
+                        let bufs = bufs
+                            .iter()
+                            .map(|(k, t)| Ok((k.to_string(), copy_of(t)?)))
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok((step, bufs))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// lbfgs's history (the direction, step and curvature pairs, counts) as named
+    /// values, tensors copied; empty for the other optimizers.
+    pub fn history(&self) -> Result<Vec<(String, Value)>> {
+        if self.kind == "lbfgs" {
+            self.lbfgs.parts()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Puts back every parameter's state ([`Optimizer::param_states`]) and lbfgs's
+    /// history: one list of states per group, one state per parameter; each buffer
+    /// must be one this optimizer keeps, the parameter's shape, and goes to the
+    /// parameter's dtype and device. Everything is checked first: a failed call
+    /// changes nothing.
+    pub fn set_states(
+        &mut self,
+        states: &[Vec<ParmState>],
+        history: &[(String, Value)],
+    ) -> Result<()> {
+        if states.len() != self.groups.len() {
+            return Err(invalid(format!(
+                "the state has {} parameter group(s), the optimizer {}",
+                states.len(),
+                self.groups.len()
+            )));
+        }
+        let names = native_buffers(&self.kind);
+        let _g = tch::no_grad_guard();
+        let mut out: Vec<Vec<ParamState>> = Vec::with_capacity(states.len());
+        for (g, (sg, grp)) in states.iter().zip(&self.groups).enumerate() {
+            if sg.len() != grp.params.len() {
+                return Err(invalid(format!(
+                    "parameter group {g} has {} parameter state(s), the optimizer {} parameter(s)",
+                    sg.len(),
+                    grp.params.len()
+                )));
+            }
+            let mut row = Vec::with_capacity(sg.len());
+            for (j, ((step, bufs), p)) in sg.iter().zip(&grp.params).enumerate() {
+                let what = || match &grp.names[j] {
+                    Some(n) => format!("parameter {n}"),
+                    None => format!("parameter {j} of group {g}"),
+                };
+                if *step < 0 {
+                    return Err(invalid(format!("{}: step count {step}", what())));
+                }
+                let mut kept: Vec<(&'static str, Tensor)> = Vec::with_capacity(bufs.len());
+                for (k, t) in bufs {
+                    let Some(&n) = names.iter().find(|n| **n == k.as_str()) else {
+                        return Err(invalid(format!(
+                            "{}: {} keeps no state `{k}`{}",
+                            what(),
+                            self.kind,
+                            if names.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", expecting {}", names.join(", "))
+                            }
+                        )));
+                    };
+                    crate::tensor::kinds::check(t)
+                        .map_err(|e| invalid(format!("{}: state `{k}`: {e}", what())))?;
+                    if !t.defined() || t.size() != p.size() || t.is_complex() {
+                        return Err(invalid(format!(
+                            "{}: state `{k}` has shape {:?}, the parameter {:?}",
+                            what(),
+                            if t.defined() { t.size() } else { vec![] },
+                            p.size()
+                        )));
+                    }
+                    kept.push((n, t.f_to_device_(p.device(), p.f_kind()?, false, true)?));
+                }
+                row.push(ParamState::restored(*step, kept));
+            }
+            out.push(row);
+        }
+        let lbfgs = if self.kind == "lbfgs" {
+            let ps = self.params();
+            let n: i64 = ps.iter().map(|p| p.numel() as i64).sum();
+            match ps.first() {
+                Some(like) => super::lbfgs::State::from_parts(history, n, like)?,
+                None => super::lbfgs::State::default(),
+            }
+        } else {
+            if let Some((k, _)) = history.first() {
+                return Err(invalid(format!("{} keeps no history `{k}`", self.kind)));
+            }
+            super::lbfgs::State::default()
+        };
+        for (grp, st) in self.groups.iter_mut().zip(out) {
+            grp.state = st;
+        }
+        self.lbfgs = lbfgs;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tch::{Kind, Tensor};
