@@ -195,6 +195,9 @@ from ktorch._ktorch import (
     size as size,
 )
 from ktorch._ktorch import (
+    state as state,
+)
+from ktorch._ktorch import (
     state_dict as state_dict,
 )
 from ktorch._ktorch import (
@@ -468,6 +471,7 @@ __all__ = [
     "avgparms",
     "save",
     "load",
+    "state",
     "state_dict",
     "load_state_dict",
     "loss",

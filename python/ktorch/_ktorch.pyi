@@ -56,6 +56,7 @@ __all__ = [
     "clone",
     "copyparms",
     "avgparms",
+    "state",
     "state_dict",
     "load_state_dict",
     "save",
@@ -343,8 +344,11 @@ def std(x: _Data, dim: int | None = None) -> Tensor:
 def module(spec: Any) -> Module:
     """module(spec) -> Module
     module(model) -> Module
+    module(state) -> Module
 
-    Builds a module from a spec, or returns the module of a model.
+    Builds a module from a spec, or returns the module of a model, or builds the module
+    a `state(q)` describes (a dict, or a list of row dicts for a container) with its
+    parameter and buffer values, training flags and frozen parameters.
 
     - `"relu"`: a type name alone (`help("module")` lists them).
     - `("linear", 784, 10)`: a type, then its options by position.
@@ -550,29 +554,61 @@ def avgparms(m: Module | Model, d: Dict) -> int:
     the count.
     """
 
-def save(h: Module | Model, path: str | os.PathLike[str]) -> None:
+def save(h: Module | Loss | Optimizer | Model, path: str | os.PathLike[str], data: bool = False) -> None:
     """save(h, path) -> None
+    save(m, path, data=True) -> None
 
-    Saves a module or a model to a checkpoint file: one safetensors file with every
-    tensor, and the rest as JSON metadata. A module: its parameters and buffers, spec,
-    training flags and frozen parameters. A model: its module so, its loss and
-    settings, its optimizer's settings and state (momenta, moments, step counts; not
-    for lbfgs and lamb), its training and test options, and where training stands: the
-    seeded shuffle generator, the row order in force and libtorch's CPU generator (load
-    puts that generator back), so the same data given again to the loaded model trains
-    on exactly as the saved one would. Not its data. The write is atomic: a temporary
-    file beside `path`, synced, then renamed over it, so an interrupted save leaves any
-    old file whole. Callback modules cannot be saved (their forward is a Python function).
+    Saves a module, loss, optimizer or model to a checkpoint file: one safetensors file
+    with every tensor (a module's parameters and buffers as `parm/name`, `buffer/name`),
+    and the rest (`state(h)`) as JSON metadata. A module: its parameters and buffers,
+    options, training flags and frozen parameters. A loss: its settings. An optimizer:
+    settings, groups and each parameter's state (momenta, moments, step counts, lbfgs's
+    history), not the parameters (`load(path, q)` takes them from a module). A model: its
+    module, loss and optimizer so, its training and test options, and where training
+    stands: passes completed, the seeded shuffle generator, the row order in force, a run
+    stopped by Ctrl-C between batches, and libtorch's CPU generator (load puts it back),
+    so the same data given again to the loaded model trains on exactly as the saved one
+    would; its data too with `data=True`. The write is atomic: a temporary file beside
+    `path`, synced, then renamed over it, so an interrupted save leaves any old file
+    whole. Callback modules cannot be saved (their forward is a Python function).
     """
 
-def load(path: str | os.PathLike[str]) -> Module | Model:
-    """load(path) -> Module or Model
+def load(
+    path: str | os.PathLike[str], parameters: Module | Model | Optimizer | Tensor | Vector | Dict | None = None
+) -> Module | Loss | Optimizer | Model:
+    """load(path) -> Module, Loss or Model
+    load(path, parameters) -> Optimizer
 
-    Loads what `save` wrote (a module, or a model without data): built again from its recorded spec (nothing in the
-    file is run), then every parameter and buffer copied in after checking that the
-    file has each one with the same shape. A truncated, damaged, foreign or newer file
-    raises KtorchError naming the problem.
+    Loads what `save` wrote: built again from its recorded types and settings (nothing in
+    the file is run), then every tensor copied in after checking that the file has each
+    one with the same shape. An optimizer's file is loaded over `parameters` (a Module or
+    Model: by parameter name where the file names them, else in order). A truncated,
+    damaged, foreign, newer or mismatched file raises KtorchError naming the problem (the
+    first mismatched parameter with both shapes).
     """
+
+def state(h: Module | Loss | Optimizer | Model, data: bool = False) -> Any:
+    """state(h) -> dict or list
+    state(m, data=True) -> dict
+
+    The whole state of a module, loss, optimizer or model as Python dicts, lists and
+    numpy arrays: what `module(state)`, `loss(state)`, `opt(state, module)` and
+    `model(state)` build an equal object from (`clone` without the round trip).
+
+    - Module: a dict for a module without children, a list of row dicts for a
+      container (the original's table, depth first), each with depth, module (type),
+      name, options (every option given, by name), parms and buffers (arrays),
+      training, frozen (parameters that take no gradient).
+    - Loss: loss (type), options (every setting).
+    - Optimizer: optimizer (type), options (one dict a group), defaults, parms (a row a
+      parameter: parmgroup, name in its module where known, size, step, buffers such as
+      `exp_avg`), history (lbfgs's).
+    - Model: module, loss, optimizer as above, train and test (options), position (a dict
+      a stage: epochs completed, the seeded shuffle generator, the row order in force, a
+      pass stopped between batches); with `data=True`, data (each stage's inputs and
+      targets in the order given).
+    """
+    ...
 
 def state_dict(x: Module | Optimizer | Model, part: str | None = None) -> Any:
     """state_dict(x) -> OrderedDict or dict
@@ -615,11 +651,12 @@ def load_state_dict(x: Module | Optimizer | Model, sd: builtins.dict[Any, Any], 
 
 def loss(*args: Any, **options: Any) -> Any:
     """loss(name, *settings, **options) -> Loss
+    loss(state) -> Loss
     loss(l, x, y) -> Tensor
     loss(m, x, y) -> Tensor
 
-    Makes a loss, or computes a loss (a Loss handle's or a model's) of output(s) `x` and
-    target(s) `y`.
+    Makes a loss (or the loss a `state(l)` describes), or computes a loss (a Loss
+    handle's or a model's) of output(s) `x` and target(s) `y`.
 
     - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
     - settings: by position in the loss's order (ce: weight, ignore, smoothing,
@@ -632,8 +669,12 @@ def opt(*args: Any, **options: Any) -> Any:
     """opt(name) -> Optimizer
     opt(name, parameters, *settings, **options) -> Optimizer
     opt(o, group, parameters, *settings) -> None
+    opt(state, parameters) -> Optimizer
 
-    Makes an optimizer, or adds or edits a parameter group of one.
+    Makes an optimizer, or adds or edits a parameter group of one, or builds the
+    optimizer a `state(o)` describes (settings, groups, each parameter's state) over
+    `parameters` (a Module or Model: matched by parameter name where the state names
+    them, else in order; every shape must match).
 
     - name: `"sgd"`, `"adam"`, `"adamw"`, `"adagrad"`, `"rmsprop"`, `"lbfgs"`, `"lamb"`.
     - parameters: a Module, Model, Tensor, Vector or Dict; left out, an empty optimizer.
@@ -652,11 +693,14 @@ def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float
     (one rate, or one per group), sets them.
     """
 
-def model(q: Module, l: Loss, o: Optimizer) -> Model:
+def model(q: Module | dict[str, Any], l: Loss | None = None, o: Optimizer | None = None) -> Model:
     """model(q, l, o) -> Model
+    model(state) -> Model
 
     A model of a module, a loss and an optimizer, with training and test options
     (`train`, `test`) and data. The module and optimizer are shared, not copied.
+    `model(state)` builds the model a `state(m)` describes: module, loss, optimizer
+    with its state, options, where training stands, and data where the state has it.
     """
 
 def zerograd(x: _Handle) -> None:
