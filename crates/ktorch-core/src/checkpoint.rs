@@ -92,12 +92,13 @@ fn write<T: Serialize>(
     };
     let (j, ft) = with_file(ft, || serde_json::to_value(state));
     let j = j.map_err(|e| invalid(format!("cannot save: {e}")))?;
-    let meta = json!({ "format": FORMAT, "class": class, "state": j });
     let raws = ft
         .out
         .iter()
         .map(|(k, t)| Ok((k.clone(), host_bytes(t)?)))
         .collect::<Result<Vec<_>>>()?;
+    let sum = checksum(raws.iter().map(|(k, (_, _, b))| (k.as_str(), b.as_slice())));
+    let meta = json!({ "format": FORMAT, "class": class, "checksum": sum, "state": j });
     let views = raws
         .iter()
         .map(|(k, (dtype, shape, bytes))| {
@@ -110,6 +111,21 @@ fn write<T: Serialize>(
     let bytes = safetensors::tensor::serialize(views, &Some(info))
         .map_err(|e| invalid(format!("cannot save: {e:?}")))?;
     write_atomic(path, &bytes)
+}
+
+/// A CRC-32 of every tensor's name and bytes, in name order: any change to the
+/// tensor data of a file shows.
+fn checksum<'a>(ts: impl Iterator<Item = (&'a str, &'a [u8])>) -> u32 {
+    let mut ts: Vec<_> = ts.collect();
+    ts.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = crc32fast::Hasher::new();
+    for (k, b) in ts {
+        h.update(&(k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    }
+    h.finalize()
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
@@ -157,6 +173,11 @@ fn read<T: DeserializeOwned>(path: &Path, class: &str) -> Result<T> {
         None => return Err(bad("no object class")),
     }
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(&format!("{e:?}")))?;
+    let views = st.tensors();
+    let sum = checksum(views.iter().map(|(k, v)| (k.as_str(), v.data())));
+    if meta.get("checksum").and_then(J::as_u64) != Some(u64::from(sum)) {
+        return Err(bad("the tensor data does not match its checksum"));
+    }
     let mut input = HashMap::new();
     for (k, v) in st.tensors() {
         input.insert(k, from_bytes(v.dtype(), v.shape(), v.data())?);
