@@ -1,9 +1,9 @@
 //! libtorch calls that tch does not bind, through a small C++ shim (`src/shim.cpp`).
 //!
 //! Every libtorch operation that ktorch needs and tch lacks goes here: a C++ function in
-//! `shim.cpp` that takes tensors as arrays of `const at::Tensor*` (a tch [`Tensor`]'s
-//! `as_ptr()`), catches every C++ exception and returns its message, and a safe wrapper
-//! below that turns the message into an [`Error`].
+//! `shim.cpp` (process groups: `dist.cpp`, module [`dist`]) that takes tensors as arrays of
+//! `const at::Tensor*` (a tch [`Tensor`]'s `as_ptr()`), catches every C++ exception and
+//! returns its message, and a safe wrapper below that turns the message into an [`Error`].
 //!
 //! The fused optimizer kernels update every tensor of their lists in one call. As in
 //! torch.optim, `grad_scale` and `found_inf` are not given. libtorch's CPU kernels read
@@ -23,6 +23,7 @@ use tch::Tensor;
 use torch_sys::C_tensor;
 
 pub mod cuda;
+pub mod dist;
 
 /// An error raised by libtorch inside a shim call: its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
