@@ -35,9 +35,11 @@
 // parsed with the stand-in gloo declarations. They leave gloo's types incomplete, so the size
 // cannot depend on them; for torch 2.11 it is also checked against the 0x1e8 bytes that
 // libtorch_cpu's own ProcessGroupGloo::split allocates (objdump of that function).
+// Another libtorch is not checked: there, making a gloo group from here is refused.
 #if TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR == 11
 static_assert(sizeof(c10d::ProcessGroupGloo) == 0x1e8,
               "sizeof(ProcessGroupGloo) differs from libtorch 2.11's");
+#define KTORCH_GLOO_SIZE_CHECKED 1
 #endif
 
 namespace {
@@ -227,6 +229,10 @@ char *ktorch_pg_resolve(const char *name, void **out) {
 char *ktorch_pg_gloo(const char *host, uint16_t port, int64_t rank, int64_t size,
                      int64_t timeout_ms, void **out) {
   return guard([&] {
+#ifndef KTORCH_GLOO_SIZE_CHECKED
+    TORCH_CHECK(false, "a gloo group made from Rust needs libtorch 2.11 (its layout is checked "
+                       "for that version only): create the group with torch.distributed instead");
+#endif
     TORCH_CHECK(host != nullptr && out != nullptr, "gloo: null argument");
     *out = nullptr;
     TORCH_CHECK(size >= 1 && size <= INT32_MAX, "gloo: invalid group size ", size);
