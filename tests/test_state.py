@@ -439,11 +439,6 @@ def test_loss_settings_by_position_and_double_weights():
 # ---------------------------------------------------------------------------------------------
 # 5. optimizers
 
-LBFGS_RO = (
-    "lbfgs history: its scalar tensors (ro members, H_diag) come back from kt.state as numpy "
-    "scalars, which opt(state, q) refuses: 'opt: lbfgs history `ro`: expecting a tensor'"
-)
-
 OPTIMIZERS = [
     pytest.param("sgd", (0.05, 0.9), {}, ["momentum_buffer"], id="sgd-momentum"),
     pytest.param("adam", (0.01,), {}, ["exp_avg", "exp_avg_sq"], id="adam"),
@@ -454,8 +449,7 @@ OPTIMIZERS = [
     pytest.param("rmsprop", (0.01,), {"centered": True, "momentum": 0.5},
                  ["square_avg", "grad_avg", "momentum_buffer"], id="rmsprop-centered-momentum"),
     pytest.param("lamb", (0.01,), {}, ["exp_avg", "exp_avg_sq"], id="lamb"),
-    pytest.param("lbfgs", (0.5, 4), {}, [], id="lbfgs",
-                 marks=pytest.mark.xfail(strict=True, raises=kt.KtorchError, reason=LBFGS_RO)),
+    pytest.param("lbfgs", (0.5, 4), {}, [], id="lbfgs"),
 ]
 
 
@@ -509,7 +503,6 @@ def test_lbfgs_keeps_a_history():
     assert len(h["old_dirs"]) == len(h["old_stps"]) == len(h["ro"]) > 0
 
 
-@pytest.mark.xfail(strict=True, raises=kt.KtorchError, reason=LBFGS_RO)
 def test_lbfgs_history_round_trips():
     q = kt.module(("linear", 3, 1))
     o = kt.opt("lbfgs", q, 0.5, 2)

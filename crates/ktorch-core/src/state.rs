@@ -812,6 +812,22 @@ impl StageState {
     }
 
     fn put(&self, st: &mut Stage) -> Result<()> {
+        if let Some(o) = &self.order {
+            let o = &o.0;
+            let n = o.numel() as i64;
+            let ok = o.dim() == 1
+                && o.f_kind()? == Kind::Int64
+                && o.f_sort(0, false)?
+                    .0
+                    .equal(&Tensor::f_arange(n, (Kind::Int64, Device::Cpu))?);
+            if !ok {
+                return Err(invalid(format!(
+                    "the row order must be a permutation of 0..n (a 1-dim int64 tensor), given {} of shape {:?}",
+                    crate::tensor::kinds::dtype_name(o),
+                    o.size()
+                )));
+            }
+        }
         st.opts.set(&values_of(&self.options))?;
         st.set_epochs(self.epochs);
         st.set_position(self.generator, self.order.as_ref().map(StateTensor::tensor));

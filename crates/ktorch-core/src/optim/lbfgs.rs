@@ -172,8 +172,15 @@ impl State {
     pub(super) fn from_parts(kv: &[(String, Value)], n: i64, like: &Tensor) -> Result<State> {
         let get = |k: &str| kv.iter().find(|(n, _)| n == k).map(|(_, v)| v);
         let tensor = |k: &str, v: &Value, flat: bool| -> Result<Tensor> {
-            let Value::Tensor(x) = v else {
-                return Err(invalid(format!("lbfgs history `{k}`: expecting a tensor")));
+            // a scalar stands for a 0-dim tensor (ro, H_diag), as a state read out gives it
+            let scalar;
+            let x = match v {
+                Value::Tensor(x) => x,
+                Value::Float(_) | Value::Int(_) if !flat => {
+                    scalar = Tensor::from(v.as_float(k)?);
+                    &scalar
+                }
+                _ => return Err(invalid(format!("lbfgs history `{k}`: expecting a tensor"))),
             };
             if flat && x.size() != [n] {
                 return Err(invalid(format!(
