@@ -112,6 +112,64 @@ def test_ctrl_c_stops_run_between_batches_and_restores_data():
     assert np.isfinite(loss)
 
 
+def test_ctrl_c_then_run_again_finishes_the_epoch_bitwise_as_one_run():
+    """Ctrl-C keeps the run's place: the next run does the batches not done, in the same shuffled
+    order, and returns the whole epoch's metrics, bitwise as a twin model's uninterrupted run."""
+    rows, batch = 40000, 10
+
+    def make():
+        kt.seed(7)
+        q = kt.module(kt.seq("sequential", ("linear", 8, 32), "relu", ("linear", 32, 3)))
+        m = kt.model(q, kt.loss("ce"), kt.opt("adam", q, 0.002))
+        rng = np.random.default_rng(7)
+        kt.train(m, batchsize=batch, shuffle=True, metrics=["loss", "predict"])
+        kt.train(m, rng.standard_normal((rows, 8)).astype(np.float32), rng.integers(0, 3, rows))
+        return q, m
+
+    def parms(q):
+        return {n: kt.tensor(kt.parm(q, n)) for n in kt.parmnames(q)}
+
+    qa, a = make()
+    qb, b = make()
+    kt.copyparms(b, kt.copyparms(a))  # the same initial weights, whatever the seed gave
+    for n, w in parms(qa).items():
+        assert parms(qb)[n].tobytes() == w.tobytes(), n
+    kt.seed(11)  # the unseeded shuffle draws from the process's generator: the same draw
+    t0 = time.perf_counter()
+    want = kt.run(a)
+    uninterrupted = time.perf_counter() - t0
+    assert uninterrupted > 0.3, f"an epoch takes {uninterrupted:.2f}s: too short to interrupt"
+    kt.seed(11)
+    # a third of the way through the epoch
+    timer = threading.Timer(uninterrupted / 3, lambda: signal.raise_signal(signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        kt.run(b)
+    timer.join()
+    assert kt.datasize(b) == rows  # full size restored
+    assert kt.testsize(b) == 0
+    ticks = []
+    got = kt.run(b, callback=lambda info: ticks.append((info["batch"], info["batches"])), every=1)
+    # the batches not done, numbered on from those done before the interrupt
+    done = ticks[0][0] - 1
+    assert 0 < done < rows // batch
+    assert ticks == [(i, rows // batch) for i in range(done + 1, rows // batch + 1)]
+    assert np.asarray(got[0]).tobytes() == np.asarray(want[0]).tobytes()  # the epoch's loss
+    assert got[1].shape == (rows,)
+    np.testing.assert_array_equal(got[1], want[1])  # predictions of every row, in the given order
+    for n, w in parms(qa).items():
+        assert parms(qb)[n].tobytes() == w.tobytes(), n
+    # the optimizer's state too: the next epochs stay equal
+    kt.seed(12)
+    want = kt.run(a)
+    kt.seed(12)
+    got = kt.run(b)
+    assert np.asarray(got[0]).tobytes() == np.asarray(want[0]).tobytes()
+    np.testing.assert_array_equal(got[1], want[1])
+    for n, w in parms(qa).items():
+        assert parms(qb)[n].tobytes() == w.tobytes(), n
+
+
 def test_free_leaves_no_live_handles():
     gc.collect()
     base = kt.objects()

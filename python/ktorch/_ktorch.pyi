@@ -818,8 +818,14 @@ def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any]
     one metric, a list for several, a dict with option `dictionary`; numpy values
     (torch.Tensors when the data came as torch.Tensor), or ktorch Tensors with option
     `tensor`. When the data was shuffled, `predict` and `output` come back in the
-    original sample order. Ctrl-C stops between batches with KeyboardInterrupt.
-    Raises KtorchError with no training data.
+    original sample order. Raises KtorchError with no training data.
+
+    Ctrl-C stops between batches with KeyboardInterrupt (the data back at full size),
+    and the next `run` finishes that epoch: the batches not done, in the same order (no
+    new shuffle), returning the metrics of the whole epoch, bitwise as a run that was
+    never stopped. Defining the data again, changing the training options, or
+    `batch`, `batchinit`, `shuffle`, `unshuffle`, `restore` in between make the next
+    run start a new epoch instead.
 
     Progress: option `progress` draws a bar on stderr (a terminal only). `callback(info)`
     is called every `every` batches and after the last, with a dict: phase, batch,
@@ -835,7 +841,9 @@ def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], 
     One evaluation pass over the model's test data (`testrun(m, x, y)` defines it
     first): evaluation mode, no gradients; the loss is computed only when a loss metric
     is asked for. Returns the metrics of the test option `metrics`, as `run` does;
-    `progress`, `callback` and `every` as for `run`. Raises KtorchError with no test data.
+    `progress`, `callback` and `every` as for `run`; Ctrl-C stops between batches and
+    the next `testrun` finishes the pass, as for `run`. Raises KtorchError with no test
+    data.
     """
 
 @overload

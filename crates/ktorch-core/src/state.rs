@@ -30,7 +30,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{invalid, Result};
 use crate::loss::Loss;
-use crate::model::{Model, Stage};
+use crate::model::{Model, PausedParts, Stage};
 use crate::nn::Module;
 use crate::optim::Optimizer;
 use crate::sync::{lock, shared};
@@ -932,33 +932,5 @@ impl ModelState {
             ktorch_shim::set_cpu_rng_state(&r.0)?;
         }
         Ok(m)
-    }
-}
-
-// ---- until the stopped-pass work lands in model/ (temporary) ----
-/// A stopped pass in parts.
-#[derive(Debug)]
-pub struct PausedParts {
-    /// next
-    pub next: i64,
-    /// counts
-    pub counts: Vec<(String, i64)>,
-    /// tensors
-    pub tensors: Vec<(String, Tensor)>,
-}
-impl Stage {
-    /// epochs
-    pub fn epochs(&self) -> i64 {
-        0
-    }
-    /// set epochs
-    pub fn set_epochs(&mut self, _n: i64) {}
-    /// paused
-    pub fn paused_parts(&self) -> Option<PausedParts> {
-        None
-    }
-    /// set paused
-    pub fn set_paused_parts(&mut self, _p: Option<PausedParts>) -> Result<()> {
-        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{invalid, Result};
 use crate::model::options::{Options, Phase};
+use crate::model::pause::{Paused, PausedParts};
 use crate::tensor::{batch_count, common_size, kinds, Tensors};
 
 /// Where training stands: the seeded shuffle generator (seed, state) and the row order.
@@ -19,6 +20,8 @@ pub struct Data {
     rows: i64,
     perm: Option<Tensor>,
     index: Option<i64>,
+    /// The batch the next [`Stage::batch`] selects, where a resumed pass goes on.
+    start: Option<i64>,
 }
 
 /// A stage: options and data, for training or testing.
@@ -37,6 +40,10 @@ pub struct Stage {
     targets_checked: bool,
     /// A loaded checkpoint's row order, put back when data of as many rows is defined.
     pending: Option<Tensor>,
+    /// A pass stopped between batches, which the next pass finishes.
+    paused: Option<Paused>,
+    /// Passes completed without error.
+    epochs: i64,
 }
 
 impl Stage {
@@ -49,7 +56,81 @@ impl Stage {
             shared: false,
             targets_checked: false,
             pending: None,
+            paused: None,
+            epochs: 0,
         }
+    }
+
+    /// The number of passes of this stage completed without error (a pass stopped
+    /// between batches and finished by the next counts once, when it completes).
+    pub fn epochs(&self) -> i64 {
+        self.epochs
+    }
+
+    /// Sets the number of passes completed (a loaded checkpoint's).
+    pub fn set_epochs(&mut self, n: i64) {
+        self.epochs = n;
+    }
+
+    /// Counts a pass completed.
+    pub(crate) fn count_epoch(&mut self) {
+        self.epochs = self.epochs.saturating_add(1);
+    }
+
+    /// The pass stopped between batches that the next pass of this stage resumes
+    /// (None where the stage's options have changed since it stopped: the next
+    /// pass starts afresh).
+    pub fn paused(&self) -> Option<&Paused> {
+        self.paused.as_ref().filter(|p| p.opts == self.opts)
+    }
+
+    /// The stopped pass this stage would resume, in parts (copies or shallow clones are fine).
+    ///
+    /// None where the stage's options have changed since the pass stopped (the next
+    /// pass starts afresh, and a model loaded with these options must too).
+    pub fn paused_parts(&self) -> Option<PausedParts> {
+        self.paused().map(Paused::to_parts)
+    }
+
+    /// Puts back a stopped pass (read from a file): checked against the stage's
+    /// current data and options when the next pass starts (batch index in range,
+    /// etc.); a bad one gives a clear Error::Invalid then, or is refused here where
+    /// it can be checked now.
+    ///
+    /// The stage's options now are taken as those of the stopped pass (a loaded
+    /// model has its options from the same file): changed before the next pass,
+    /// they make it start afresh. The parts are checked here against the options
+    /// and the rows they record; with data defined already, its rows must be those.
+    /// Without data, the first data defined with as many rows keeps the stopped
+    /// pass (after the row order of [`Stage::set_position`] is put back), other
+    /// data drops it. `None` drops any stopped pass. A refused one changes nothing.
+    pub fn set_paused_parts(&mut self, p: Option<PausedParts>) -> Result<()> {
+        let Some(p) = p else {
+            self.paused = None;
+            return Ok(());
+        };
+        let mut paused = Paused::from_parts(p, &self.opts)?;
+        match self.data.as_ref() {
+            Some(_) => paused.check(self.check()?)?,
+            None => paused.waiting = true,
+        }
+        self.paused = Some(paused);
+        Ok(())
+    }
+
+    /// Takes the stopped pass, leaving none.
+    pub(crate) fn take_paused(&mut self) -> Option<Paused> {
+        self.paused.take()
+    }
+
+    /// Keeps a stopped pass for the next pass to finish.
+    pub(crate) fn keep_paused(&mut self, p: Paused) {
+        self.paused = Some(p);
+    }
+
+    /// The batch selected now (its index in the data), None at full size.
+    pub(crate) fn batch_index(&self) -> Option<i64> {
+        self.data.as_ref().and_then(|d| d.index)
     }
 
     /// Where training stands, to save: the seeded shuffle generator's seed and state,
@@ -138,7 +219,14 @@ impl Stage {
             rows,
             perm,
             index: None,
+            start: None,
         });
+        // new data drops a stopped pass, but for one put back (from a file) before
+        // any data, which this data, of the rows it ran over, completes
+        match self.paused.as_mut() {
+            Some(p) if p.waiting && p.rows == rows => p.waiting = false,
+            _ => self.paused = None,
+        }
         Ok(self.batches())
     }
 
@@ -296,17 +384,25 @@ impl Stage {
     }
 
     /// Moves to the next batch: true while one is selected, false (full size
-    /// restored) after the last.
+    /// restored) after the last. A stopped pass is dropped: the next pass starts
+    /// afresh.
     pub fn batch(&mut self) -> Result<bool> {
+        self.paused = None;
+        self.next_batch()
+    }
+
+    /// [`Stage::batch`], keeping a stopped pass (a pass's own batching).
+    pub(crate) fn next_batch(&mut self) -> Result<bool> {
         let n = self.check()?;
         let count = batch_count(n, self.opts.batchsize, self.opts.droplast);
         let w = self.width(n);
         let (task, tasks) = (self.opts.task, self.opts.tasks.max(1));
         let d = self.data_mut()?;
         // past the last batch (or past i64::MAX, for a huge number of tasks): done
-        let next = match d.index {
-            None => Some(task),
-            Some(i) => i.checked_add(tasks),
+        let next = match (d.start.take(), d.index) {
+            (Some(s), _) => Some(s),
+            (None, None) => Some(task),
+            (None, Some(i)) => i.checked_add(tasks),
         };
         let Some(next) = next.filter(|i| *i < count) else {
             d.all.restore();
@@ -320,17 +416,39 @@ impl Stage {
 
     /// Restores full size, checks the data is still the size it was given with.
     fn restore_checked(&mut self) -> Result<i64> {
-        self.restore();
+        self.end();
         self.check()
     }
 
-    /// Restores full size; returns the number of rows.
+    /// Restores full size; returns the number of rows. A stopped pass is dropped:
+    /// the next pass starts afresh.
     pub fn restore(&mut self) -> i64 {
+        self.paused = None;
+        self.end()
+    }
+
+    /// [`Stage::restore`], keeping a stopped pass (the end of a pass).
+    pub(crate) fn end(&mut self) -> i64 {
         if let Some(d) = self.data.as_mut() {
             d.all.restore();
             d.index = None;
+            d.start = None;
         }
         self.rows()
+    }
+
+    /// Makes ready to finish stopped pass `p`: full size, no new shuffle, the next
+    /// [`Stage::batch`] selecting the first batch `p` did not do. Returns the
+    /// number of batches of the whole pass. `p` is checked against the data
+    /// (an error for one that does not fit: [`Paused::check`]).
+    pub(crate) fn resume(&mut self, p: &Paused) -> Result<i64> {
+        let rows = self.restore_checked()?;
+        if self.data.is_none() {
+            return Ok(-1);
+        }
+        p.check(rows)?;
+        self.data_mut()?.start = Some(p.next);
+        Ok(self.batches())
     }
 
     /// Where a pass's batches go to meet a module on `module` (see
@@ -374,23 +492,37 @@ impl Stage {
     }
 
     /// Restore, shuffle when the option says so; returns the number of batches (-1 with no data).
+    /// A stopped pass is dropped: the next pass starts afresh.
     pub fn init(&mut self) -> Result<i64> {
+        self.paused = None;
+        self.begin()
+    }
+
+    /// [`Stage::init`], keeping a stopped pass (a pass's own start).
+    pub(crate) fn begin(&mut self) -> Result<i64> {
         if self.data.is_none() {
             return Ok(-1);
         }
         self.restore_checked()?;
         if self.opts.train && self.opts.shuffle {
-            self.shuffle()?;
+            self.shuffle_rows()?;
         }
         Ok(self.batches())
     }
 
     /// Shuffles inputs and targets with one permutation, tracking it for unshuffle.
+    /// A stopped pass is dropped: the next pass starts afresh.
     pub fn shuffle(&mut self) -> Result<()> {
+        self.paused = None;
+        self.shuffle_rows()
+    }
+
+    fn shuffle_rows(&mut self) -> Result<()> {
         let n = self.restore_checked()?;
         let p = self.permutation(n)?;
         let d = self.data_mut()?;
         d.index = None;
+        d.start = None;
         d.all.permute(0, &p)?;
         d.perm = Some(match d.perm.take() {
             None => p,
@@ -399,11 +531,14 @@ impl Stage {
         Ok(())
     }
 
-    /// Restores the original row order.
+    /// Restores the original row order. A stopped pass is dropped: the next pass
+    /// starts afresh.
     pub fn unshuffle(&mut self) -> Result<()> {
+        self.paused = None;
         self.check()?;
         let d = self.data_mut()?;
         d.index = None;
+        d.start = None;
         if let Some(p) = d.perm.take() {
             let inv = p.f_argsort(0, false)?;
             d.all.permute(0, &inv)?;

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::error::{err, Result};
+use crate::error::{err, invalid, Result};
 
 /// A metric a run can return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,198 @@ impl Accum {
 
     fn batches_seen(&self) -> usize {
         self.seen
+    }
+
+    /// Batches added so far.
+    pub(crate) fn seen(&self) -> i64 {
+        self.seen as i64
+    }
+
+    /// The batch losses kept so far (loss metrics only).
+    pub(crate) fn losses(&self) -> &[Tensor] {
+        &self.losses
+    }
+
+    /// Moves every tensor kept to `dev` (a stopped pass read from a file meets a
+    /// module on another device); tensors there already stay as they are.
+    pub(crate) fn move_to(&mut self, dev: tch::Device) -> Result<()> {
+        let mv = |t: &mut Tensor| -> Result<()> {
+            if t.device() != dev {
+                *t = t.f_to_device(dev)?;
+            }
+            Ok(())
+        };
+        for v in [
+            &mut self.losses,
+            &mut self.predict,
+            &mut self.output,
+            &mut self.norms,
+        ] {
+            v.iter_mut().try_for_each(mv)?;
+        }
+        for t in [&mut self.correct, &mut self.hidden, &mut self.cell]
+            .into_iter()
+            .flatten()
+        {
+            mv(t)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the accumulator's counts and tensors (shallow clones) to `counts` and
+    /// `tensors`, named as [`Accum::from_parts`] reads them.
+    pub(crate) fn to_parts(
+        &self,
+        counts: &mut Vec<(String, i64)>,
+        tensors: &mut Vec<(String, Tensor)>,
+    ) {
+        counts.push(("seen".into(), self.seen as i64));
+        counts.push(("count".into(), self.count));
+        for (name, v) in [
+            ("losses", &self.losses),
+            ("predict", &self.predict),
+            ("output", &self.output),
+            ("norms", &self.norms),
+        ] {
+            for (i, t) in v.iter().enumerate() {
+                tensors.push((format!("{name}.{i}"), t.shallow_clone()));
+            }
+        }
+        for (name, t) in [
+            ("correct", &self.correct),
+            ("hidden", &self.hidden),
+            ("cell", &self.cell),
+        ] {
+            if let Some(t) = t {
+                tensors.push((name.into(), t.shallow_clone()));
+            }
+        }
+    }
+
+    /// The accumulator [`Accum::to_parts`] wrote: counts `seen` and `count`, tensors
+    /// `correct`, `hidden`, `cell` and lists `losses.i`, `predict.i`, `output.i`,
+    /// `norms.i` (i from 0, none missing). Tensors of other names are left in
+    /// `rest` for the caller; a count of another name is refused.
+    pub(crate) fn from_parts(
+        counts: &[(String, i64)],
+        tensors: Vec<(String, Tensor)>,
+        rest: &mut Vec<(String, Tensor)>,
+    ) -> Result<Accum> {
+        let mut a = Accum::default();
+        let mut seen = None;
+        for (k, v) in counts {
+            match k.as_str() {
+                "seen" | "count" if *v < 0 => {
+                    return Err(invalid(format!(
+                        "a stopped pass's count {k} is {v}: it cannot be negative"
+                    )))
+                }
+                "seen" => seen = Some(*v),
+                "count" => a.count = *v,
+                // counts the stopped pass itself keeps
+                "rows" => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "a stopped pass has an unknown count {k:?}"
+                    )))
+                }
+            }
+        }
+        let seen =
+            seen.ok_or_else(|| invalid("a stopped pass has no count of the batches seen"))?;
+        a.seen = usize::try_from(seen)
+            .map_err(|_| invalid(format!("a stopped pass saw {seen} batches: too many")))?;
+        let mut lists: [(&str, Vec<(usize, Tensor)>); 4] = [
+            ("losses", vec![]),
+            ("predict", vec![]),
+            ("output", vec![]),
+            ("norms", vec![]),
+        ];
+        for (k, t) in tensors {
+            match k.as_str() {
+                "correct" => a.correct = Some(t),
+                "hidden" => a.hidden = Some(t),
+                "cell" => a.cell = Some(t),
+                _ => {
+                    let listed = k.split_once('.').and_then(|(name, i)| {
+                        let slot = lists.iter().position(|(n, _)| *n == name)?;
+                        Some((slot, i.parse::<usize>().ok()?))
+                    });
+                    match listed {
+                        Some((slot, i)) => lists[slot].1.push((i, t)),
+                        None => rest.push((k, t)),
+                    }
+                }
+            }
+        }
+        let mut take = |slot: usize| -> Result<Vec<Tensor>> {
+            let (name, mut v) = (lists[slot].0, std::mem::take(&mut lists[slot].1));
+            v.sort_by_key(|(i, _)| *i);
+            if v.iter().enumerate().any(|(j, (i, _))| *i != j) {
+                return Err(invalid(format!(
+                    "a stopped pass's list {name} is not numbered 0, 1, ... without gaps"
+                )));
+            }
+            Ok(v.into_iter().map(|(_, t)| t).collect())
+        };
+        a.losses = take(0)?;
+        a.predict = take(1)?;
+        a.output = take(2)?;
+        a.norms = take(3)?;
+        Ok(a)
+    }
+
+    /// Checks that the accumulator fits a pass with metrics `ms`: no list longer
+    /// than the batches seen, one prediction or output per batch where asked for,
+    /// nothing kept for metrics not asked for.
+    pub(crate) fn check(&self, ms: &[Metric]) -> Result<()> {
+        let seen = self.seen;
+        let asked = |m: &[Metric]| m.iter().any(|x| ms.contains(x));
+        let lists: [(&str, usize, bool, bool); 4] = [
+            (
+                "losses",
+                self.losses.len(),
+                asked(&[Metric::Loss, Metric::BatchLoss]),
+                false,
+            ),
+            (
+                "predict",
+                self.predict.len(),
+                asked(&[Metric::Predict]),
+                true,
+            ),
+            ("output", self.output.len(), asked(&[Metric::Output]), true),
+            ("norms", self.norms.len(), asked(&[Metric::GradNorm]), false),
+        ];
+        for (name, n, want, each) in lists {
+            if (!want && n > 0) || n > seen || (want && each && n != seen) {
+                return Err(invalid(format!(
+                    "a stopped pass keeps {n} {name} after {seen} batches, \
+                     which does not fit the metrics of the stage's options"
+                )));
+            }
+        }
+        for (name, some, want) in [
+            (
+                "correct",
+                self.correct.is_some(),
+                asked(&[Metric::Accuracy]),
+            ),
+            ("hidden", self.hidden.is_some(), asked(&[Metric::Hidden])),
+            ("cell", self.cell.is_some(), asked(&[Metric::HiddenCell])),
+        ] {
+            if some && !want {
+                return Err(invalid(format!(
+                    "a stopped pass keeps {name}, which the metrics of the stage's options do not ask for"
+                )));
+            }
+        }
+        if self.count > 0 && !asked(&[Metric::Accuracy]) {
+            return Err(invalid(
+                "a stopped pass counts rows for accuracy, which the stage's options do not ask for",
+            ));
+        }
+        Ok(())
     }
 
     /// The metric values; `order` undoes a shuffle for predict/output.

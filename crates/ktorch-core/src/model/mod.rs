@@ -3,6 +3,7 @@
 mod data;
 mod metrics;
 mod options;
+mod pause;
 mod run;
 
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use crate::optim::Optimizer;
 pub use data::{Position, Stage};
 pub use metrics::Metric;
 pub use options::{Options, Phase};
+pub use pause::{Paused, PausedParts};
 
 pub use crate::sync::{held_here, lock, shared, Guard, Share, Shared};
 pub use run::{Metrics, Tick, Watch};

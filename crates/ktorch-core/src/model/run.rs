@@ -13,6 +13,7 @@ use crate::error::{invalid, Error, Result};
 use crate::loss::Loss;
 use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
+use crate::model::pause::Paused;
 use crate::model::{lock, loss_of, Model};
 use crate::params::Params;
 use tch::Device;
@@ -223,11 +224,13 @@ fn step_full(
 
 impl Model {
     /// A training pass over every batch of the training data; returns the metrics.
+    /// A pass stopped between batches is finished instead ([`Model::pass_with`]).
     pub fn run(&mut self) -> Result<Metrics> {
         self.pass_with(Phase::Train, &mut || false)
     }
 
     /// An evaluation pass over every batch of the test data, without gradients.
+    /// A pass stopped between batches is finished instead ([`Model::pass_with`]).
     pub fn testrun(&mut self) -> Result<Metrics> {
         self.pass_with(Phase::Test, &mut || false)
     }
@@ -235,7 +238,17 @@ impl Model {
     /// A pass over the stage's batches (training in training mode, testing in
     /// evaluation mode without gradients; the module's mode is restored after),
     /// calling `stop` before each batch: when it returns true the pass ends with
-    /// [`Error::Interrupted`], data restored to full size.
+    /// [`Error::Interrupted`], data restored to full size, and the stage keeps the
+    /// stopped pass ([`crate::model::Paused`]).
+    ///
+    /// A stage that keeps a stopped pass resumes it: no new shuffle, the first
+    /// batch not done next, the metrics and hidden state of the stopped pass
+    /// carried on; the metrics returned are the whole epoch's, as if the pass had
+    /// not stopped. The stage drops a stopped pass (and the pass starts afresh)
+    /// when its options changed since, when data was defined again, and on an
+    /// explicit `batch`, `init`, `shuffle`, `unshuffle` or `restore`. A pass
+    /// ended by any other error keeps nothing. A pass that completes counts one
+    /// epoch ([`crate::model::Stage::epochs`]).
     pub fn pass_with(&mut self, phase: Phase, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         self.pass_watched(phase, stop, None)
     }
@@ -250,25 +263,87 @@ impl Model {
         watch: Option<&mut Watch>,
     ) -> Result<Metrics> {
         let opts = self.stage_ref(phase).opts.clone();
-        let batches = self.stage(phase).init()?;
-        if batches < 0 {
+        if !self.stage_ref(phase).has_data() {
             return Err(invalid(format!("no {} data defined", phase.data_name())));
         }
+        // a stopped pass with the options of this one resumes; any other is dropped
+        let paused = self
+            .stage(phase)
+            .take_paused()
+            .filter(|p| p.opts == opts && !p.waiting);
+        let mut carry = Carry::default();
+        let begun = match paused {
+            Some(mut p) => {
+                let b = self.resume(phase, &mut p);
+                carry.acc = std::mem::take(&mut p.acc);
+                carry.hidden = std::mem::take(&mut p.hidden);
+                b
+            }
+            None => self.stage(phase).begin(),
+        };
+        let batches = match begun {
+            Ok(b) if b >= 0 => b,
+            Ok(_) => return Err(invalid(format!("no {} data defined", phase.data_name()))),
+            Err(e) => {
+                self.stage(phase).end();
+                return Err(e);
+            }
+        };
         let mut w = Watcher::new(phase, batches, opts.progress, watch);
         let train = phase.is_train();
-        let was = self.set_training(train)?;
+        let was = match w
+            .resumed(carry.acc.seen(), carry.acc.losses())
+            .and_then(|()| self.set_training(train))
+        {
+            Ok(was) => was,
+            Err(e) => {
+                w.finish(false);
+                self.stage(phase).end();
+                return Err(e);
+            }
+        };
         let r = if train {
-            self.pass(phase, &opts, stop, &mut w)
+            self.pass(phase, &opts, stop, &mut w, &mut carry)
         } else {
             let _g = tch::no_grad_guard();
-            self.pass(phase, &opts, stop, &mut w)
+            self.pass(phase, &opts, stop, &mut w, &mut carry)
         };
-        self.set_training(was)?;
+        let r = r.and_then(|()| {
+            let acc = std::mem::take(&mut carry.acc);
+            acc.finish(&opts.metrics, self.stage_ref(phase).order())
+        });
+        let back = self.set_training(was);
         w.finish(r.is_ok());
-        if r.is_err() {
-            self.stage(phase).restore();
+        let st = self.stage(phase);
+        match (&r, carry.stopped) {
+            (Ok(_), _) => st.count_epoch(),
+            (Err(Error::Interrupted), Some(next)) => {
+                let rows = st.rows();
+                st.keep_paused(Paused {
+                    next,
+                    rows,
+                    opts,
+                    acc: carry.acc,
+                    hidden: carry.hidden,
+                    waiting: false,
+                });
+            }
+            _ => {}
         }
+        if r.is_err() {
+            st.end();
+        }
+        back?;
         r
+    }
+
+    /// Makes the stage ready to finish stopped pass `p`, its tensors on the module's device.
+    fn resume(&mut self, phase: Phase, p: &mut Paused) -> Result<i64> {
+        let b = self.stage(phase).resume(p)?;
+        if let Some(dev) = lock(&self.module)?.device() {
+            p.move_to(dev)?;
+        }
+        Ok(b)
     }
 
     fn set_training(&self, on: bool) -> Result<bool> {
@@ -284,8 +359,8 @@ impl Model {
         opts: &Options,
         stop: &mut dyn FnMut() -> bool,
         w: &mut Watcher<'_, '_>,
-    ) -> Result<Metrics> {
-        let mut acc = Accum::default();
+        carry: &mut Carry,
+    ) -> Result<()> {
         let mut tr = if phase.is_train() {
             let ps = Trained::of(self)?;
             let rel = self.take_release(&ps.all)?;
@@ -293,24 +368,27 @@ impl Model {
         } else {
             None
         };
-        let r = self.batches(phase, opts, &mut acc, tr.as_mut(), stop, w);
+        let r = self.batches(phase, opts, carry, tr.as_mut(), stop, w);
         if let Some(t) = tr {
             self.keep_release(t.rel);
         }
-        r?;
-        acc.finish(&opts.metrics, self.stage_ref(phase).order())
+        r
     }
 
     fn batches(
         &mut self,
         phase: Phase,
         opts: &Options,
-        acc: &mut Accum,
+        carry: &mut Carry,
         mut tr: Option<&mut Trainer>,
         stop: &mut dyn FnMut() -> bool,
         w: &mut Watcher<'_, '_>,
     ) -> Result<()> {
-        let mut hidden: Vec<Tensor> = Vec::new();
+        let Carry {
+            acc,
+            hidden,
+            stopped,
+        } = carry;
         let want_loss = Accum::wants_loss(&opts.metrics);
         // the pass's targets are checked once, against the first batch's output, and
         // on the CPU once per definition (a torch.Tensor shared with the caller may be
@@ -334,14 +412,16 @@ impl Model {
             float,
             &format!("the {} data is", phase.data_name()),
         )?;
-        while self.stage(phase).batch()? {
+        while self.stage(phase).next_batch()? {
             if stop() {
+                // the stage keeps the pass from here: this batch is the next to run
+                *stopped = self.stage_ref(phase).batch_index();
                 return Err(Error::Interrupted);
             }
             let stage = self.stage_ref(phase);
             let mut x = place(stage.inputs().unwrap_or_default(), dev)?;
             let y = place(stage.targets().unwrap_or_default(), dev)?;
-            x.append(&mut hidden);
+            x.append(hidden);
             let mut norm = None;
             let (loss, out) = if let Some(t) = tr.as_deref_mut() {
                 let st = step_full(self, &x, &y, opts, &t.ps, &mut t.rel, &mut targets)?;
@@ -359,7 +439,7 @@ impl Model {
                 (l, out)
             };
             if opts.hidden {
-                hidden = out
+                *hidden = out
                     .iter()
                     .skip(1)
                     .map(Tensor::f_detach)
@@ -382,6 +462,17 @@ impl Model {
     }
 }
 
+/// What a pass carries from batch to batch, and keeps when it stops.
+#[derive(Default)]
+struct Carry {
+    /// The metrics accumulated.
+    acc: Accum,
+    /// The recurrent state the next batch takes (option hidden).
+    hidden: Vec<Tensor>,
+    /// The batch the pass stopped before (set only by a stop between batches).
+    stopped: Option<i64>,
+}
+
 /// A watcher of [`Model::pass_watched`]: called after each batch.
 pub type Watch<'a> = dyn FnMut(&Tick) -> Result<()> + 'a;
 
@@ -389,7 +480,8 @@ pub type Watch<'a> = dyn FnMut(&Tick) -> Result<()> + 'a;
 pub struct Tick<'a> {
     /// Training or testing.
     pub phase: Phase,
-    /// Batches done in this pass.
+    /// Batches done in this pass (in a resumed pass, those done before it
+    /// stopped included).
     pub batch: i64,
     /// Batches in the pass.
     pub batches: i64,
@@ -400,7 +492,9 @@ pub struct Tick<'a> {
 
 impl Tick<'_> {
     /// The mean loss of the batches done so far (None when no loss was
-    /// computed). It reads the device: ask at most every so often.
+    /// computed). It reads the device: ask at most every so often. A resumed pass
+    /// counts the batches done before it stopped where it kept their losses (a
+    /// loss metric asked for), else it starts again from its first batch.
     pub fn loss(&self) -> Option<f64> {
         self.loss.mean()
     }
@@ -477,6 +571,24 @@ impl<'w, 'f> Watcher<'w, 'f> {
             shown: now,
             watch,
         }
+    }
+
+    /// A resumed pass: `done` batches done before it stopped, `losses` their losses
+    /// where kept.
+    fn resumed(&mut self, done: i64, losses: &[Tensor]) -> Result<()> {
+        if done == 0 || (self.bar.is_none() && self.watch.is_none()) {
+            return Ok(());
+        }
+        self.batch = done;
+        if losses.len() as i64 == done {
+            for l in losses {
+                self.loss.add(l)?;
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+        }
+        Ok(())
     }
 
     fn batch(&mut self, loss: Option<&Tensor>) -> Result<()> {
