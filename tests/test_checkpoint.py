@@ -167,8 +167,14 @@ def test_foreign_newer_and_mismatched_files(tmp_path):
     def missing(h, m):
         h["buffer/b.running_vax"] = h.pop("buffer/b.running_var")
 
-    with pytest.raises(kt.KtorchError, match="load: the file has no tensor buffer/b.running_var"):
+    with pytest.raises(kt.KtorchError, match="load: not a ktorch checkpoint, or a damaged one: the tensor data does not match its checksum"):
         kt.load(edit(tmp_path, missing))
+
+    def elsewhere(h, m):
+        m["state"]["children"][1][1]["buffers"][1][1] = "buffer/b.nowhere"
+
+    with pytest.raises(kt.KtorchError, match="load: the file has no tensor buffer/b.nowhere"):
+        kt.load(edit(tmp_path, elsewhere))
 
 
 def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -298,3 +304,61 @@ def test_models_that_cannot_be_saved(tmp_path):
     with pytest.raises(kt.KtorchError, match="save: the optimizer holds parameters outside the model's module"):
         kt.save(m, tmp_path / "m.kt")
     assert not os.path.exists(tmp_path / "m.kt")
+
+
+INTERRUPTED = r"""
+import sys, numpy as np, torch
+import ktorch as kt
+torch.set_num_threads(int(sys.argv[3]))
+rng = np.random.default_rng(1)
+x = rng.standard_normal((2000, 4)).astype(np.float32); y = rng.integers(0, 3, 2000)
+m = kt.load(sys.argv[1])
+kt.train(m, x, y)
+r = [kt.run(m) for _ in range(2)]
+q = kt.module(m)
+np.savez(sys.argv[2], r=np.asarray(r), **{k: kt.tensor(kt.parm(q, k)) for k in kt.parmnames(q)})
+"""
+
+
+@pytest.mark.parametrize("shuffle", [11, -1], ids=["seeded", "unseeded"])
+def test_run_stopped_by_ctrl_c_saved_and_resumed_in_a_new_process(tmp_path, shuffle):
+    """Ctrl-C in the middle of an epoch, save, load in a new process: the loaded model
+    finishes that epoch and trains one more, bitwise as the saved one does here."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2000, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 2000)
+    kt.seed(0)
+    q = kt.module(kt.seq("sequential", ("linear", 4, 16), ("drop", 0.1), "relu", ("linear", 16, 3)))
+    m = kt.model(q, kt.loss("ce"), kt.opt("adam", q, 0.01))
+    kt.train(m, x, y)
+    kt.train(m, batchsize=8, metrics=["loss", "accuracy"], shuffle=True,
+             shuffleseed=shuffle if shuffle >= 0 else None)
+    kt.run(m)
+    started = threading.Event()
+
+    def tick(info):
+        if info["batch"] == 5:
+            started.set()
+
+    timer = threading.Thread(target=lambda: started.wait(10) and signal.raise_signal(signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        kt.run(m, callback=tick, every=1)
+    timer.join()
+    paused = kt.state(m)["position"]["train"]["paused"]
+    assert paused is not None and 0 < paused["next"] < 250  # stopped mid-epoch
+    kt.save(m, tmp_path / "m.kt")
+    want = [kt.run(m) for _ in range(2)]  # the rest of the stopped epoch, then one more
+    script = tmp_path / "resume.py"
+    script.write_text(INTERRUPTED)
+    args = [str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz"), str(torch.get_num_threads())]
+    subprocess.run([sys.executable, *args], check=True)
+    got = np.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(got["r"], np.asarray(want))
+    for k in kt.parmnames(q):
+        np.testing.assert_array_equal(got[k], kt.tensor(kt.parm(q, k)))

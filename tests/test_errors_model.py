@@ -37,7 +37,7 @@ CASES = [
     ("batch-index", lambda e: kt.batch(e.t, 4, 5), K, "batch: batch[5] invalid, valid range is from 0-2"),
     # --- wrong types and arities, None where data is needed ---
     ("model-none", lambda e: kt.model(None, None, None), T, "model: module expects a Module, given NoneType"),
-    ("model-arity", lambda e: kt.model(e.q, e.l), T, "model()"),
+    ("model-arity", lambda e: kt.model(e.q, e.l), T, "model: expecting (module, loss, optimizer) or a model's state"),
     ("train-none-data", lambda e: kt.train(e.m, None), T, "train: expecting data"),
     ("train-no-args", lambda e: kt.train(), T, "train: expecting a Model"),
     ("train-3-data-args", lambda e: kt.train(e.m, X, Y, Y), T, "train: expecting (model, inputs[, targets])"),

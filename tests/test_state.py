@@ -688,9 +688,6 @@ def test_model_options_and_position_come_back():
     assert s["position"]["train"]["paused"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="a model built from a state shows no row order until it is given data "
-                          "(position.order None), so state(model(s)) differs from s and a state taken from it "
-                          "loses the order")
 def test_model_state_of_the_rebuilt_model_before_data():
     m = model(shuffle=7, epochs=1)
     s = kt.state(m)

@@ -693,7 +693,7 @@ def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float
     (one rate, or one per group), sets them.
     """
 
-def model(q: Module | dict[str, Any], l: Loss | None = None, o: Optimizer | None = None) -> Model:
+def model(q: Module | builtins.dict[str, Any], l: Loss | None = None, o: Optimizer | None = None) -> Model:
     """model(q, l, o) -> Model
     model(state) -> Model
 

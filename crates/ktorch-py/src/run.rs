@@ -38,19 +38,25 @@ pub fn model(
             .map(|n| n.to_string())
             .unwrap_or_default()
     };
+    if l.is_none() && o.is_none() && crate::objstate::is_model_state(q) {
+        let m = crate::objstate::model_from(py, f, q)?;
+        return Py::new(py, PyModel::new(shared(m)));
+    }
+    if q.is_instance_of::<pyo3::types::PyDict>() {
+        return Err(type_error(
+            f,
+            "expecting (module, loss, optimizer) or a model's state (a dict with module, loss, optimizer)",
+        ));
+    }
+    let q = q
+        .downcast::<PyModule>()
+        .map_err(|_| type_error(f, format!("module expects a Module, given {}", name(q))))?;
     let (Some(l), Some(o)) = (l, o) else {
-        if l.is_none() && o.is_none() && crate::objstate::is_model_state(q) {
-            let m = crate::objstate::model_from(py, f, q)?;
-            return Py::new(py, PyModel::new(shared(m)));
-        }
         return Err(type_error(
             f,
             "expecting (module, loss, optimizer) or a model's state",
         ));
     };
-    let q = q
-        .downcast::<PyModule>()
-        .map_err(|_| type_error(f, format!("module expects a Module, given {}", name(q))))?;
     let l = l
         .downcast::<PyLoss>()
         .map_err(|_| type_error(f, format!("loss expects a Loss, given {}", name(l))))?;
@@ -631,7 +637,16 @@ fn tick_to_py(c: &Py<PyAny>, t: &Tick) -> ktorch_core::Result<()> {
             c.call1(py, (d,))?;
             Ok(())
         })();
-        r.map_err(|e| crate::errors::callback_error(py, e))
+        r.map_err(|e| {
+            // Ctrl-C while the callback ran: the run stops between batches as for any
+            // Ctrl-C, and the next run finishes the epoch
+            if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                crate::errors::set_pending(e);
+                ktorch_core::Error::Interrupted
+            } else {
+                crate::errors::callback_error(py, e)
+            }
+        })
     })
 }
 

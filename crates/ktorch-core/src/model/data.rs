@@ -133,15 +133,23 @@ impl Stage {
         self.data.as_ref().and_then(|d| d.index)
     }
 
+    /// The index of the batch after the current one, if the pass has one.
+    pub(crate) fn following_index(&self) -> Option<i64> {
+        let count = batch_count(self.rows(), self.opts.batchsize, self.opts.droplast);
+        self.batch_index()
+            .and_then(|i| i.checked_add(self.opts.tasks.max(1)))
+            .filter(|i| *i < count)
+    }
+
     /// Where training stands, to save: the seeded shuffle generator's seed and state,
     /// and the row order in force (None where the data is in its given order).
     pub fn position(&self) -> Position {
-        (
-            self.gen,
-            self.data
-                .as_ref()
-                .and_then(|d| d.perm.as_ref().map(Tensor::shallow_clone)),
-        )
+        let order = match &self.data {
+            Some(d) => d.perm.as_ref(),
+            // a loaded position waiting for its data
+            None => self.pending.as_ref(),
+        };
+        (self.gen, order.map(Tensor::shallow_clone))
     }
 
     /// Puts back a saved position: the generator now, the row order when data of as

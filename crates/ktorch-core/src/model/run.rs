@@ -446,7 +446,14 @@ impl Model {
                     .collect::<std::result::Result<Vec<_>, _>>()?;
             }
             acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?;
-            w.batch(loss.as_ref())?;
+            if let Err(e) = w.batch(loss.as_ref()) {
+                if matches!(e, Error::Interrupted) {
+                    // stopped by the watcher (Ctrl-C during a callback): this batch is
+                    // done, the following one runs next (none after the last batch)
+                    *stopped = self.stage_ref(phase).following_index();
+                }
+                return Err(e);
+            }
             if matches!(targets, Targets::Checked) && !self.stage_ref(phase).targets_checked() {
                 self.stage(phase).set_targets_checked();
             }
