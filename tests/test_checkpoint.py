@@ -236,6 +236,24 @@ np.savez(sys.argv[2], r=np.asarray(r), **{k: kt.tensor(kt.parm(q, k)) for k in k
 """
 
 
+def resumes_in_a_new_process(tmp_path, source, q, m):
+    """Saves `m`, trains it 2 more epochs here and, from the file, in a new process running
+    `source`: the same metrics and parameters, bit for bit."""
+    import subprocess
+    import sys
+
+    kt.save(m, tmp_path / "m.kt")
+    want = [kt.run(m) for _ in range(2)]
+    script = tmp_path / "resume.py"
+    script.write_text(source)
+    args = [str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz"), str(torch.get_num_threads())]
+    subprocess.run([sys.executable, *args], check=True)
+    got = np.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(got["r"], np.asarray(want))
+    for k in kt.parmnames(q):
+        np.testing.assert_array_equal(got[k], kt.tensor(kt.parm(q, k)))
+
+
 def trained(opt, shuffle=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 4)).astype(np.float32)
@@ -267,16 +285,7 @@ def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt, shuffle):
     q, m = trained(opt, shuffle)
     for _ in range(3):
         kt.run(m)
-    kt.save(m, tmp_path / "m.kt")
-    want = [kt.run(m) for _ in range(2)]
-    script = tmp_path / "resume.py"
-    script.write_text(RESUME)
-    args = [str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz"), str(torch.get_num_threads())]
-    subprocess.run([sys.executable, *args], check=True)
-    got = np.load(tmp_path / "r.npz")
-    np.testing.assert_array_equal(got["r"], np.asarray(want))
-    for k in kt.parmnames(q):
-        np.testing.assert_array_equal(got[k], kt.tensor(kt.parm(q, k)))
+    resumes_in_a_new_process(tmp_path, RESUME, q, m)
 
 
 def test_model_file_keeps_loss_optimizer_and_options(tmp_path):
@@ -352,13 +361,4 @@ def test_run_stopped_by_ctrl_c_saved_and_resumed_in_a_new_process(tmp_path, shuf
     timer.join()
     paused = kt.state(m)["position"]["train"]["paused"]
     assert paused is not None and 0 < paused["next"] < 250  # stopped mid-epoch
-    kt.save(m, tmp_path / "m.kt")
-    want = [kt.run(m) for _ in range(2)]  # the rest of the stopped epoch, then one more
-    script = tmp_path / "resume.py"
-    script.write_text(INTERRUPTED)
-    args = [str(script), str(tmp_path / "m.kt"), str(tmp_path / "r.npz"), str(torch.get_num_threads())]
-    subprocess.run([sys.executable, *args], check=True)
-    got = np.load(tmp_path / "r.npz")
-    np.testing.assert_array_equal(got["r"], np.asarray(want))
-    for k in kt.parmnames(q):
-        np.testing.assert_array_equal(got[k], kt.tensor(kt.parm(q, k)))
+    resumes_in_a_new_process(tmp_path, INTERRUPTED, q, m)  # the rest of the stopped epoch, then one more
