@@ -4,9 +4,11 @@ mod activation;
 mod container;
 mod conv;
 mod dropout;
+mod fns;
 pub mod layers;
 mod linear;
 mod norm;
+mod padding;
 mod pool;
 mod recurrent;
 mod shape;
@@ -14,6 +16,7 @@ mod spec;
 mod state;
 #[cfg(test)]
 mod testutil;
+mod transform;
 
 use std::sync::Arc;
 

@@ -4,7 +4,8 @@
 use crate::args::split_options;
 use crate::error::{err, invalid, Result};
 use crate::nn::{
-    activation, container, conv, dropout, linear, norm, pool, recurrent, shape, Module,
+    activation, container, conv, dropout, fns, linear, norm, padding, pool, recurrent, shape,
+    transform, Module,
 };
 use crate::value::Value;
 
@@ -32,7 +33,14 @@ pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
     (activation::TYPES, activation::build),
     (recurrent::TYPES, recurrent::build),
     (shape::TYPES, shape::build),
+    (padding::TYPES, padding::build),
+    (fns::TYPES, fns::build),
+    (transform::TYPES, transform::build),
 ];
+
+/// Types with an option of their own called `dtype` (onehot: the output's), which
+/// is then not the dtype of the module's parameters.
+const OWN_DTYPE: &[&str] = &["onehot"];
 
 /// A parsed module spec.
 #[derive(Debug, Clone)]
@@ -120,7 +128,7 @@ pub(crate) fn build_layer(
     let (placed, kw): (Vec<_>, Vec<_>) = kw
         .iter()
         .cloned()
-        .partition(|(k, _)| k == "device" || k == "dtype");
+        .partition(|(k, _)| k == "device" || (k == "dtype" && !OWN_DTYPE.contains(&kind)));
     let place = placement(kind, &placed)?;
     let (m, named) = crate::args::named_settings(|| build_unplaced(kind, args, &kw, kids));
     let mut m = m?;
