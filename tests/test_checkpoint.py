@@ -279,8 +279,6 @@ def test_model_resumes_bitwise_in_a_new_process(tmp_path, opt, shuffle):
     """3 epochs, save, then 2 more here and 2 in a new process from the file given the same
     data: the same metrics and parameters, bit for bit (shuffling included: the seeded
     generator, the row order in force and libtorch's CPU generator are in the file)."""
-    import subprocess
-    import sys
 
     q, m = trained(opt, shuffle)
     for _ in range(3):
@@ -334,8 +332,6 @@ def test_run_stopped_by_ctrl_c_saved_and_resumed_in_a_new_process(tmp_path, shuf
     """Ctrl-C in the middle of an epoch, save, load in a new process: the loaded model
     finishes that epoch and trains one more, bitwise as the saved one does here."""
     import signal
-    import subprocess
-    import sys
     import threading
 
     rng = np.random.default_rng(1)
