@@ -243,12 +243,28 @@ MODULES = {
     "lstm": (("lstm", 4, 5, 2, {"bi": True}), (r(3, 2, 4),)),
     "flatten": (("flatten", 0, 1), (r(2, 3, 4, 5),)),
     "reshape": (("reshape", (-1, 6)), (r(2, 3, 4),)),
+    # fractional max pooling given its random samples: the same regions both times
+    "fmaxpool2d": (("fmaxpool2d", 2, {"ratio": 0.5}), (r(2, 3, 8, 9), np.full((2, 3, 2), 0.3, np.float32))),
+    "fmaxpool3d": (("fmaxpool3d", [2, 1, 2], 3), (r(1, 2, 6, 5, 7), np.full((1, 2, 3), 0.6, np.float32))),
+    "lppool1d": (("lppool1d", 2, 3, 2, True), (r(2, 3, 10),)),
+    "lppool2d": (("lppool2d", 1.5, (2, 3)), (np.abs(r(2, 3, 6, 7)),)),
+    "fold": (("fold", (4, 5), 2, {"stride": 1}), (r(2, 8, 12),)),
+    "unfold": (("unfold", 2, 1, 1, 2), (r(2, 2, 5, 6),)),
+    "instancenorm1d": (("instancenorm1d", 3, {"affine": True, "track": True}), (r(2, 3, 5),)),
+    "instancenorm2d": (("instancenorm2d", 3, 1e-3), (r(2, 3, 4, 4),)),
+    "instancenorm3d": (("instancenorm3d", 3, {"track": True, "momentum": 0.5}), (r(2, 3, 2, 3, 2),)),
+    "localnorm": (("localnorm", 3, 1e-3, 0.5, 2.0), (r(2, 5, 4),)),
+    "crossmap2d": (("crossmap2d", 3, {"k": 2}), (r(2, 5, 3, 3),)),
+    "droppath": (("droppath", 0.2), (r(6, 3),)),
+    "embedbag": (("embedbag", 10, 3, "max", {"padindex": 1}), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
+    "embedpos": (("embedpos", 5, 3), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
+    "embedseq": (("embedseq", 10, 3, 5), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
 }
 
 
 def test_the_table_covers_every_module_type():
     names = kt.help("module")
-    assert len(names) == 66
+    assert len(names) == 81
     assert set(names) - set(MODULES) == {"callback"}
     assert set(MODULES) <= set(names)
 
