@@ -243,12 +243,59 @@ MODULES = {
     "lstm": (("lstm", 4, 5, 2, {"bi": True}), (r(3, 2, 4),)),
     "flatten": (("flatten", 0, 1), (r(2, 3, 4, 5),)),
     "reshape": (("reshape", (-1, 6)), (r(2, 3, 4),)),
+    # fractional max pooling given its random samples: the same regions both times
+    "fmaxpool2d": (("fmaxpool2d", 2, {"ratio": 0.5}), (r(2, 3, 8, 9), np.full((2, 3, 2), 0.3, np.float32))),
+    "fmaxpool3d": (("fmaxpool3d", [2, 1, 2], 3), (r(1, 2, 6, 5, 7), np.full((1, 2, 3), 0.6, np.float32))),
+    "lppool1d": (("lppool1d", 2, 3, 2, True), (r(2, 3, 10),)),
+    "lppool2d": (("lppool2d", 1.5, (2, 3)), (np.abs(r(2, 3, 6, 7)),)),
+    "fold": (("fold", (4, 5), 2, {"stride": 1}), (r(2, 8, 12),)),
+    "unfold": (("unfold", 2, 1, 1, 2), (r(2, 2, 5, 6),)),
+    "instancenorm1d": (("instancenorm1d", 3, {"affine": True, "track": True}), (r(2, 3, 5),)),
+    "instancenorm2d": (("instancenorm2d", 3, 1e-3), (r(2, 3, 4, 4),)),
+    "instancenorm3d": (("instancenorm3d", 3, {"track": True, "momentum": 0.5}), (r(2, 3, 2, 3, 2),)),
+    "localnorm": (("localnorm", 3, 1e-3, 0.5, 2.0), (r(2, 5, 4),)),
+    "crossmap2d": (("crossmap2d", 3, {"k": 2}), (r(2, 5, 3, 3),)),
+    "droppath": (("droppath", 0.2), (r(6, 3),)),
+    "embedbag": (("embedbag", 10, 3, "max", {"padindex": 1}), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
+    "embedpos": (("embedpos", 5, 3), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
+    "embedseq": (("embedseq", 10, 3, 5), (np.array([[1, 2, 4], [4, 3, 9]], np.int64),)),
+    # padding, shape and arithmetic, functions, transforms
+    "pad": (("pad", [1, 1, 2, 2], "reflect"), (r(2, 3, 5),)),
+    "pad1d": (("pad1d", [1, 2], 0.5), (r(2, 3, 5),)),
+    "pad2d": (("pad2d", [1, 1, 2, 0], 0.5), (r(2, 3, 4, 5),)),
+    "pad3d": (("pad3d", [1, 1, 2, 2, 0, 1], 3.5), (r(1, 2, 3, 4, 5),)),
+    "reflect1d": (("reflect1d", [1, 2]), (r(2, 3, 5),)),
+    "reflect2d": (("reflect2d", [1, 1, 2, 0]), (r(2, 3, 4, 5),)),
+    "replicate1d": (("replicate1d", [2, 0]), (r(2, 3, 4),)),
+    "replicate2d": (("replicate2d", [1, 1, 2, 0]), (r(2, 3, 4, 5),)),
+    "replicate3d": (("replicate3d", 1), (r(2, 3, 4, 5),)),
+    "zeropad2d": (("zeropad2d", [1, 1, 2, 0]), (r(2, 3, 4, 5),)),
+    "cat": (("cat", 1), (r(2, 3), r(2, 4))),
+    "expand": (("expand", [2, 4, 3]), (r(4, 1),)),
+    "indexselect": (("indexselect", 0, [0, 2]), (r(3, 4),)),
+    "matmul": ("matmul", (r(2, 3), r(3, 4))),
+    "mul": ("mul", (r(4, 3), r(1, 3))),
+    "normalize": (("normalize", 1.0, 0), (r(4, 3),)),
+    "onehot": (("onehot", 5, {"dtype": "double"}), (np.array([0, 3, 4, 1], np.int64),)),
+    "permute": (("permute", [0, 2, 1]), (r(2, 3, 4),)),
+    "select": (("select", 1, -1), (r(3, 4),)),
+    "squeeze": (("squeeze", 0), (r(1, 3, 1),)),
+    "unsqueeze": (("unsqueeze", -1), (r(2, 3),)),
+    "transpose": (("transpose", 0, 2), (r(1, 2, 3),)),
+    "interpolate": (("interpolate", [5, 7], None, "bilinear", True), (r(1, 2, 3, 4),)),
+    "upsample": (("upsample", None, 2.0), (r(1, 2, 3, 4),)),
+    "pairwise": (("pairwise", 1.0, 1e-3, True), (r(4, 5), r(4, 5))),
+    "similar": (("similar", -1, 1e-6), (r(2, 3, 4), r(2, 3, 4))),
+    "zscore": (("zscore", [0.5, 0.25, 0.0], [1.0, 2.0, 0.5]), (r(2, 3, 4, 4),)),
+    # random transforms, deterministic here: a crop of the whole image, no flip
+    "randomcrop": (("randomcrop", [4, 5]), (r(2, 3, 4, 5),)),
+    "randomflip": (("randomflip", 0.0), (r(2, 3, 4, 5),)),
 }
 
 
 def test_the_table_covers_every_module_type():
     names = kt.help("module")
-    assert len(names) == 66
+    assert len(names) == 110
     assert set(names) - set(MODULES) == {"callback"}
     assert set(MODULES) <= set(names)
 

@@ -1,4 +1,4 @@
-//! Normalization: batchnorm1d/2d/3d, layernorm, groupnorm.
+//! Normalization: batchnorm1d/2d/3d, instancenorm1d/2d/3d, layernorm, groupnorm.
 
 use tch::{Kind, Tensor};
 
@@ -14,6 +14,9 @@ pub(crate) const TYPES: &[&str] = &[
     "batchnorm3d",
     "layernorm",
     "groupnorm",
+    "instancenorm1d",
+    "instancenorm2d",
+    "instancenorm3d",
 ];
 
 const BATCHNORM: &[&str] = &["in", "eps", "momentum", "affine", "track"];
@@ -22,6 +25,7 @@ pub(crate) fn build(g: &Given) -> Result<Module> {
     let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     match kind {
         "batchnorm1d" | "batchnorm2d" | "batchnorm3d" => batchnorm(kind, pos, kw),
+        "instancenorm1d" | "instancenorm2d" | "instancenorm3d" => instancenorm(kind, pos, kw),
         "layernorm" => {
             let a = Args::parse(kind, &["shape", "eps", "affine", "bias"], pos, kw)?;
             let shape = a
@@ -116,6 +120,112 @@ fn batchnorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module
             .with_buffer("num_batches_tracked", count);
     }
     Ok(m)
+}
+
+/// Instance normalization: batchnorm's options, with affine and track off by
+/// default; when tracking, the same buffers as batchnorm (torch's names;
+/// `num_batches_tracked` stays 0, as in torch).
+fn instancenorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
+    let a = Args::parse(kind, BATCHNORM, pos, kw)?;
+    let n = a.req_pos("in")?;
+    let eps = a.nonneg("eps", 1e-5)?;
+    let momentum = a.float_in("momentum", 0.1, 0.0, 1.0)?;
+    let (affine, track) = (a.bool("affine", false)?, a.bool("track", false)?);
+    let mut m = Module::new(
+        kind,
+        InstanceNorm {
+            d: dims(kind),
+            n,
+            eps,
+            momentum,
+            affine,
+            track,
+        },
+    );
+    if affine {
+        m = m
+            .with_param("weight", filled(&[n], 1.0)?)?
+            .with_param("bias", filled(&[n], 0.0)?)?;
+    }
+    if track {
+        let count = Tensor::f_zeros([], (Kind::Int64, tch::Device::Cpu))?;
+        m = m
+            .with_buffer("running_mean", filled(&[n], 0.0)?)
+            .with_buffer("running_var", filled(&[n], 1.0)?)
+            .with_buffer("num_batches_tracked", count);
+    }
+    Ok(m)
+}
+
+/// Instance normalization: each sample's channels normalized over their own
+/// spatial values; with `track`, running statistics (updated in training mode)
+/// normalize in evaluation mode.
+#[derive(Debug, Clone)]
+struct InstanceNorm {
+    d: usize,
+    n: i64,
+    eps: f64,
+    momentum: f64,
+    affine: bool,
+    track: bool,
+}
+
+impl Layer for InstanceNorm {
+    fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        want_inputs(m.kind(), xs, 1, 1)?;
+        let x = &xs[0];
+        let size = x.size();
+        let d = self.d;
+        if size.len() != d + 1 && size.len() != d + 2 {
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected {}D or {}D input, given {}D",
+                    d + 1,
+                    d + 2,
+                    size.len()
+                ),
+            ));
+        }
+        let unbatched = size.len() == d + 1;
+        let c = usize::from(!unbatched);
+        if size[c] != self.n && (self.affine || self.track) {
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected {} channels in dimension {c}, given input size {size:?}",
+                    self.n
+                ),
+            ));
+        }
+        let stats = m.is_training() || !self.track;
+        if stats && size[c + 1..].iter().product::<i64>() == 1 {
+            return Err(err(
+                m.kind(),
+                format!(
+                    "expected more than 1 spatial element when training, given input size {size:?}"
+                ),
+            ));
+        }
+        let (w, b) = if self.affine {
+            (Some(m.param_at(0)?), Some(m.param_at(1)?))
+        } else {
+            (None, None)
+        };
+        let (mean, var) = if self.track {
+            (Some(m.buffer_at(0)?), Some(m.buffer_at(1)?))
+        } else {
+            (None, None)
+        };
+        let x4 = if unbatched {
+            x.f_unsqueeze(0)?
+        } else {
+            x.shallow_clone()
+        };
+        let y = x4.f_instance_norm(w, b, mean, var, stats, self.momentum, self.eps, true)?;
+        Ok(vec![if unbatched { y.f_squeeze_dim(0)? } else { y }])
+    }
+    layer_clone!();
 }
 
 /// Batch normalization; running statistics live in the module's buffers.
@@ -372,6 +482,73 @@ mod tests {
             "{e}"
         );
         assert!(m.forward(&[randn(&[2, 4, 2, 2])]).is_err());
+    }
+
+    #[test]
+    fn instancenorm_stats_and_buffers() {
+        let m = make("instancenorm2d", vec![Value::Int(3)]);
+        assert!(shapes(&m).is_empty() && buffer_shapes(&m).is_empty());
+        let x = randn(&[2, 3, 4, 5]) * 3 + 1;
+        // each sample's channel normalized over its own values
+        let dims = [2i64, 3];
+        let mean = x.mean_dim(dims.as_slice(), true, Kind::Float);
+        let var = x.var_dim(dims.as_slice(), false, true);
+        assert_close(&fwd(&m, &[&x]), &((&x - mean) / (var + 1e-5).sqrt()));
+        // unbatched input: the same as a batch of one
+        let x1 = x.get(0);
+        assert_close(
+            &fwd(&m, &[&x1]),
+            &fwd(&m, &[&x1.unsqueeze(0)]).squeeze_dim(0),
+        );
+        let mut m = make(
+            "instancenorm1d",
+            vec![
+                Value::Int(3),
+                Value::Float(1e-5),
+                Value::Float(0.5),
+                Value::Bool(true),
+                Value::Bool(true),
+            ],
+        );
+        assert_eq!(shapes(&m), named(&[("weight", &[3]), ("bias", &[3])]));
+        let bufs = named(&[
+            ("running_mean", &[3]),
+            ("running_var", &[3]),
+            ("num_batches_tracked", &[]),
+        ]);
+        assert_eq!(buffer_shapes(&m), bufs);
+        let x = randn(&[4, 3, 6]) + 2;
+        let _ = fwd(&m, &[&x]);
+        // running mean: momentum 0.5 toward the mean of the instances' means
+        let mean = x.mean_dim([2i64].as_slice(), false, Kind::Float).mean_dim(
+            [0i64].as_slice(),
+            false,
+            Kind::Float,
+        );
+        assert_close(m.buffer_at(0).expect("declared"), &(mean * 0.5));
+        assert_eq!(m.buffer_at(2).expect("declared").int64_value(&[]), 0);
+        // evaluation: the running statistics
+        m.set_training(false);
+        let rm = m.buffer_at(0).expect("declared").view([1, 3, 1]);
+        let rv = m.buffer_at(1).expect("declared").view([1, 3, 1]);
+        assert_close(&fwd(&m, &[&x]), &((&x - rm) / (rv + 1e-5).sqrt()));
+        let e = m.forward(&[randn(&[4, 2, 6])]).expect_err("channels");
+        assert!(
+            e.to_string()
+                .starts_with("instancenorm1d: expected 3 channels in dimension 1"),
+            "{e}"
+        );
+        let e = make("instancenorm3d", vec![Value::Int(3)])
+            .forward(&[randn(&[3, 4, 4])])
+            .expect_err("3d");
+        assert_eq!(
+            e.to_string(),
+            "instancenorm3d: expected 4D or 5D input, given 3D"
+        );
+        assert_eq!(
+            build_err("instancenorm2d", vec![]),
+            "instancenorm2d: in not defined"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Pooling: max, average, adaptive average and adaptive max, in 1-3 dimensions.
+//! Pooling: max, average, adaptive average and adaptive max, in 1-3 dimensions;
+//! fractional max pooling in 2 and 3 dimensions, power-average pooling in 1 and 2.
 
 use tch::Tensor;
 
@@ -21,6 +22,10 @@ pub(crate) const TYPES: &[&str] = &[
     "adaptmax1d",
     "adaptmax2d",
     "adaptmax3d",
+    "fmaxpool2d",
+    "fmaxpool3d",
+    "lppool1d",
+    "lppool2d",
 ];
 
 #[derive(Debug, Clone)]
@@ -43,6 +48,25 @@ enum Pool {
     /// Output sizes; `None` keeps the input's size in that dimension.
     AdaptAvg(Vec<Option<i64>>),
     AdaptMax(Vec<Option<i64>>),
+    /// Fractional max pooling: kernel size and output size or ratio.
+    Frac {
+        size: Vec<i64>,
+        out: FracOut,
+    },
+    /// Power-average pooling.
+    Lp {
+        p: f64,
+        size: Vec<i64>,
+        stride: Vec<i64>,
+        ceiling: bool,
+    },
+}
+
+/// A fractional max pool's output: a size, or a ratio of the input's size.
+#[derive(Debug, Clone)]
+enum FracOut {
+    Size(Vec<i64>),
+    Ratio(Vec<f64>),
 }
 
 pub(crate) fn build(g: &Given) -> Result<Module> {
@@ -116,6 +140,29 @@ pub(crate) fn build(g: &Given) -> Result<Module> {
             countpad,
             divisor,
         }
+    } else if kind.starts_with("fmaxpool") {
+        fractional(kind, d, pos, kw)?
+    } else if kind.starts_with("lppool") {
+        let a = Args::parse(kind, &["p", "size", "stride", "ceiling"], pos, kw)?;
+        let p = a
+            .get("p")
+            .ok_or_else(|| err(kind, "p not defined"))?
+            .as_float("p")
+            .named(kind)?;
+        if !(p.is_finite() && p > 0.0) {
+            return Err(err(kind, format!("p must be positive, given {p}")));
+        }
+        let size = positive(kind, "size", a.ints("size", d, None)?)?;
+        let stride = match a.get("stride") {
+            None => size.clone(),
+            Some(_) => positive(kind, "stride", a.ints("stride", d, None)?)?,
+        };
+        Pool::Lp {
+            p,
+            size,
+            stride,
+            ceiling: a.bool("ceiling", false)?,
+        }
     } else {
         let a = Args::parse(kind, &["size"], pos, kw)?;
         let size = adaptive_size(kind, d, a.get("size"))?;
@@ -126,6 +173,61 @@ pub(crate) fn build(g: &Given) -> Result<Module> {
         }
     };
     Ok(Module::new(kind, pool))
+}
+
+/// True for a setting given as an empty list (the original's way to say none).
+fn empty(v: &Value) -> bool {
+    matches!(v, Value::List(xs) | Value::Tuple(xs) if xs.is_empty())
+}
+
+/// `fmaxpool2d`/`fmaxpool3d`: kernel size, then output size or output ratio.
+fn fractional(kind: &str, d: usize, pos: &[Value], kw: &[(String, Value)]) -> Result<Pool> {
+    let a = Args::parse(kind, &["size", "outsize", "ratio"], pos, kw)?;
+    let size = positive(kind, "size", a.ints("size", d, None)?)?;
+    let outsize = match a.get("outsize") {
+        Some(v) if !empty(v) => Some(positive(kind, "outsize", a.ints("outsize", d, None)?)?),
+        _ => None,
+    };
+    let ratio = match a.get("ratio") {
+        Some(v) if !empty(v) => {
+            let r = v.as_floats("ratio").named(kind)?;
+            let r = match r.len() {
+                1 => vec![r[0]; d],
+                k if k == d => r,
+                k => {
+                    return Err(err(
+                        kind,
+                        format!("ratio expects 1 or {d} values, given {k}"),
+                    ))
+                }
+            };
+            if let Some(x) = r.iter().find(|x| !(**x > 0.0 && **x < 1.0)) {
+                return Err(err(
+                    kind,
+                    format!("ratio must be between 0 and 1 (exclusive), given {x}"),
+                ));
+            }
+            Some(r)
+        }
+        _ => None,
+    };
+    let out = match (outsize, ratio) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                kind,
+                "cannot give both an output size (outsize) and an output ratio (ratio)",
+            ))
+        }
+        (Some(s), None) => FracOut::Size(s),
+        (None, Some(r)) => FracOut::Ratio(r),
+        (None, None) => {
+            return Err(err(
+                kind,
+                "no output size or ratio given: set outsize or ratio",
+            ))
+        }
+    };
+    Ok(Pool::Frac { size, out })
 }
 
 fn positive(kind: &str, name: &str, xs: Vec<i64>) -> Result<Vec<i64>> {
@@ -163,6 +265,9 @@ fn adaptive_size(kind: &str, d: usize, v: Option<&Value>) -> Result<Vec<Option<i
 
 impl Layer for Pool {
     fn forward(&self, m: &Module, xs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if let Pool::Frac { size, out } = self {
+            return Ok(vec![frac_forward(m.kind(), size, out, xs)?]);
+        }
         want_inputs(m.kind(), xs, 1, 1)?;
         let x = &xs[0];
         let d = dims(m.kind());
@@ -213,10 +318,98 @@ impl Layer for Pool {
                     _ => x.f_adaptive_max_pool3d(s)?.0,
                 }
             }
+            Pool::Lp {
+                p,
+                size,
+                stride,
+                ceiling,
+            } => {
+                // as torch.nn.functional.lp_pool1d/2d, operation for operation
+                let xp = x.f_pow_tensor_scalar(*p)?;
+                let zero = vec![0i64; d];
+                let avg = match d {
+                    1 => xp.f_avg_pool1d(size, stride, &zero, *ceiling, true)?,
+                    _ => xp.f_avg_pool2d(size, stride, &zero, *ceiling, true, None)?,
+                };
+                avg.f_sign()?
+                    .f_mul(&avg.f_abs()?.f_relu()?)?
+                    .f_mul_scalar(size.iter().product::<i64>())?
+                    .f_pow_tensor_scalar(1.0 / *p)?
+            }
+            Pool::Frac { .. } => unreachable!("fractional max pooling returned above"),
         };
         Ok(vec![y])
     }
     layer_clone!();
+}
+
+/// Fractional max pooling of `xs[0]`, with the random samples `xs[1]` (size
+/// batch x channels x dimensions, values in [0, 1)) or else samples drawn from
+/// libtorch's generator as torch does (`torch.rand`, so `kt.seed` repeats them).
+fn frac_forward(kind: &str, size: &[i64], out: &FracOut, xs: &[Tensor]) -> Result<Tensor> {
+    want_inputs(kind, xs, 1, 2)?;
+    let x = &xs[0];
+    let d = size.len();
+    let n = x.dim();
+    if n != d + 1 && n != d + 2 {
+        return Err(err(
+            kind,
+            format!("expecting {}D or {}D input, given {n}D", d + 1, d + 2),
+        ));
+    }
+    if !x.is_floating_point() {
+        return Err(err(
+            kind,
+            format!("expecting floating point input, given {:?}", x.kind()),
+        ));
+    }
+    let sz = x.size();
+    let spatial = &sz[n - d..];
+    let outsize: Vec<i64> = match out {
+        FracOut::Size(s) => s.clone(),
+        FracOut::Ratio(r) => spatial
+            .iter()
+            .zip(r)
+            .map(|(i, r)| (*i as f64 * r) as i64)
+            .collect(),
+    };
+    for k in 0..d {
+        if outsize[k] < 1 || outsize[k] + size[k] - 1 > spatial[k] {
+            return Err(err(
+                kind,
+                format!(
+                    "output size {outsize:?} with kernel size {size:?} does not fit input size {spatial:?}"
+                ),
+            ));
+        }
+    }
+    let batch = if n == d + 1 { 1 } else { sz[0] };
+    let want = [batch, sz[n - d - 1], d as i64];
+    let samples = match xs.get(1) {
+        Some(s) => {
+            if s.size() != want {
+                return Err(err(
+                    kind,
+                    format!(
+                        "random samples must have size {want:?} (batch, channels, {d}), given {:?}",
+                        s.size()
+                    ),
+                ));
+            }
+            s.f_to_device_(x.device(), x.kind(), false, false)?
+        }
+        None => Tensor::f_rand(want, (x.kind(), x.device()))?,
+    };
+    Ok(match d {
+        2 => {
+            x.f_fractional_max_pool2d(size, outsize.as_slice(), &samples)?
+                .0
+        }
+        _ => {
+            x.f_fractional_max_pool3d(size, outsize.as_slice(), &samples)?
+                .0
+        }
+    })
 }
 
 /// Adaptive output size with null dimensions taken from the input's trailing sizes.
@@ -303,6 +496,99 @@ mod tests {
         assert_close(
             &fwd(&m, &[&x]),
             &x.mean_dim([2i64].as_slice(), true, tch::Kind::Float),
+        );
+    }
+
+    #[test]
+    fn fractional_max_pools() {
+        let x = randn(&[2, 3, 9, 8]);
+        let m = make(
+            "fmaxpool2d",
+            vec![
+                Value::Int(2),
+                kw(vec![("outsize", Value::from(vec![4i64, 5]))]),
+            ],
+        );
+        assert!(shapes(&m).is_empty());
+        let s = Tensor::rand([2, 3, 2], (tch::Kind::Float, tch::Device::Cpu));
+        let y = fwd(&m, &[&x, &s]);
+        assert_close(&y, &x.fractional_max_pool2d([2, 2], [4, 5], &s).0);
+        // a ratio of the input's size, truncated: 9 * 0.5, 8 * 0.5
+        let m = make(
+            "fmaxpool2d",
+            vec![Value::Int(2), Value::List(vec![]), Value::Float(0.5)],
+        );
+        assert_eq!(fwd(&m, &[&x]).size(), [2, 3, 4, 4]);
+        let m = make("fmaxpool3d", vec![Value::Int(2), Value::Int(3)]);
+        let x = randn(&[3, 6, 5, 7]);
+        let s = Tensor::rand([1, 3, 3], (tch::Kind::Float, tch::Device::Cpu));
+        assert_close(
+            &fwd(&m, &[&x, &s]),
+            &x.fractional_max_pool3d([2, 2, 2], [3, 3, 3], &s).0,
+        );
+        let e = m
+            .forward(&[x.shallow_clone(), s.view([3, 1, 3])])
+            .expect_err("samples");
+        assert!(
+            e.to_string()
+                .starts_with("fmaxpool3d: random samples must have size [1, 3, 3]"),
+            "{e}"
+        );
+        assert_eq!(
+            build_err("fmaxpool2d", vec![Value::Int(2)]),
+            "fmaxpool2d: no output size or ratio given: set outsize or ratio"
+        );
+        assert_eq!(
+            build_err(
+                "fmaxpool2d",
+                vec![Value::Int(2), Value::Int(3), Value::Float(0.5)]
+            ),
+            "fmaxpool2d: cannot give both an output size (outsize) and an output ratio (ratio)"
+        );
+        assert_eq!(
+            build_err(
+                "fmaxpool3d",
+                vec![
+                    Value::Int(2),
+                    kw(vec![("ratio", Value::from(vec![0.5, 1.0, 0.5]))])
+                ]
+            ),
+            "fmaxpool3d: ratio must be between 0 and 1 (exclusive), given 1"
+        );
+    }
+
+    #[test]
+    fn power_average_pools() {
+        let x = randn(&[2, 3, 8, 9]).abs();
+        let m = make("lppool2d", vec![Value::Int(2), Value::from(vec![2i64, 3])]);
+        // p = 2: the 2-norm of each window
+        let want = x
+            .square()
+            .avg_pool2d([2, 3], [2, 3], [0, 0], false, true, None)
+            .multiply_scalar(6)
+            .sqrt();
+        assert_close(&fwd(&m, &[&x]), &want);
+        let m = make(
+            "lppool1d",
+            vec![
+                Value::Float(1.0),
+                Value::Int(3),
+                Value::Int(2),
+                Value::Bool(true),
+            ],
+        );
+        let x = randn(&[2, 4, 10]).abs();
+        // p = 1: the sum of each window
+        let want = x.avg_pool1d([3], [2], [0], true, true) * 3;
+        assert_close(&fwd(&m, &[&x]), &want);
+        assert_eq!(build_err("lppool1d", vec![]), "lppool1d: p not defined");
+        assert_eq!(
+            build_err("lppool2d", vec![Value::Int(0), Value::Int(2)]),
+            "lppool2d: p must be positive, given 0"
+        );
+        assert_eq!(
+            build_err("lppool2d", vec![Value::Int(2)]),
+            "lppool2d: size not defined"
         );
     }
 

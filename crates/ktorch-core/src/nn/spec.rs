@@ -4,8 +4,8 @@
 use crate::args::split_options;
 use crate::error::{err, invalid, Result};
 use crate::nn::{
-    activation, container, conv, dropout, fns, linear, norm, padding, pool, recurrent, shape,
-    transform, Module,
+    activation, container, conv, dropout, embed, fns, fold, linear, localnorm, norm, padding,
+    pool, recurrent, shape, transform, Module,
 };
 use crate::value::Value;
 
@@ -36,6 +36,9 @@ pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
     (padding::TYPES, padding::build),
     (fns::TYPES, fns::build),
     (transform::TYPES, transform::build),
+    (embed::TYPES, embed::build),
+    (fold::TYPES, fold::build),
+    (localnorm::TYPES, localnorm::build),
 ];
 
 /// Types with an option of their own called `dtype` (onehot: the output's), which
@@ -206,8 +209,49 @@ fn build_unplaced(
         .find(|(names, _)| names.contains(&kind))
         .map(|(_, b)| *b)
         .ok_or_else(|| super::unknown(kind))?;
-    if !kids.is_empty() {
-        return Err(err(kind, "not a container, cannot hold child modules"));
+    let m = builder(&g)?;
+    if kids.is_empty() {
+        Ok(m)
+    } else {
+        adopt(m, kids)
     }
-    builder(&g)
+}
+
+/// A module that builds its own children (`embedseq`: `tok` and `pos`) given
+/// children, as its state rebuilds it: they take the place of the ones it built
+/// when they have the same names, types, parameters and buffers (by name and
+/// size); any other module cannot hold children.
+fn adopt(mut m: Module, kids: Vec<(String, Module)>) -> Result<Module> {
+    let kind = m.kind().to_string();
+    if m.children.is_empty() {
+        return Err(err(&kind, "not a container, cannot hold child modules"));
+    }
+    let shapes = |c: &Module| -> Vec<(String, Vec<i64>)> {
+        c.named_parameters()
+            .into_iter()
+            .chain(c.named_buffers())
+            .map(|(k, t)| (k, t.size()))
+            .collect()
+    };
+    let same = kids.len() == m.children.len()
+        && kids
+            .iter()
+            .zip(&m.children)
+            .all(|((k, c), (k0, c0))| k == k0 && c.kind() == c0.kind() && shapes(c) == shapes(c0));
+    if !same {
+        let own: Vec<String> = m
+            .children
+            .iter()
+            .map(|(k, c)| format!("{k} ({})", c.kind()))
+            .collect();
+        return Err(err(
+            &kind,
+            format!(
+                "builds its own child modules, {}: children given must match them and their options",
+                own.join(", ")
+            ),
+        ));
+    }
+    m.children = kids;
+    Ok(m)
 }
