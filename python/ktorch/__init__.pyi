@@ -57,6 +57,9 @@ from ktorch._ktorch import (
     buffers as buffers,
 )
 from ktorch._ktorch import (
+    cauchy as cauchy,
+)
+from ktorch._ktorch import (
     child as child,
 )
 from ktorch._ktorch import (
@@ -96,6 +99,9 @@ from ktorch._ktorch import (
     dict as dict,
 )
 from ktorch._ktorch import (
+    dirac as dirac,
+)
+from ktorch._ktorch import (
     dtype as dtype,
 )
 from ktorch._ktorch import (
@@ -105,6 +111,15 @@ from ktorch._ktorch import (
     evaluate as evaluate,
 )
 from ktorch._ktorch import (
+    exponential as exponential,
+)
+from ktorch._ktorch import (
+    eye as eye,
+)
+from ktorch._ktorch import (
+    fill as fill,
+)
+from ktorch._ktorch import (
     forward as forward,
 )
 from ktorch._ktorch import (
@@ -112,6 +127,12 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     freeze as freeze,
+)
+from ktorch._ktorch import (
+    gain as gain,
+)
+from ktorch._ktorch import (
+    geometric as geometric,
 )
 from ktorch._ktorch import (
     grad as grad,
@@ -129,10 +150,19 @@ from ktorch._ktorch import (
     input as input,
 )
 from ktorch._ktorch import (
+    knormal as knormal,
+)
+from ktorch._ktorch import (
+    kuniform as kuniform,
+)
+from ktorch._ktorch import (
     load as load,
 )
 from ktorch._ktorch import (
     load_state_dict as load_state_dict,
+)
+from ktorch._ktorch import (
+    lognormal as lognormal,
 )
 from ktorch._ktorch import (
     loss as loss,
@@ -159,13 +189,22 @@ from ktorch._ktorch import (
     nograd as nograd,
 )
 from ktorch._ktorch import (
+    normal as normal,
+)
+from ktorch._ktorch import (
     objclass as objclass,
 )
 from ktorch._ktorch import (
     objects as objects,
 )
 from ktorch._ktorch import (
+    ones as ones,
+)
+from ktorch._ktorch import (
     opt as opt,
+)
+from ktorch._ktorch import (
+    orthogonal as orthogonal,
 )
 from ktorch._ktorch import (
     parm as parm,
@@ -175,6 +214,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     parms as parms,
+)
+from ktorch._ktorch import (
+    random as random,
 )
 from ktorch._ktorch import (
     restore as restore,
@@ -193,6 +235,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     size as size,
+)
+from ktorch._ktorch import (
+    snormal as snormal,
 )
 from ktorch._ktorch import (
     state as state,
@@ -255,6 +300,9 @@ from ktorch._ktorch import (
     unfreeze as unfreeze,
 )
 from ktorch._ktorch import (
+    uniform as uniform,
+)
+from ktorch._ktorch import (
     unshuffle as unshuffle,
 )
 from ktorch._ktorch import (
@@ -264,7 +312,16 @@ from ktorch._ktorch import (
     vector as vector,
 )
 from ktorch._ktorch import (
+    xnormal as xnormal,
+)
+from ktorch._ktorch import (
+    xuniform as xuniform,
+)
+from ktorch._ktorch import (
     zerograd as zerograd,
+)
+from ktorch._ktorch import (
+    zeros as zeros,
 )
 
 def seq(container: Any, *children: Any) -> list[Any]:
@@ -508,6 +565,25 @@ __all__ = [
     "testinit",
     "shuffle",
     "unshuffle",
+    "zeros",
+    "ones",
+    "fill",
+    "eye",
+    "dirac",
+    "orthogonal",
+    "xnormal",
+    "xuniform",
+    "knormal",
+    "kuniform",
+    "snormal",
+    "normal",
+    "uniform",
+    "cauchy",
+    "exponential",
+    "geometric",
+    "lognormal",
+    "random",
+    "gain",
     "seq",
     "fit",
     "ce",

@@ -98,6 +98,25 @@ __all__ = [
     "testinit",
     "shuffle",
     "unshuffle",
+    "zeros",
+    "ones",
+    "fill",
+    "eye",
+    "dirac",
+    "orthogonal",
+    "xnormal",
+    "xuniform",
+    "knormal",
+    "kuniform",
+    "snormal",
+    "normal",
+    "uniform",
+    "cauchy",
+    "exponential",
+    "geometric",
+    "lognormal",
+    "random",
+    "gain",
 ]
 
 _malloc_tuned: bool  # import set glibc's malloc thresholds (KTORCH_MALLOC=system: not)
@@ -1033,6 +1052,299 @@ def unshuffle(m: Model) -> None:
     """unshuffle(m) -> None
 
     Puts the model's training data back in its original order.
+    """
+
+_Init = Tensor | Vector | Dict | Module | Model
+
+@overload
+def zeros(x: _Init, *args: Any) -> None:
+    """zeros(x) -> None
+    zeros(x, select) -> None
+    zeros(array) -> numpy array
+
+    Resets tensors to zeros in place, with gradients off (`torch.nn.init.zeros_`).
+
+    - `x`: a Tensor, Vector or Dict handle (every tensor), or a Module or Model, which
+      needs `select`: parameter or buffer names (`"0.bias"`, `["a.weight", "b.bias"]`) or
+      parameter indices (in `parmnames` order).
+    - `select`: an index or list of indices into a Tensor's first dimension or a Vector;
+      a name or list of names of a Dict's tensors.
+    - array data (numpy, list, scalar, torch.Tensor): a reset copy is returned.
+
+    Raises KtorchError naming the index or name at fault; nothing changes.
+    """
+@overload
+def zeros(x: _Array, *args: Any) -> Any: ...
+
+@overload
+def ones(x: _Init, *args: Any) -> None:
+    """ones(x) -> None
+    ones(x, select) -> None
+    ones(array) -> numpy array
+
+    Resets tensors to ones in place (`torch.nn.init.ones_`); `x` and `select` as for
+    `zeros`.
+    """
+@overload
+def ones(x: _Array, *args: Any) -> Any: ...
+
+@overload
+def fill(x: _Init, *args: Any, value: int | float | bool | None = None) -> None:
+    """fill(x, value) -> None
+    fill(x, select, value) -> None
+    fill(array, value) -> numpy array
+    fill(array, select, value) -> numpy array
+
+    Fills tensors with a single value in place (`torch.nn.init.constant_`): an int,
+    float or bool, last (or `value=`); `x` and `select` as for `zeros`. With two
+    arguments after `x`, the first selects.
+    """
+@overload
+def fill(x: _Array, *args: Any, value: int | float | bool | None = None) -> Any: ...
+
+@overload
+def eye(x: _Init, *args: Any) -> None:
+    """eye(x) -> None
+    eye(x, select) -> None
+    eye(array) -> numpy array
+
+    Sets 2-dimensional tensors to the identity matrix in place (`torch.nn.init.eye_`);
+    `x` and `select` as for `zeros`. Raises KtorchError for a tensor of other than 2
+    dimensions.
+    """
+@overload
+def eye(x: _Array, *args: Any) -> Any: ...
+
+@overload
+def dirac(x: _Init, *args: Any, groups: int | None = None) -> None:
+    """dirac(x) -> None
+    dirac(x, select) -> None
+    dirac(array) -> numpy array
+
+    Fills 3, 4 or 5-dimensional convolution weights with the Dirac delta in place
+    (`torch.nn.init.dirac_`): the input channels are kept as far as the output channels
+    allow. `groups=` (default 1) keeps each group's identity. `x` and `select` as for
+    `zeros`.
+    """
+@overload
+def dirac(x: _Array, *args: Any, groups: int | None = None) -> Any: ...
+
+@overload
+def orthogonal(x: _Init, *args: Any, gain: float | None = None) -> None:
+    """orthogonal(x) -> None
+    orthogonal(x, gain) -> None
+    orthogonal(x, select) -> None
+    orthogonal(x, select, gain) -> None
+    orthogonal(array, gain=1.0) -> numpy array
+
+    Fills tensors of 2 or more dimensions with a (semi) orthogonal matrix times `gain`
+    (default 1) in place, as `torch.nn.init.orthogonal_` (trailing dimensions
+    flattened). `x` and `select` as for `zeros`: an int or list of ints after a Tensor
+    or Vector selects, a float is the gain.
+    """
+@overload
+def orthogonal(x: _Array, *args: Any, gain: float | None = None) -> Any: ...
+
+@overload
+def xnormal(x: _Init, *args: Any, gain: float | None = None) -> None:
+    """xnormal(x) -> None
+    xnormal(x, gain) -> None
+    xnormal(x, select) -> None
+    xnormal(x, select, gain) -> None
+    xnormal(array, gain=1.0) -> numpy array
+
+    Xavier (Glorot) normal initialisation in place, as `torch.nn.init.xavier_normal_`:
+    values from N(0, std²), std = gain·√(2 / (fan_in + fan_out)), gain default 1.
+    Tensors need 2 or more dimensions. `x` and `select` as for `orthogonal`.
+    """
+@overload
+def xnormal(x: _Array, *args: Any, gain: float | None = None) -> Any: ...
+
+@overload
+def xuniform(x: _Init, *args: Any, gain: float | None = None) -> None:
+    """xuniform(x) -> None
+    xuniform(x, gain) -> None
+    xuniform(x, select) -> None
+    xuniform(x, select, gain) -> None
+    xuniform(array, gain=1.0) -> numpy array
+
+    Xavier (Glorot) uniform initialisation in place, as `torch.nn.init.xavier_uniform_`:
+    values from U(-a, a), a = gain·√(6 / (fan_in + fan_out)), gain default 1. Tensors
+    need 2 or more dimensions. `x` and `select` as for `orthogonal`.
+    """
+@overload
+def xuniform(x: _Array, *args: Any, gain: float | None = None) -> Any: ...
+
+@overload
+def knormal(
+    x: _Init, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    slope: float | None = None, a: float | None = None,
+) -> None:
+    """knormal(x, *options) -> None
+    knormal(x, select, *options) -> None
+    knormal(array, *options) -> numpy array
+
+    Kaiming (He) normal initialisation in place, as `torch.nn.init.kaiming_normal_`:
+    values from N(0, std²), std = gain / √fan.
+
+    - options, in any order: a nonlinearity (`"leakyrelu"` by default, `"relu"`,
+      `"tanh"`, `"sigmoid"`, `"linear"`, `"conv2d"`, `"selu"`...; `"leaky_relu"` as
+      torch spells it), a fan mode (`"fanin"` by default, or `"fanout"`; `"in"`, `"out"`,
+      `"fan_in"`, `"fan_out"`), a number: the negative slope of a leaky ReLU (default 0).
+      By name: `nonlinearity=`, `mode=`, `slope=` (or torch's `a=`).
+    - `x` and `select` as for `zeros`: an int or list of ints after a Tensor or Vector
+      selects; after a Dict, a nonlinearity or fan mode name is read as the option, and
+      a one-element list `["relu"]` as a name.
+
+    Tensors need 2 or more dimensions (one with no elements is left as it is).
+    """
+@overload
+def knormal(
+    x: _Array, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    slope: float | None = None, a: float | None = None,
+) -> Any: ...
+
+@overload
+def kuniform(
+    x: _Init, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    slope: float | None = None, a: float | None = None,
+) -> None:
+    """kuniform(x, *options) -> None
+    kuniform(x, select, *options) -> None
+    kuniform(array, *options) -> numpy array
+
+    Kaiming (He) uniform initialisation in place, as `torch.nn.init.kaiming_uniform_`:
+    values from U(-bound, bound), bound = gain·√(3 / fan). Options (nonlinearity, fan
+    mode, slope), `x` and `select` as for `knormal`.
+    """
+@overload
+def kuniform(
+    x: _Array, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    slope: float | None = None, a: float | None = None,
+) -> Any: ...
+
+@overload
+def snormal(x: _Init, *args: Any, sparsity: float | None = None, std: float | None = None) -> None:
+    """snormal(x, sparsity, std=0.01) -> None
+    snormal(x, select, sparsity, std=0.01) -> None
+    snormal(array, sparsity, std=0.01) -> numpy array
+
+    Sparse initialisation of 2-dimensional tensors in place, as `torch.nn.init.sparse_`:
+    values from N(0, std²), then the fraction `sparsity` (0 to 1) of each column set to
+    zero. `sparsity` is a float (an int or list after a Tensor or Vector selects); `x`
+    and `select` as for `zeros`.
+    """
+@overload
+def snormal(x: _Array, *args: Any, sparsity: float | None = None, std: float | None = None) -> Any: ...
+
+@overload
+def normal(x: _Init, *args: Any, mean: float | None = None, std: float | None = None) -> None:
+    """normal(x, mean=0.0, std=1.0) -> None
+    normal(x, select, mean=0.0, std=1.0) -> None
+    normal(array, mean=0.0, std=1.0) -> numpy array
+
+    Fills tensors in place with values from the normal distribution N(mean, std²)
+    (`torch.nn.init.normal_`).
+
+    - `x`: a Tensor, Vector or Dict handle, or a Module or Model with `select`; array
+      data returns a reset copy.
+    - `select`: a list of indices into a Tensor's first dimension or a Vector, a name
+      or list of names of a Dict's tensors or a module's parameters and buffers. A
+      single int is read as the first option unless all the options follow it
+      (`normal(v, 2, 0.0, 1.0)`): give `[2]` to select.
+    """
+@overload
+def normal(x: _Array, *args: Any, mean: float | None = None, std: float | None = None) -> Any: ...
+
+@overload
+def uniform(x: _Init, *args: Any, low: float | None = None, high: float | None = None) -> None:
+    """uniform(x, low=0.0, high=1.0) -> None
+    uniform(x, select, low=0.0, high=1.0) -> None
+    uniform(array, low=0.0, high=1.0) -> numpy array
+
+    Fills tensors in place with values from the uniform distribution over [low, high)
+    (`torch.nn.init.uniform_`). `x` and `select` as for `normal`.
+    """
+@overload
+def uniform(x: _Array, *args: Any, low: float | None = None, high: float | None = None) -> Any: ...
+
+@overload
+def cauchy(x: _Init, *args: Any, median: float | None = None, sigma: float | None = None) -> None:
+    """cauchy(x, median=0.0, sigma=1.0) -> None
+    cauchy(x, select, median=0.0, sigma=1.0) -> None
+    cauchy(array, median=0.0, sigma=1.0) -> numpy array
+
+    Fills tensors in place with values from the Cauchy (Lorentz) distribution with the
+    given median and half width `sigma` (`Tensor.cauchy_`). `x` and `select` as for
+    `normal`.
+    """
+@overload
+def cauchy(x: _Array, *args: Any, median: float | None = None, sigma: float | None = None) -> Any: ...
+
+@overload
+def exponential(x: _Init, *args: Any, rate: float | None = None) -> None:
+    """exponential(x, rate=1.0) -> None
+    exponential(x, select, rate=1.0) -> None
+    exponential(array, rate=1.0) -> numpy array
+
+    Fills tensors in place with values from the exponential distribution of the given
+    rate (`Tensor.exponential_`). `x` and `select` as for `normal`; a single int is
+    read as the rate unless the rate follows it.
+    """
+@overload
+def exponential(x: _Array, *args: Any, rate: float | None = None) -> Any: ...
+
+@overload
+def geometric(x: _Init, *args: Any, p: float | None = None) -> None:
+    """geometric(x, p) -> None
+    geometric(x, select, p) -> None
+    geometric(array, p) -> numpy array
+
+    Fills tensors in place with values from the geometric distribution: the number of
+    Bernoulli trials with success probability `p` (0 < p < 1) up to the first success
+    (`Tensor.geometric_`). `x` and `select` as for `normal`.
+    """
+@overload
+def geometric(x: _Array, *args: Any, p: float | None = None) -> Any: ...
+
+@overload
+def lognormal(x: _Init, *args: Any, mean: float | None = None, std: float | None = None) -> None:
+    """lognormal(x, mean=1.0, std=2.0) -> None
+    lognormal(x, select, mean=1.0, std=2.0) -> None
+    lognormal(array, mean=1.0, std=2.0) -> numpy array
+
+    Fills tensors in place with values from the log-normal distribution: their log is
+    N(mean, std²) (`Tensor.log_normal_`). `x` and `select` as for `normal`.
+    """
+@overload
+def lognormal(x: _Array, *args: Any, mean: float | None = None, std: float | None = None) -> Any: ...
+
+@overload
+def random(x: _Init, *args: Any, low: int | None = None, high: int | None = None) -> None:
+    """random(x) -> None
+    random(x, high) -> None
+    random(x, low, high) -> None
+    random(x, select, low, high) -> None
+    random(array, ...) -> numpy array
+
+    Fills tensors in place with integers from the discrete uniform distribution over
+    [low, high) (`Tensor.random_`): with no limits, over the values the dtype holds
+    exactly; with one, from 0 up to `high`. Limits are ints (`low=`, `high=` by name).
+    `x` and `select` as for `normal`: `random(v, 2, 5)` draws from [2, 5) for every
+    tensor of `v`, `random(v, [2], 5)` and `random(v, 2, 0, 5)` for `v`'s tensor 2 only.
+    """
+@overload
+def random(x: _Array, *args: Any, low: int | None = None, high: int | None = None) -> Any: ...
+
+def gain(nonlinearity: str, param: float | None = None) -> float:
+    """gain(nonlinearity) -> float
+    gain(nonlinearity, param) -> float
+
+    The recommended gain for a nonlinearity, the factor that scales the standard
+    deviation (`torch.nn.init.calculate_gain`): 1 for `linear`, `conv1d`... `conv3d`,
+    `convtranspose1d`... `convtranspose3d` and `sigmoid`; 5/3 for `tanh`; √2 for `relu`;
+    √(2 / (1 + param²)) for `leakyrelu` (param is the negative slope, default 0.01); 3/4
+    for `selu`. torch's spellings (`leaky_relu`, `conv_transpose2d`) are read too.
     """
 
 def _lossfn(name: str, x: Any, y: Any, *args: Any, **options: Any) -> Tensor:

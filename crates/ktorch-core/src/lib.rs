@@ -53,6 +53,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod device;
 pub mod error;
+pub mod init;
 pub mod loss;
 pub mod malloc;
 pub mod model;

@@ -59,6 +59,7 @@ mod errors;
 mod files;
 mod gate;
 mod handles;
+mod init;
 mod loss;
 mod module;
 mod objects;
@@ -173,5 +174,24 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::testinit, m)?)?;
     m.add_function(wrap_pyfunction!(data::shuffle, m)?)?;
     m.add_function(wrap_pyfunction!(data::unshuffle, m)?)?;
+    m.add_function(wrap_pyfunction!(init::zeros, m)?)?;
+    m.add_function(wrap_pyfunction!(init::ones, m)?)?;
+    m.add_function(wrap_pyfunction!(init::fill, m)?)?;
+    m.add_function(wrap_pyfunction!(init::eye, m)?)?;
+    m.add_function(wrap_pyfunction!(init::dirac, m)?)?;
+    m.add_function(wrap_pyfunction!(init::orthogonal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::xnormal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::xuniform, m)?)?;
+    m.add_function(wrap_pyfunction!(init::knormal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::kuniform, m)?)?;
+    m.add_function(wrap_pyfunction!(init::snormal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::normal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::uniform, m)?)?;
+    m.add_function(wrap_pyfunction!(init::cauchy, m)?)?;
+    m.add_function(wrap_pyfunction!(init::exponential, m)?)?;
+    m.add_function(wrap_pyfunction!(init::geometric, m)?)?;
+    m.add_function(wrap_pyfunction!(init::lognormal, m)?)?;
+    m.add_function(wrap_pyfunction!(init::random, m)?)?;
+    m.add_function(wrap_pyfunction!(init::gain, m)?)?;
     Ok(())
 }
