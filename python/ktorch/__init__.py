@@ -13,7 +13,7 @@ from ktorch._ktorch import KtorchError as KtorchError
 from ktorch._ktorch import _malloc_tuned as _malloc_tuned
 
 # names that would shadow Python builtins stay in the module but out of `import *`
-_BUILTINS = {"dict", "help", "input"}
+_BUILTINS = {"dict", "help", "input", "str"}
 __all__ = [n for n in _ktorch.__all__ if not n.startswith("_") and n not in _BUILTINS] + ["seq", "fit"]
 
 

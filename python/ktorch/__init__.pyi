@@ -51,6 +51,15 @@ from ktorch._ktorch import (
     batchinit as batchinit,
 )
 from ktorch._ktorch import (
+    batchnorm as batchnorm,
+)
+from ktorch._ktorch import (
+    bcelogit1 as bcelogit1,
+)
+from ktorch._ktorch import (
+    bcelogit2 as bcelogit2,
+)
+from ktorch._ktorch import (
     buffernames as buffernames,
 )
 from ktorch._ktorch import (
@@ -82,6 +91,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     copyto as copyto,
+)
+from ktorch._ktorch import (
+    cudadevice as cudadevice,
 )
 from ktorch._ktorch import (
     cudadevices as cudadevices,
@@ -150,6 +162,9 @@ from ktorch._ktorch import (
     input as input,
 )
 from ktorch._ktorch import (
+    kforward as kforward,
+)
+from ktorch._ktorch import (
     knormal as knormal,
 )
 from ktorch._ktorch import (
@@ -180,7 +195,13 @@ from ktorch._ktorch import (
     module as module,
 )
 from ktorch._ktorch import (
+    moduletypes as moduletypes,
+)
+from ktorch._ktorch import (
     mul as mul,
+)
+from ktorch._ktorch import (
+    names as names,
 )
 from ktorch._ktorch import (
     nforward as nforward,
@@ -214,6 +235,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     parms as parms,
+)
+from ktorch._ktorch import (
+    parmtypes as parmtypes,
 )
 from ktorch._ktorch import (
     random as random,
@@ -250,6 +274,9 @@ from ktorch._ktorch import (
 )
 from ktorch._ktorch import (
     step as step,
+)
+from ktorch._ktorch import (
+    str as str,
 )
 from ktorch._ktorch import (
     sync as sync,
@@ -584,6 +611,14 @@ __all__ = [
     "lognormal",
     "random",
     "gain",
+    "names",
+    "moduletypes",
+    "parmtypes",
+    "kforward",
+    "batchnorm",
+    "cudadevice",
+    "bcelogit1",
+    "bcelogit2",
     "seq",
     "fit",
     "ce",

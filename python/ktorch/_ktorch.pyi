@@ -2,6 +2,7 @@
 
 import builtins
 import os
+from builtins import str as _str  # `str` below is kt.str
 from collections.abc import Callable
 from typing import Any, final, overload
 
@@ -117,6 +118,15 @@ __all__ = [
     "lognormal",
     "random",
     "gain",
+    "names",
+    "moduletypes",
+    "parmtypes",
+    "kforward",
+    "str",
+    "batchnorm",
+    "cudadevice",
+    "bcelogit1",
+    "bcelogit2",
 ]
 
 _malloc_tuned: bool  # import set glibc's malloc thresholds (KTORCH_MALLOC=system: not)
@@ -225,11 +235,11 @@ def tensor(h: Tensor, /) -> np.ndarray: ...
 @overload
 def tensor(h: Vector, /) -> list[np.ndarray]: ...
 @overload
-def tensor(h: Dict, /) -> builtins.dict[str, np.ndarray]: ...
+def tensor(h: Dict, /) -> builtins.dict[_str, np.ndarray]: ...
 @overload
-def tensor(mode: str, /, *args: Any) -> Tensor: ...
+def tensor(mode: _str, /, *args: Any) -> Tensor: ...
 @overload
-def tensor(data: _Array, /, *options: str) -> Tensor: ...
+def tensor(data: _Array, /, *options: _str) -> Tensor: ...
 
 @overload
 def vector(v: Vector, /) -> list[np.ndarray]:
@@ -244,7 +254,7 @@ def vector(v: Vector, /) -> list[np.ndarray]:
 def vector(*xs: _Array | Tensor) -> Vector: ...
 
 @overload
-def dict(d: Dict, /) -> builtins.dict[str, np.ndarray]:
+def dict(d: Dict, /) -> builtins.dict[_str, np.ndarray]:
     """dict({"a": x, "b": y, ...}) -> Dict
     dict(d) -> dict of arrays
 
@@ -253,7 +263,7 @@ def dict(d: Dict, /) -> builtins.dict[str, np.ndarray]:
     """
 
 @overload
-def dict(d: builtins.dict[str, Any], /) -> Dict: ...
+def dict(d: builtins.dict[_str, Any], /) -> Dict: ...
 
 def free(*handles: _Handle) -> None:
     """free(h) -> None
@@ -277,7 +287,7 @@ def use(h: _Handle, new: _Handle) -> None:
     freed (the q idiom `use[h]...`). Both must be of the same class.
     """
 
-def objclass(x: _Handle) -> str:
+def objclass(x: _Handle) -> _str:
     """objclass(h) -> str
 
     The handle's class: `"tensor"`, `"vector"`, `"dictionary"`, `"module"`, `"loss"`,
@@ -325,13 +335,15 @@ def seed(n: int) -> None:
     Seeds libtorch's random generators (weights, `randn`, dropout, shuffling).
     """
 
-def help(name: str | None = None) -> Any:
+def help(name: _str | None = None) -> Any:
     """help() -> list of topics
-    help(topic) -> list
+    help(topic) -> list or dict
 
     Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
     the type names; `help("backward")` the backward modes (free, retain, create,
-    createfree) as dicts. Python's own `help(kt.run)` shows each function's reference.
+    createfree) as dicts; `help("device")` each device this process has (`cpu`, then
+    `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random seed
+    (`seed(n)` sets them all). Python's own `help(kt.run)` shows each function's reference.
     """
 
 def mul(x: _Data, y: _Data) -> Tensor:
@@ -382,14 +394,14 @@ def module(spec: Any) -> Module:
     closest valid ones.
     """
 
-def parmnames(m: Module | Model) -> list[str]:
+def parmnames(m: Module | Model) -> list[_str]:
     """parmnames(m) -> list of str
 
     Parameter names of a module, optimizer's module or model, as PyTorch names them
     (`0.weight`, `0.bias`, `a.weight`, ...).
     """
 
-def to(h: _Handle, *args: str | Tensor | bool, non_blocking: bool | None = None) -> None:
+def to(h: _Handle, *args: _str | Tensor | bool, non_blocking: bool | None = None) -> None:
     """to(h, device) -> None
     to(h, dtype) -> None
     to(h, device, dtype, ...) -> None
@@ -408,7 +420,7 @@ def to(h: _Handle, *args: str | Tensor | bool, non_blocking: bool | None = None)
     changes nothing.
     """
 
-def copyto(t: Tensor | Vector | Dict, *args: str | Tensor | bool, non_blocking: bool | None = None) -> Any:
+def copyto(t: Tensor | Vector | Dict, *args: _str | Tensor | bool, non_blocking: bool | None = None) -> Any:
     """copyto(t, options...) -> Tensor
     copyto(t, example) -> Tensor
     copyto(t, ..., async) -> Tensor
@@ -433,7 +445,7 @@ def dtype(h: _Handle) -> Any:
     (model's, optimizer's) floating-point parameters (None for one without any).
     """
 
-def sync(x: _Handle | str | int | None = None) -> None:
+def sync(x: _Handle | _str | int | None = None) -> None:
     """sync() -> None
     sync(device) -> None
     sync(h) -> None
@@ -443,12 +455,17 @@ def sync(x: _Handle | str | int | None = None) -> None:
     Nothing to wait for on the CPU.
     """
 
-def cudadevices() -> list[str]:
+@overload
+def cudadevices() -> list[_str]:
     """cudadevices() -> list of str
+    cudadevices(None) -> int
 
     The CUDA devices this process can use: `["cuda", "cuda:0", "cuda:1", ...]`, empty
-    where there are none.
+    where there are none; given None (the original's null argument), their number (0
+    where there are none).
     """
+@overload
+def cudadevices(count: None, /) -> int: ...
 
 def training(m: Module | Model, flag: bool | None = None) -> bool | None:
     """training(m) -> bool
@@ -490,7 +507,7 @@ def gradflag(h: Tensor | Vector | Dict | Module | Model, flag: bool | None = Non
     tensor's (every member's) flag.
     """
 
-def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | None:
+def parm(m: Module | Model, name: _str, value: _Data | None = None) -> Tensor | None:
     """parm(m, name) -> Tensor
     parm(m, name, value) -> None
 
@@ -498,7 +515,7 @@ def parm(m: Module | Model, name: str, value: _Data | None = None) -> Tensor | N
     module); with `value` (array, list or Tensor of the same shape), copies it in.
     """
 
-def parms(m: Module | Model, child: str | int | None = None) -> Dict:
+def parms(m: Module | Model, child: _str | int | None = None) -> Dict:
     """parms(m) -> Dict
     parms(m, child) -> Dict
 
@@ -507,7 +524,7 @@ def parms(m: Module | Model, child: str | int | None = None) -> Dict:
     writing to a member changes the module, `freeze` shows in `gradflag`.
     """
 
-def buffers(m: Module | Model, child: str | int | None = None) -> Dict:
+def buffers(m: Module | Model, child: _str | int | None = None) -> Dict:
     """buffers(m) -> Dict
     buffers(m, child) -> Dict
 
@@ -515,21 +532,21 @@ def buffers(m: Module | Model, child: str | int | None = None) -> Dict:
     or of its child, as a Dict sharing them.
     """
 
-def buffernames(m: Module | Model, child: str | int | None = None) -> list[str]:
+def buffernames(m: Module | Model, child: _str | int | None = None) -> list[_str]:
     """buffernames(m) -> list of str
     buffernames(m, child) -> list of str
 
     The buffer names of a module, or of its child and below.
     """
 
-def childnames(m: Module | Model, child: str | int | None = None) -> list[str]:
+def childnames(m: Module | Model, child: _str | int | None = None) -> list[_str]:
     """childnames(m) -> list of str
     childnames(m, child) -> list of str
 
     The names of a module's direct children, or of its child's direct children.
     """
 
-def children(m: Module | Model, child: str | int | None = None) -> builtins.dict[str, Module]:
+def children(m: Module | Model, child: _str | int | None = None) -> builtins.dict[_str, Module]:
     """children(m) -> dict of str to Module
     children(m, child) -> dict of str to Module
 
@@ -537,7 +554,7 @@ def children(m: Module | Model, child: str | int | None = None) -> builtins.dict
     the parent's parameters and buffers (and its lock).
     """
 
-def child(m: Module | Model, child: str | int) -> Module:
+def child(m: Module | Model, child: _str | int) -> Module:
     """child(m, child) -> Module
 
     One child of a module by dotted path (`"encoder.layers.0"`) or position, as a Module
@@ -552,7 +569,7 @@ def clone(h: Tensor | Vector | Dict | Module | Loss) -> Any:
     Dict with each member copied (gradient flags kept). Nothing is shared with `h`.
     """
 
-def copyparms(m: Module | Model, d: Dict | builtins.dict[str, Any] | None = None) -> Any:
+def copyparms(m: Module | Model, d: Dict | builtins.dict[_str, Any] | None = None) -> Any:
     """copyparms(m) -> Dict
     copyparms(m, d) -> dict of str to bool
 
@@ -573,7 +590,7 @@ def avgparms(m: Module | Model, d: Dict) -> int:
     the count.
     """
 
-def save(h: Module | Loss | Optimizer | Model, path: str | os.PathLike[str], data: bool = False) -> None:
+def save(h: Module | Loss | Optimizer | Model, path: _str | os.PathLike[_str], data: bool = False) -> None:
     """save(h, path) -> None
     save(m, path, data=True) -> None
 
@@ -593,7 +610,7 @@ def save(h: Module | Loss | Optimizer | Model, path: str | os.PathLike[str], dat
     """
 
 def load(
-    path: str | os.PathLike[str], parameters: Module | Model | Optimizer | Tensor | Vector | Dict | None = None
+    path: _str | os.PathLike[_str], parameters: Module | Model | Optimizer | Tensor | Vector | Dict | None = None
 ) -> Module | Loss | Optimizer | Model:
     """load(path) -> Module, Loss or Model
     load(path, parameters) -> Optimizer
@@ -629,7 +646,7 @@ def state(h: Module | Loss | Optimizer | Model, data: bool = False) -> Any:
     """
     ...
 
-def state_dict(x: Module | Optimizer | Model, part: str | None = None) -> Any:
+def state_dict(x: Module | Optimizer | Model, part: _str | None = None) -> Any:
     """state_dict(x) -> OrderedDict or dict
     state_dict(m, "opt") -> dict
 
@@ -671,36 +688,57 @@ def load_state_dict(x: Module | Optimizer | Model, sd: builtins.dict[Any, Any], 
 def loss(*args: Any, **options: Any) -> Any:
     """loss(name, *settings, **options) -> Loss
     loss(state) -> Loss
+    loss(l) -> dict
+    loss(l, all) -> dict
+    loss(m) -> Loss
     loss(l, x, y) -> Tensor
+    loss(l, x, y, w) -> Tensor
     loss(m, x, y) -> Tensor
 
-    Makes a loss (or the loss a `state(l)` describes), or computes a loss (a Loss
-    handle's or a model's) of output(s) `x` and target(s) `y`.
+    Makes a loss (or the loss a `state(l)` describes), or gives a loss's definition
+    (`module`: its type, `options`: its settings, all of them, or with `all` False only
+    those that differ from the defaults), or a model's loss (shared with the model), or
+    computes a loss (a Loss handle's or a model's) of output(s) `x` and target(s) `y`.
 
     - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
     - settings: by position in the loss's order (ce: weight, ignore, smoothing,
       reduce) or by name; a trailing `"none"`, `"mean"` or `"sum"` is the reduction.
       PyTorch keywords are accepted (`reduction`, `ignore_index`, `label_smoothing`).
+    - more tensors after `y` go with the targets: the batch weights of `bce` and
+      `bcelogits` (`loss(l, x, y, w)`: each element's loss times its weight, beside the
+      class weights of the definition), the third tensor of `cosineloss`, `margin` and
+      `triplet` (`loss(l, x1, x2, y)`), the lengths of `ctc`.
     - `kt.ce(x, y)`, `kt.mse(x, y)`, ...: the functional form of each loss.
     """
 
 def opt(*args: Any, **options: Any) -> Any:
     """opt(name) -> Optimizer
     opt(name, parameters, *settings, **options) -> Optimizer
+    opt(o) -> dict
+    opt(m) -> Optimizer
     opt(o, group, parameters, *settings) -> None
+    opt(o, parameters, *settings) -> None
     opt(state, parameters) -> Optimizer
 
     Makes an optimizer, or adds or edits a parameter group of one, or builds the
     optimizer a `state(o)` describes (settings, groups, each parameter's state) over
     `parameters` (a Module or Model: matched by parameter name where the state names
-    them, else in order; every shape must match).
+    them, else in order; every shape must match). `opt(o)` gives an optimizer's
+    definition (type, `options`: each group's settings, `parms`: each parameter's group,
+    name and size); `opt(m)` a model's optimizer, shared with the model.
 
     - name: `"sgd"`, `"adam"`, `"adamw"`, `"adagrad"`, `"rmsprop"`, `"lbfgs"`, `"lamb"`.
     - parameters: a Module, Model, Tensor, Vector or Dict; left out, an empty optimizer.
+      A selection takes part of one: `(v, 1)`, `(v, [2, 0])` members of a Vector,
+      `(d, "b")`, `(d, ["b", "a"])` members of a Dict, `(q, 0)`, `(q, ["b", "a"])` children
+      of a module (by position or dotted name, their parameters named from the module).
+      An empty list is no parameters: `opt("sgd", [], .1)` makes an optimizer with an
+      empty group 0 (its settings given), `opt(o, 1, [], .01)` adds an empty group 1.
     - settings: by position in the optimizer's order (sgd: lr, momentum, dampening,
       decay, nesterov) or by name; e.g. `opt("sgd", q, .2, .99)`, `opt("adam", q, lr=1e-3)`.
     - group: equal to the number of groups adds a group (from the defaults), less edits
-      that group and appends the parameters, more is an error.
+      that group and appends the parameters, more is an error; left out, group 0
+      (`opt(o, m)` adds parameters to it, `opt(o, [], .002, .9)` sets its settings).
     """
 
 def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float] | None:
@@ -712,15 +750,25 @@ def lr(x: Optimizer | Model, r: float | list[float] | None = None) -> list[float
     (one rate, or one per group), sets them.
     """
 
-def model(q: Module | builtins.dict[str, Any], l: Loss | None = None, o: Optimizer | None = None) -> Model:
+@overload
+def model(q: Module | builtins.dict[_str, Any], l: Loss | None = None, o: Optimizer | None = None) -> Model:
     """model(q, l, o) -> Model
     model(state) -> Model
+    model(m, part, ...) -> None
 
     A model of a module, a loss and an optimizer, with training and test options
     (`train`, `test`) and data. The module and optimizer are shared, not copied.
     `model(state)` builds the model a `state(m)` describes: module, loss, optimizer
     with its state, options, where training stands, and data where the state has it.
+    `model(m, part, ...)` replaces a model's module, loss and/or optimizer with the
+    Module, Loss and Optimizer handles given (one of each at most, in any order),
+    keeping its options and data: `model(m, kt.loss("mse"))`. `module(m)`, `loss(m)`
+    and `opt(m)` give a model's parts.
     """
+
+@overload
+def model(q: Model, l: Module | Loss | Optimizer, o: Module | Loss | Optimizer | None = None,
+          *rest: Module | Loss | Optimizer) -> None: ...
 
 def zerograd(x: _Handle) -> None:
     """zerograd(x) -> None
@@ -821,7 +869,7 @@ def backstep(m: Model, x: Any = None, y: Any = None) -> float:
     Returns the loss.
     """
 
-def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None,
+def run(m: Model, *args: Any, callback: Callable[[builtins.dict[_str, Any]], Any] | None = None,
         every: int = 1) -> Any:
     """run(m) -> metrics
     run(m, x, y) -> metrics
@@ -851,7 +899,7 @@ def run(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any]
     batches, elapsed (seconds), loss (running mean of the batch losses, None without).
     """
 
-def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], Any] | None = None,
+def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[_str, Any]], Any] | None = None,
             every: int = 1) -> Any:
     """testrun(m) -> metrics
     testrun(m, x, y) -> metrics
@@ -866,7 +914,7 @@ def testrun(m: Model, *args: Any, callback: Callable[[builtins.dict[str, Any]], 
     """
 
 @overload
-def train(m: Model, /) -> builtins.dict[str, Any]:
+def train(m: Model, /) -> builtins.dict[_str, Any]:
     """train(m) -> dict
     train(m, name) -> value
     train(m, [name, ...]) -> dict
@@ -890,22 +938,22 @@ def train(m: Model, /) -> builtins.dict[str, Any]:
     KtorchError and leaves every option as it was.
     """
 @overload
-def train(m: Model, name: str, /) -> Any: ...
+def train(m: Model, name: _str, /) -> Any: ...
 @overload
-def train(m: Model, names: list[str], /) -> builtins.dict[str, Any]: ...
+def train(m: Model, names: list[_str], /) -> builtins.dict[_str, Any]: ...
 @overload
-def train(m: Model, settings: builtins.dict[str, Any], /) -> None: ...
+def train(m: Model, settings: builtins.dict[_str, Any], /) -> None: ...
 @overload
-def train(m: Model, name: str, value: Any, /) -> None: ...
+def train(m: Model, name: _str, value: Any, /) -> None: ...
 @overload
-def train(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) -> None: ...
+def train(m: Model, names: list[_str], values: list[Any] | tuple[Any, ...], /) -> None: ...
 @overload
 def train(m: Model, /, **options: Any) -> None: ...
 @overload
 def train(m: Model, inputs: _Inputs, targets: _Inputs | None = ..., /) -> int: ...
 
 @overload
-def test(m: Model, /) -> builtins.dict[str, Any]:
+def test(m: Model, /) -> builtins.dict[_str, Any]:
     """test(m) -> dict
     test(m, name) -> value
     test(m, [name, ...]) -> dict
@@ -921,15 +969,15 @@ def test(m: Model, /) -> builtins.dict[str, Any]:
     training-only options (clipnorm, shuffle, ...) are an error here.
     """
 @overload
-def test(m: Model, name: str, /) -> Any: ...
+def test(m: Model, name: _str, /) -> Any: ...
 @overload
-def test(m: Model, names: list[str], /) -> builtins.dict[str, Any]: ...
+def test(m: Model, names: list[_str], /) -> builtins.dict[_str, Any]: ...
 @overload
-def test(m: Model, settings: builtins.dict[str, Any], /) -> None: ...
+def test(m: Model, settings: builtins.dict[_str, Any], /) -> None: ...
 @overload
-def test(m: Model, name: str, value: Any, /) -> None: ...
+def test(m: Model, name: _str, value: Any, /) -> None: ...
 @overload
-def test(m: Model, names: list[str], values: list[Any] | tuple[Any, ...], /) -> None: ...
+def test(m: Model, names: list[_str], values: list[Any] | tuple[Any, ...], /) -> None: ...
 @overload
 def test(m: Model, /, **options: Any) -> None: ...
 @overload
@@ -1177,7 +1225,7 @@ def xuniform(x: _Array, *args: Any, gain: float | None = None) -> Any: ...
 
 @overload
 def knormal(
-    x: _Init, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    x: _Init, *args: Any, nonlinearity: _str | None = None, mode: _str | None = None,
     slope: float | None = None, a: float | None = None,
 ) -> None:
     """knormal(x, *options) -> None
@@ -1200,13 +1248,13 @@ def knormal(
     """
 @overload
 def knormal(
-    x: _Array, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    x: _Array, *args: Any, nonlinearity: _str | None = None, mode: _str | None = None,
     slope: float | None = None, a: float | None = None,
 ) -> Any: ...
 
 @overload
 def kuniform(
-    x: _Init, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    x: _Init, *args: Any, nonlinearity: _str | None = None, mode: _str | None = None,
     slope: float | None = None, a: float | None = None,
 ) -> None:
     """kuniform(x, *options) -> None
@@ -1219,7 +1267,7 @@ def kuniform(
     """
 @overload
 def kuniform(
-    x: _Array, *args: Any, nonlinearity: str | None = None, mode: str | None = None,
+    x: _Array, *args: Any, nonlinearity: _str | None = None, mode: _str | None = None,
     slope: float | None = None, a: float | None = None,
 ) -> Any: ...
 
@@ -1336,7 +1384,7 @@ def random(x: _Init, *args: Any, low: int | None = None, high: int | None = None
 @overload
 def random(x: _Array, *args: Any, low: int | None = None, high: int | None = None) -> Any: ...
 
-def gain(nonlinearity: str, param: float | None = None) -> float:
+def gain(nonlinearity: _str, param: float | None = None) -> float:
     """gain(nonlinearity) -> float
     gain(nonlinearity, param) -> float
 
@@ -1347,13 +1395,116 @@ def gain(nonlinearity: str, param: float | None = None) -> float:
     for `selu`. torch's spellings (`leaky_relu`, `conv_transpose2d`) are read too.
     """
 
-def _lossfn(name: str, x: Any, y: Any, *args: Any, **options: Any) -> Tensor:
+def names(m: Module | Model, child: _str | int | None = None) -> list[_str]:
+    """names(m) -> list of str
+    names(m, child) -> list of str
+
+    The dotted names of every module inside a module (or a model's module), depth first
+    as PyTorch's `named_modules` lists them, the module itself left out:
+    `["a", "a.fc", "a.act", "b", ...]`. With `child` (a dotted name, or a position among
+    the direct children), the modules inside that child, named from it. `childnames`
+    gives the direct children only.
+    """
+
+@overload
+def moduletypes(m: Module | Model, types: None = None) -> builtins.dict[_str, _str]:
+    """moduletypes(m) -> dict of str to str
+    moduletypes(m, types) -> dict of str to str
+    moduletypes(m, type) -> list of str
+
+    Each module of a module tree (or a model's) by dotted name, mapped to its type; the
+    module itself is named `""`. With a list of types, only modules of those types; with
+    one type (a string), the list of names of the modules of that type:
+    `moduletypes(q, "linear")` -> `["a", "b"]`.
+    """
+@overload
+def moduletypes(m: Module | Model, types: _str) -> list[_str]: ...
+@overload
+def moduletypes(m: Module | Model, types: list[_str] | tuple[_str, ...]) -> builtins.dict[_str, _str]: ...
+
+def parmtypes(m: Module | Model) -> builtins.dict[_str, _str]:
+    """parmtypes(m) -> dict of str to str
+
+    Each parameter of a module (or a model's module) by its full name, mapped to the type
+    of the module that holds it: `{"a.weight": "conv2d", "a.bias": "conv2d",
+    "b.weight": "batchnorm2d", ...}`, e.g. to pick the parameters to initialise.
+    """
+
+def kforward(m: Module | Model, child: _str | int, *x: _Inputs) -> Tensor | Vector:
+    """kforward(m, child, x, ...) -> Tensor or Vector
+
+    The forward calculation of one child of a module (a dotted name or a position), for
+    use inside a callback module's function `fn(m, *inputs)`: it runs in whatever mode
+    the outer call set, training or evaluation, with or without gradients, so a callback
+    that runs its children with `kforward` follows `forward`, `nforward`, `evaluate` or
+    `run` as a sequential module would. Several outputs come back as a Vector.
+    """
+
+def str(h: _Handle) -> Any:
+    """str(h) -> str
+
+    The printed form of an object as libtorch's C++ writes it: a module tree
+    (`torch::nn::Sequential(\\n  (0): torch::nn::Linear(in_features=784,
+    out_features=10, bias=true)\\n  (1): torch::nn::ReLU()\\n)`), a model's module, a loss
+    (`torch::nn::CrossEntropyLoss()`), a tensor with its values and type
+    (`[ CPUFloatType{2,3} ]`); a list of them for a Vector, a dict for a Dict. The
+    original's own module types print as `knn::Name(setting=value, ...)`. Print it with
+    `print(kt.str(h))`.
+    """
+
+@overload
+def batchnorm(m: Module | Model, momenta: None = None) -> builtins.dict[_str, float | None]:
+    """batchnorm(m) -> dict of str to float or None
+    batchnorm(m, momenta) -> None
+
+    Recomputes the running statistics of the batchnorm layers of a model's module after
+    weight averaging (`copyparms`, `avgparms`), as `torch.optim.swa_utils.update_bn`: each
+    layer's running mean is reset to 0, its variance to 1, its count to 0 and its momentum
+    to None (a cumulative average); the module runs forward over the model's training
+    inputs, batch by batch (option `batchsize`), in training mode without gradients; then
+    each momentum and training flag is restored. Returns each batchnorm layer's name
+    mapped to its momentum.
+
+    Given a Module, or a model without training data, the layers are only reset (momentum
+    None), for the statistics to be recomputed by hand (e.g. `nforward` over batches);
+    `batchnorm(m, momenta)` then restores the momenta the first call returned.
+    """
+@overload
+def batchnorm(m: Module | Model, momenta: builtins.dict[_str, float | None]) -> None: ...
+
+def cudadevice(device: _str | None = None) -> _str | None:
+    """cudadevice() -> str or None
+    cudadevice(device) -> None
+
+    The CUDA device that the generic name `"cuda"` means (`"cuda:0"` unless changed), None
+    where there is no CUDA device; with a device name (`"cuda:1"`), makes `"cuda"` mean it
+    from now on (for new tensors, `to`, `sync`), and makes it torch's current device.
+    """
+
+def bcelogit1(x: Any, y: Any, *args: Any, **options: Any) -> Tensor:
+    """bcelogit1(x, y, *settings, **options) -> Tensor
+
+    Binary cross entropy with logits of outputs `x` and targets `y`, with the settings of
+    the `bcelogits` loss: class weights (PyTorch's `pos_weight`, one a class) and the
+    reduction: `bcelogit1(x, y, [.25, .5, 1, 2, 4], "none")`. The same as `bcelogits`.
+    """
+
+def bcelogit2(x: Any, y: Any, w: Any, *args: Any, **options: Any) -> Tensor:
+    """bcelogit2(x, y, w, *settings, **options) -> Tensor
+
+    Binary cross entropy with logits with batch weights `w` (the size of `x` and `y`,
+    weighting each element's loss) given with the inputs, then the settings of the
+    `bcelogits` loss (class weights, reduction):
+    `bcelogit2(x, y, w, [.25, .5, 1, 2, 4], "none")`.
+    """
+
+def _lossfn(name: _str, x: Any, y: Any, *args: Any, **options: Any) -> Tensor:
     """_lossfn(name, x, y, *settings, **options) -> Tensor
 
     The functional form of a loss, behind `kt.ce(x, y)`, `kt.mse(x, y)`, ...
     """
 
-def _loss_types() -> list[str]:
+def _loss_types() -> list[_str]:
     """_loss_types() -> list of str
 
     The names of every loss (as `help("loss")`).

@@ -60,6 +60,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod printed;
 pub mod state;
 pub mod sync;
 pub mod tensor;

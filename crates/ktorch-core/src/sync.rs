@@ -226,7 +226,7 @@ pub trait Part: Send + Sync {
 struct Inner<T> {
     value: Mutex<T>,
     own: Mutex<Vec<Domain>>,
-    parts: Vec<Arc<dyn Part>>,
+    parts: Mutex<Vec<Arc<dyn Part>>>,
 }
 
 impl<T: Send> Part for Inner<T> {
@@ -238,7 +238,8 @@ impl<T: Send> Part for Inner<T> {
                 .iter()
                 .cloned(),
         );
-        for p in &self.parts {
+        // a part never holds the object it is part of: its lock is another one
+        for p in self.parts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             p.domains_into(out);
         }
     }
@@ -279,7 +280,7 @@ impl<T: Send + 'static> Shared<T> {
             inner: Arc::new(Inner {
                 value: Mutex::new(x),
                 own: Mutex::new(ds),
-                parts,
+                parts: Mutex::new(parts),
             }),
         }
     }
@@ -306,6 +307,18 @@ impl<T: Send + 'static> Shared<T> {
             if !own.contains(d) {
                 own.push(d.clone());
             }
+        }
+    }
+
+    /// Replaces part `i` (a model given a new module, loss or optimizer; a part
+    /// past the last is added): from now on the object is locked with the new
+    /// part's domains instead. Call it holding the object's lock and the new
+    /// part's domains.
+    pub fn set_part(&self, i: usize, p: Arc<dyn Part>) {
+        let mut parts = self.inner.parts.lock().unwrap_or_else(|p| p.into_inner());
+        match parts.get_mut(i) {
+            Some(slot) => *slot = p,
+            None => parts.push(p),
         }
     }
 }
@@ -471,6 +484,22 @@ mod tests {
         assert_eq!(held_domains().len(), 4);
         drop(g);
         assert!(held_domains().is_empty());
+    }
+
+    #[test]
+    fn a_replaced_part_brings_its_domains() {
+        let q = shared(0u8);
+        let o = shared(0u8);
+        let m = shared(Holder(vec![q.as_part(), o.as_part()]));
+        let q2 = shared(0u8);
+        m.set_part(0, q2.as_part());
+        let ds = m.domains();
+        assert!(q2.domains().iter().all(|d| ds.contains(d)));
+        assert!(q.domains().iter().all(|d| !ds.contains(d)));
+        assert_eq!(ds.len(), 3);
+        // later domains of the new part are the holder's too
+        q2.add_domains(&shared(0u8).domains());
+        assert_eq!(m.domains().len(), 4);
     }
 
     #[test]

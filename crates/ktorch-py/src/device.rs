@@ -303,7 +303,8 @@ pub fn dtype(py: Python<'_>, h: &Bound<'_, PyAny>) -> PyResult<PyObject> {
 pub fn sync(py: Python<'_>, x: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     let f = "sync";
     let dev = match x {
-        None => tch::Cuda::is_available().then_some(tch::Device::Cuda(0)),
+        None => tch::Cuda::is_available()
+            .then(|| tch::Device::Cuda(ktorch_core::tensor::default_cuda())),
         Some(x) if x.is_instance_of::<PyString>() => {
             let name: String = x.extract()?;
             Some(device_here(&name).py_for(f)?.ok_or_else(|| {
@@ -354,18 +355,45 @@ pub fn sync(py: Python<'_>, x: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
 }
 
 /// cudadevices() -> list of str
+/// cudadevices(None) -> int
 ///
 /// The CUDA devices this process can use: `["cuda", "cuda:0", "cuda:1", ...]`, empty
-/// where there are none.
+/// where there are none; given None (the original's null argument), their number (0
+/// where there are none).
 #[pyfunction]
-pub fn cudadevices() -> Vec<String> {
-    let n = tch::Cuda::device_count();
-    if n <= 0 {
-        return Vec::new();
+#[pyo3(signature = (*args))]
+pub fn cudadevices(py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<PyObject> {
+    let f = "cudadevices";
+    let n = tch::Cuda::device_count().max(0);
+    match args.len() {
+        0 => {}
+        1 if args.get_item(0)?.is_none() => {
+            return Ok(n.into_pyobject(py)?.into_any().unbind());
+        }
+        1 => {
+            return Err(type_error(
+                f,
+                format!(
+                    "expecting no argument (the device names) or None (their number), given {}",
+                    args.get_item(0)?.get_type().name()?
+                ),
+            ))
+        }
+        k => {
+            return Err(type_error(
+                f,
+                format!("expecting at most one argument, given {k}"),
+            ))
+        }
     }
-    std::iter::once("cuda".to_string())
-        .chain((0..n).map(|i| format!("cuda:{i}")))
-        .collect()
+    let names: Vec<String> = if n == 0 {
+        Vec::new()
+    } else {
+        std::iter::once("cuda".to_string())
+            .chain((0..n).map(|i| format!("cuda:{i}")))
+            .collect()
+    };
+    Ok(names.into_pyobject(py)?.into_any().unbind())
 }
 
 /// training(m) -> bool

@@ -52,6 +52,7 @@ pub(crate) struct PhaseCall<'a, 'py>(
     &'a Bound<'py, pyo3::types::PyTuple>,
 );
 
+mod api16;
 mod convert;
 mod data;
 mod device;
@@ -193,5 +194,14 @@ fn _ktorch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init::lognormal, m)?)?;
     m.add_function(wrap_pyfunction!(init::random, m)?)?;
     m.add_function(wrap_pyfunction!(init::gain, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::names, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::moduletypes, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::parmtypes, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::kforward, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::str_, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::batchnorm, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::cudadevice, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::bcelogit1, m)?)?;
+    m.add_function(wrap_pyfunction!(api16::bcelogit2, m)?)?;
     Ok(())
 }

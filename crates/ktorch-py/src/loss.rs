@@ -3,9 +3,9 @@
 use ktorch_core::sync::shared;
 use ktorch_core::Loss;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
-use crate::convert::{settings, wrap_shared};
+use crate::convert::{settings, wrap_shared, Srcs};
 use crate::data::tensors_arg;
 use crate::errors::{type_error, IntoPy};
 use crate::gate::{call, domains};
@@ -13,16 +13,26 @@ use crate::handles::{obj, Obj, PyLoss};
 
 /// loss(name, *settings, **options) -> Loss
 /// loss(state) -> Loss
+/// loss(l) -> dict
+/// loss(l, all) -> dict
+/// loss(m) -> Loss
 /// loss(l, x, y) -> Tensor
+/// loss(l, x, y, w) -> Tensor
 /// loss(m, x, y) -> Tensor
 ///
-/// Makes a loss (or the loss a `state(l)` describes), or computes a loss (a Loss
-/// handle's or a model's) of output(s) `x` and target(s) `y`.
+/// Makes a loss (or the loss a `state(l)` describes), or gives a loss's definition
+/// (`module`: its type, `options`: its settings, all of them, or with `all` False only
+/// those that differ from the defaults), or a model's loss (shared with the model), or
+/// computes a loss (a Loss handle's or a model's) of output(s) `x` and target(s) `y`.
 ///
 /// - name: `help("loss")` lists them; e.g. `"ce"`, `"mse"`, `"bce"`.
 /// - settings: by position in the loss's order (ce: weight, ignore, smoothing,
 ///   reduce) or by name; a trailing `"none"`, `"mean"` or `"sum"` is the reduction.
 ///   PyTorch keywords are accepted (`reduction`, `ignore_index`, `label_smoothing`).
+/// - more tensors after `y` go with the targets: the batch weights of `bce` and
+///   `bcelogits` (`loss(l, x, y, w)`: each element's loss times its weight, beside the
+///   class weights of the definition), the third tensor of `cosineloss`, `margin` and
+///   `triplet` (`loss(l, x1, x2, y)`), the lengths of `ctc`.
 /// - `kt.ce(x, y)`, `kt.mse(x, y)`, ...: the functional form of each loss.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
@@ -48,17 +58,6 @@ pub fn loss(
         let l = Loss::new(name.to_str()?, &pos, &opts).py()?;
         return Ok(Py::new(py, PyLoss::new(shared(l)))?.into_any());
     }
-    if args.len() != 3 {
-        return Err(type_error(
-            f,
-            format!(
-                "expecting (loss or model, output, target), given {} argument(s)",
-                args.len()
-            ),
-        ));
-    }
-    let x = tensors_arg(f, &args.get_item(1)?)?;
-    let y = tensors_arg(f, &args.get_item(2)?)?;
     let o = match obj(f, &first)? {
         Some(o @ (Obj::Loss(_) | Obj::Model(_))) => o,
         _ => {
@@ -71,6 +70,49 @@ pub fn loss(
             ))
         }
     };
+    if args.len() <= 2 && kw.is_none() {
+        return match o {
+            Obj::Model(m) if args.len() == 1 => {
+                let ds = m.domains();
+                let l = call(py, f, ds, move |g| Ok(g.lock(&m)?.loss_fn().clone()))?;
+                Ok(Py::new(py, PyLoss::new(l))?.into_any())
+            }
+            Obj::Loss(l) => {
+                let all = match args.get_item(1) {
+                    Err(_) => true,
+                    Ok(b) if b.is_instance_of::<PyBool>() => b.extract()?,
+                    Ok(b) => {
+                        return Err(type_error(
+                            f,
+                            format!(
+                                "expecting (loss or model, output, target), given 2 argument(s), or (loss, all) with a bool flag, given {}",
+                                b.get_type().name()?
+                            ),
+                        ))
+                    }
+                };
+                definition(py, f, l, all)
+            }
+            _ => Err(type_error(
+                f,
+                format!(
+                    "expecting (loss or model, output, target), given {} argument(s)",
+                    args.len()
+                ),
+            )),
+        };
+    }
+    if kw.is_some() {
+        return Err(type_error(
+            f,
+            "a loss is computed from tensors alone: settings go with its definition",
+        ));
+    }
+    let x = tensors_arg(f, &args.get_item(1)?)?;
+    let mut y = Srcs::default();
+    for a in args.iter().skip(2) {
+        y.0.extend(tensors_arg(f, &a)?.0);
+    }
     let ds = domains([o.domains(), x.domains(), y.domains()]);
     let held = ds.clone();
     let r = call(py, f, ds, move |g| {
@@ -83,6 +125,28 @@ pub fn loss(
     })?;
     // the result's graph reaches the parameters of every input: it is locked with them
     Ok(wrap_shared(py, r, held)?.into_any())
+}
+
+/// A loss's definition: `module` (its type) and `options` (all, or those not at their defaults).
+fn definition(
+    py: Python<'_>,
+    f: &str,
+    l: ktorch_core::Shared<Loss>,
+    all: bool,
+) -> PyResult<PyObject> {
+    let ds = l.domains();
+    let (kind, opts) = call(py, f, ds, move |g| {
+        let l = g.lock(&l)?;
+        Ok((l.kind().to_string(), l.options(all)?))
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("module", kind)?;
+    let o = PyDict::new(py);
+    for (k, v) in opts {
+        o.set_item(k, crate::data::value_to_py(py, &v)?)?;
+    }
+    d.set_item("options", o)?;
+    Ok(d.into_any().unbind())
 }
 
 /// _lossfn(name, x, y, *settings, **options) -> Tensor

@@ -200,7 +200,9 @@ pub fn size(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
     })
 }
 
-fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyDict>> {
+/// `extra`: the handles on the same object besides the one asked about (`addref`),
+/// counted as references, as the original counts its api-pointers.
+fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor, extra: i64) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("device", ktorch_core::tensor::device_name(t.device()))?;
     // never `Tensor::kind` (it panics on dtypes tch cannot name)
@@ -246,7 +248,7 @@ fn tensor_info<'py>(py: Python<'py>, t: &tch::Tensor) -> PyResult<Bound<'py, PyD
     d.set_item("offset", pt.call_method0("storage_offset")?)?;
     // references to the tensor besides the temporary made for this call
     let uses: i64 = pt.call_method0("_use_count")?.extract()?;
-    d.set_item("ref", uses - 1)?;
+    d.set_item("ref", uses - 1 + extra)?;
     Ok(d)
 }
 
@@ -281,13 +283,15 @@ pub fn info(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         let d = PyDict::new(py);
         match o {
             Obj::Tensors(s) => {
+                // holders: the handles on the object, and this call's own reference
+                let extra = s.holders().saturating_sub(2) as i64;
                 let t = g.lock(s)?;
                 return Ok(match t.class() {
-                    Class::Tensor => tensor_info(py, t.get())?.into_any().unbind(),
+                    Class::Tensor => tensor_info(py, t.get(), extra)?.into_any().unbind(),
                     _ => {
                         let l = PyList::empty(py);
                         for x in t.items() {
-                            l.append(tensor_info(py, x)?)?;
+                            l.append(tensor_info(py, x, extra)?)?;
                         }
                         l.into_any().unbind()
                     }
@@ -366,11 +370,13 @@ pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 /// help() -> list of topics
-/// help(topic) -> list
+/// help(topic) -> list or dict
 ///
 /// Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
 /// the type names; `help("backward")` the backward modes (free, retain, create,
-/// createfree) as dicts. Python's own `help(kt.run)` shows each function's reference.
+/// createfree) as dicts; `help("device")` each device this process has (`cpu`, then
+/// `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random seed
+/// (`seed(n)` sets them all). Python's own `help(kt.run)` shows each function's reference.
 #[pyfunction]
 #[pyo3(signature = (name=None))]
 pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
@@ -409,13 +415,30 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
             .into_pyobject(py)?
             .into_any()
             .unbind()),
-        None => Ok(vec!["backward", "module", "loss", "optimizer"]
+        Some("device") => {
+            let torch = py.import("torch")?;
+            let d = PyDict::new(py);
+            d.set_item("cpu", torch.call_method0("initial_seed")?)?;
+            let n = tch::Cuda::device_count();
+            if n > 0 {
+                let gens = torch.getattr("cuda")?.getattr("default_generators")?;
+                let seed = |i: i64| -> PyResult<Bound<'_, PyAny>> {
+                    gens.get_item(i)?.call_method0("initial_seed")
+                };
+                d.set_item("cuda", seed(ktorch_core::tensor::default_cuda() as i64)?)?;
+                for i in 0..n {
+                    d.set_item(format!("cuda:{i}"), seed(i)?)?;
+                }
+            }
+            Ok(d.into_any().unbind())
+        }
+        None => Ok(vec!["backward", "module", "loss", "optimizer", "device"]
             .into_pyobject(py)?
             .into_any()
             .unbind()),
         Some(s) => Err(ktorch_error(
             f,
-            format!("no help for `{s}`, topics: backward, module, loss, optimizer"),
+            format!("no help for `{s}`, topics: backward, module, loss, optimizer, device"),
         )),
     }
 }

@@ -13,7 +13,7 @@ use crate::handles::{keep_copy, keep_of, obj, Dict, Obj, PyLoss, PyModule};
 use crate::module::module_of;
 
 /// A child's path: a name (`"encoder.layers.0"`) or a position among the direct children.
-fn child_path(f: &str, c: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+pub(crate) fn child_path(f: &str, c: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     match c {
         None => Ok(None),
         Some(c) if c.is_instance_of::<PyString>() => Ok(Some(c.extract()?)),
@@ -38,7 +38,7 @@ fn child_path(f: &str, c: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>>
 }
 
 /// Runs `op` on the module of `m` (or its child at `child`), under the module's lock.
-fn on_module<R: Send>(
+pub(crate) fn on_module<R: Send>(
     py: Python<'_>,
     f: &str,
     m: &Bound<'_, PyAny>,

@@ -18,19 +18,25 @@ use crate::PhaseCall;
 
 /// model(q, l, o) -> Model
 /// model(state) -> Model
+/// model(m, part, ...) -> None
 ///
 /// A model of a module, a loss and an optimizer, with training and test options
 /// (`train`, `test`) and data. The module and optimizer are shared, not copied.
 /// `model(state)` builds the model a `state(m)` describes: module, loss, optimizer
 /// with its state, options, where training stands, and data where the state has it.
+/// `model(m, part, ...)` replaces a model's module, loss and/or optimizer with the
+/// Module, Loss and Optimizer handles given (one of each at most, in any order),
+/// keeping its options and data: `model(m, kt.loss("mse"))`. `module(m)`, `loss(m)`
+/// and `opt(m)` give a model's parts.
 #[pyfunction]
-#[pyo3(signature = (q, l=None, o=None))]
+#[pyo3(signature = (q, l=None, o=None, *rest))]
 pub fn model(
     py: Python<'_>,
     q: &Bound<'_, PyAny>,
     l: Option<&Bound<'_, PyAny>>,
     o: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Py<PyModel>> {
+    rest: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
     let f = "model";
     let name = |x: &Bound<'_, PyAny>| {
         x.get_type()
@@ -38,9 +44,20 @@ pub fn model(
             .map(|n| n.to_string())
             .unwrap_or_default()
     };
+    if let Ok(mh) = q.downcast::<PyModel>() {
+        let given: Vec<Bound<'_, PyAny>> =
+            l.into_iter().chain(o).cloned().chain(rest.iter()).collect();
+        return redefine(py, mh, &given).map(|()| py.None());
+    }
+    if !rest.is_empty() {
+        return Err(type_error(
+            f,
+            "expecting (module, loss, optimizer), or a Model with the parts to replace",
+        ));
+    }
     if l.is_none() && o.is_none() && crate::objstate::is_model_state(q) {
         let m = crate::objstate::model_from(py, f, q)?;
-        return Py::new(py, PyModel::new(shared(m)));
+        return Ok(Py::new(py, PyModel::new(shared(m)))?.into_any());
     }
     if q.is_instance_of::<pyo3::types::PyDict>() {
         return Err(type_error(
@@ -68,7 +85,63 @@ pub fn model(
     })?;
     let m = Model::new(q.get().get(f)?, l.get().get(f)?, o.get().get(f)?);
     // the model runs the module's callbacks: its handle keeps them alive too
-    Py::new(py, PyModel::with_keep(shared(m), keep_of(q.as_any())))
+    Ok(Py::new(py, PyModel::with_keep(shared(m), keep_of(q.as_any())))?.into_any())
+}
+
+/// `model(m, part, ...)`: replaces the model's module, loss and/or optimizer.
+fn redefine(py: Python<'_>, mh: &Bound<'_, PyModel>, given: &[Bound<'_, PyAny>]) -> PyResult<()> {
+    let f = "model";
+    if given.is_empty() {
+        return Err(type_error(
+            f,
+            "expecting a Module, Loss and/or Optimizer to replace the model's (state(m) describes a model)",
+        ));
+    }
+    let (mut q, mut l, mut o) = (None, None, None);
+    let mut keep = Vec::new();
+    for x in given {
+        let twice = |what: &str| type_error(f, format!("given more than one {what}"));
+        match obj(f, x)? {
+            Some(Obj::Module(s)) if q.is_none() => {
+                keep = keep_of(x);
+                q = Some(s);
+            }
+            Some(Obj::Module(_)) => return Err(twice("Module")),
+            Some(Obj::Loss(s)) if l.is_none() => l = Some(s),
+            Some(Obj::Loss(_)) => return Err(twice("Loss")),
+            Some(Obj::Opt(s)) if o.is_none() => o = Some(s),
+            Some(Obj::Opt(_)) => return Err(twice("Optimizer")),
+            _ => {
+                return Err(type_error(
+                    f,
+                    format!(
+                        "a model's parts are a Module, a Loss and an Optimizer, given {}",
+                        x.get_type().name()?
+                    ),
+                ))
+            }
+        }
+    }
+    let m = mh.get().get(f)?;
+    let ds = domains([
+        m.domains(),
+        q.as_ref().map(Shared::domains).unwrap_or_default(),
+        l.as_ref().map(Shared::domains).unwrap_or_default(),
+        o.as_ref().map(Shared::domains).unwrap_or_default(),
+    ]);
+    let me = m.clone();
+    let new_module = q.is_some();
+    call(py, f, ds, move |g| {
+        g.lock(&me)?.redefine(&me, q, l, o);
+        Ok(())
+    })?;
+    if new_module {
+        // the model runs the new module's callbacks: its handle keeps them alive too
+        let mut all = mh.get().keep(py);
+        all.extend(keep);
+        mh.get().replace(m, all);
+    }
+    Ok(())
 }
 
 /// What a parameter operation works on.

@@ -5,6 +5,7 @@ mod metrics;
 mod options;
 mod pause;
 mod run;
+pub mod swa;
 
 use std::sync::Mutex;
 
@@ -99,6 +100,36 @@ impl Model {
     /// The model's optimizer.
     pub fn optimizer(&self) -> &Shared<Optimizer> {
         &self.opt
+    }
+
+    /// Replaces the module, loss and/or optimizer (the original's
+    /// `model(m; object; ..)`), keeping options, data and where training
+    /// stands. `me` is the model's own shared handle: from now on the model is
+    /// locked with its new parts. Call it holding the model's lock and the new
+    /// parts' domains.
+    pub fn redefine(
+        &mut self,
+        me: &Shared<Model>,
+        module: Option<Shared<Module>>,
+        loss: Option<Shared<Loss>>,
+        opt: Option<Shared<Optimizer>>,
+    ) {
+        if let Some(q) = module {
+            me.set_part(0, q.as_part());
+            self.module = q;
+        }
+        if let Some(l) = loss {
+            me.set_part(1, l.as_part());
+            self.loss = l;
+        }
+        if let Some(o) = opt {
+            me.set_part(2, o.as_part());
+            self.opt = o;
+        }
+        // the cached gradient release covered the old parameters
+        if let Ok(mut g) = self.release.lock() {
+            *g = None;
+        }
     }
 
     /// The training or test stage.
@@ -293,6 +324,7 @@ impl Model {
 }
 
 impl crate::sync::Share for Model {
+    /// Module, loss and optimizer, in that order ([`Model::redefine`] replaces them by position).
     fn parts(&self) -> Vec<std::sync::Arc<dyn crate::sync::Part>> {
         vec![
             self.module.as_part(),

@@ -520,6 +520,67 @@ impl Module {
         Ok(m)
     }
 
+    /// The child at `path` (as [`Module::child`] finds it), to change in place.
+    pub fn child_mut(&mut self, path: &str) -> Result<&mut Module> {
+        self.child(path)?;
+        let mut m = self;
+        for part in path.split('.') {
+            let i = m
+                .children
+                .iter()
+                .position(|(k, _)| k == part)
+                .or_else(|| part.parse::<usize>().ok())
+                .filter(|i| *i < m.children.len())
+                .ok_or_else(|| invalid(format!("no child `{path}`")))?;
+            m = &mut m.children[i].1;
+        }
+        Ok(m)
+    }
+
+    /// Every module of the tree with its dotted name, as PyTorch's
+    /// `named_modules`: the module itself first (named `""`), then each
+    /// descendant, depth first, in the order the children were given.
+    pub fn named_modules(&self) -> Vec<(String, &Module)> {
+        fn walk<'a>(m: &'a Module, prefix: &str, out: &mut Vec<(String, &'a Module)>) {
+            for (k, c) in &m.children {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push((name.clone(), c));
+                walk(c, &name, out);
+            }
+        }
+        let mut out = vec![(String::new(), self)];
+        walk(self, "", &mut out);
+        out
+    }
+
+    /// Rebuilds the module's layer with some settings changed (by name, e.g. a
+    /// batchnorm's `momentum`), keeping its parameters, buffers, children, name
+    /// and training flag; the new settings are checked as for a new module, and
+    /// a failed call changes nothing. For modules built from a spec, without
+    /// children.
+    pub fn set_options(&mut self, changes: &[(String, Value)]) -> Result<()> {
+        let mut kw = self.options().ok_or_else(|| {
+            err(
+                &self.kind,
+                "settings unknown: the module was not built from a spec",
+            )
+        })?;
+        for (k, v) in changes {
+            match kw.iter_mut().find(|(n, _)| n == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => kw.push((k.clone(), v.clone())),
+            }
+        }
+        let fresh = spec::build_layer(&self.kind, &[], &kw, Vec::new())?;
+        self.layer = fresh.layer;
+        self.made = fresh.made;
+        Ok(())
+    }
+
     /// A deep copy (`clone`): the same tree, settings, training flag and gradient
     /// flags, with every parameter and buffer copied to new memory.
     pub fn deep_clone(&self) -> Result<Module> {
@@ -687,11 +748,13 @@ impl Module {
             })
     }
 
-    /// Copies `value` into the named parameter; shape must match, the dtype is converted.
+    /// Copies `value` into the named parameter: of the parameter's shape, or a
+    /// single value that fills it (`parm(q, "bias", 0.0001)`); the dtype is converted.
     pub fn set_param(&self, name: &str, value: &Tensor) -> Result<()> {
         let mut p = self.param(name)?;
         crate::tensor::kinds::check(value)?;
-        if p.size() != value.size() {
+        let fill = value.numel() == 1 && p.size() != value.size();
+        if p.size() != value.size() && !fill {
             return Err(invalid(format!(
                 "parameter `{name}` has size {:?}, given {:?}",
                 p.size(),
@@ -699,7 +762,12 @@ impl Module {
             )));
         }
         let _g = tch::no_grad_guard();
-        let v = value.f_to_kind(p.kind())?.f_to_device(p.device())?;
+        let mut v = value.f_to_kind(p.kind())?.f_to_device(p.device())?;
+        if fill {
+            v = v
+                .f_reshape([0i64; 0].as_slice())?
+                .f_expand(p.size(), false)?;
+        }
         p.f_copy_(&v)?;
         Ok(())
     }

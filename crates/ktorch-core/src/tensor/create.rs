@@ -71,7 +71,7 @@ pub fn device_from_name(name: &str) -> Result<Option<Device>> {
         "cpu" => Device::Cpu,
         "cuda" => {
             cuda_backend()?;
-            Device::Cuda(0)
+            Device::Cuda(default_cuda())
         }
         s if s.starts_with("cuda:") => {
             let i: usize = s[5..]
@@ -82,6 +82,27 @@ pub fn device_from_name(name: &str) -> Result<Option<Device>> {
         }
         _ => return Ok(None),
     }))
+}
+
+/// The index of the CUDA device that `cuda` names (0 unless [`set_default_cuda`] changed it).
+static DEFAULT_CUDA: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The index of the CUDA device the generic name `cuda` means (the original's `cudadevice()`).
+pub fn default_cuda() -> usize {
+    DEFAULT_CUDA.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Makes `cuda` mean CUDA device `i` from now on (the original's `cudadevice(`cuda:i)`);
+/// an error for a device this process does not have.
+pub fn set_default_cuda(i: usize) -> Result<()> {
+    let count = tch::Cuda::device_count();
+    if i as i64 >= count {
+        return Err(invalid(format!(
+            "device cuda:{i} not available ({count} CUDA device(s))"
+        )));
+    }
+    DEFAULT_CUDA.store(i, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
 }
 
 /// The device called `name` where this process has it: None for a name that is
@@ -133,7 +154,7 @@ pub fn device_name(d: Device) -> String {
 fn device_name_with(d: Device, has_mps: bool) -> String {
     match d {
         Device::Cpu => "cpu".into(),
-        Device::Cuda(0) => "cuda".into(),
+        Device::Cuda(i) if i == default_cuda() => "cuda".into(),
         Device::Cuda(i) => format!("cuda:{i}"),
         Device::Mps if has_mps => "mps".into(),
         Device::Mps => "meta".into(),

@@ -8,8 +8,8 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{invalid, Result};
 
 pub use create::{
-    create, cuda_available, device_from_name, device_here, device_name, kind_from_name, kind_name,
-    TensorOptions, MODES,
+    create, cuda_available, default_cuda, device_from_name, device_here, device_name,
+    kind_from_name, kind_name, set_default_cuda, TensorOptions, MODES,
 };
 
 /// Which api object a [`Tensors`] value is.
