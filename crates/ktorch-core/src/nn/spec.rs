@@ -4,8 +4,8 @@
 use crate::args::split_options;
 use crate::error::{err, invalid, Result};
 use crate::nn::{
-    activation, container, conv, dropout, embed, fns, fold, linear, localnorm, norm, padding,
-    pool, recurrent, shape, transform, Module,
+    activation, container, conv, dropout, embed, fns, fold, linear, localnorm, norm, padding, pool,
+    recurrent, shape, transform, Module,
 };
 use crate::value::Value;
 
