@@ -107,9 +107,12 @@ def test_hidden_state_passed_between_batches():
     kt.train(m, batchsize=2, hidden=True, metrics=["output", "hidden", "hiddencell"])
     kt.train(m, x, y)
     out, h, c = kt.run(m)
-    assert out.shape == (4, 6, 5) and h.shape == (1, 2, 5) and c.shape == (1, 2, 5)
+    # every batch's state, joined along dim 0 as the original does
+    assert out.shape == (4, 6, 5) and h.shape == (2, 2, 5) and c.shape == (2, 2, 5)
     # the second batch starts from the first batch's final state
     first = kt.evaluate(q, x[:2])
     h0, c0 = kt.tensor(kt.tensor(first[1])), kt.tensor(kt.tensor(first[2]))
     second = kt.evaluate(q, x[2:], h0, c0)
     np.testing.assert_allclose(out[2:], second[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, np.concatenate([h0, second[1]]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c, np.concatenate([c0, second[2]]), rtol=1e-5, atol=1e-6)

@@ -335,15 +335,23 @@ def seed(n: int) -> None:
     Seeds libtorch's random generators (weights, `randn`, dropout, shuffling).
     """
 
-def help(name: _str | None = None) -> Any:
+def help(name: _str | None = None, table: bool = False) -> Any:
     """help() -> list of topics
     help(topic) -> list or dict
+    help(topic, table=True) -> list of dicts
+    help(name) -> dict or str
 
     Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
-    the type names; `help("backward")` the backward modes (free, retain, create,
-    createfree) as dicts; `help("device")` each device this process has (`cpu`, then
-    `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random seed
-    (`seed(n)` sets them all). Python's own `help(kt.run)` shows each function's reference.
+    the type names (with `table=True`, a dict per type: its name under `module`, `loss`
+    or `optimizer` and its `options`); `help("backward")` the backward modes (free,
+    retain, create, createfree) as dicts; `help("device")` each device this process has
+    (`cpu`, then `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random
+    seed (`seed(n)` sets them all). `help(name)` of a module, loss or optimizer type gives
+    its options in order with their defaults, and example values for the options a
+    module type requires, as the original shows them: `help("linear")` ->
+    `{"in": 784, "out": 10, "bias": True}`; None marks a default that follows other
+    options (a pooling stride that follows the size). `help(name)` of a ktorch function
+    (`help("run")`) gives its reference, as Python's `help(kt.run)` shows it.
     """
 
 def mul(x: _Data, y: _Data) -> Tensor:
@@ -1059,12 +1067,16 @@ def testbatch(m: Model) -> bool:
     As `batch(m)`, for the test data (start with `testinit`).
     """
 
-def restore(x: Any) -> int:
+def restore(x: Any, dim: int | None = None) -> int:
     """restore(m) -> int
     restore(x) -> int
+    restore(x, dim) -> int
 
     Restores a model's training data (or a Tensor, Vector or Dict) to full size after
-    batching; returns the number of rows.
+    batching; returns the number of rows (for a Tensor, Vector or Dict the size along
+    the batching dimension). With `dim`, the size along `dim` is returned and `dim` must
+    be the batching dimension (0 for a model): another raises KtorchError and leaves the
+    batch in place.
     """
 
 def testrestore(m: Model) -> int:

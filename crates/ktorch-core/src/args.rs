@@ -11,6 +11,48 @@ thread_local! {
     /// [`Args::parse`] by name (the outer `Option`: capturing; the inner: captured).
     static NAMED: std::cell::RefCell<Option<Option<ByName>>> =
         const { std::cell::RefCell::new(None) };
+    /// While [`described`] runs its builder: every setting of the first
+    /// [`Args::parse`], with the value given or the default its accessor used.
+    static DESCRIBED: std::cell::RefCell<Option<Option<Described>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The settings of one [`Args::parse`]: declared names, values given, and the
+/// defaults the builder's accessors fell back on.
+#[derive(Debug)]
+struct Described {
+    names: Vec<&'static str>,
+    vals: Vec<Option<Value>>,
+}
+
+/// Runs `build` and returns, with its result, every setting the first
+/// [`Args::parse`] declares, in declaration order, each with the value given or
+/// else the default the builder used ([`Value::Null`] where the builder reads the
+/// setting without a plain default, e.g. a stride that follows the size). None
+/// when `build` parses no settings. `help` reads a type's options this way from
+/// the builder itself, so the defaults shown are the ones used.
+pub fn described<T>(build: impl FnOnce() -> T) -> (T, Option<Vec<(String, Value)>>) {
+    let outer = DESCRIBED.with(|d| d.borrow_mut().replace(None));
+    let r = build();
+    let got = DESCRIBED.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    let got = got.flatten().map(|d| {
+        d.names
+            .iter()
+            .zip(d.vals)
+            .map(|(k, v)| (k.to_string(), v.unwrap_or(Value::Null)))
+            .collect()
+    });
+    (r, got)
+}
+
+/// Records `named` as the settings by name of the module being built (for a
+/// builder that reads its settings without [`Args::parse`]).
+pub(crate) fn record_named(named: Vec<(String, Value)>) {
+    NAMED.with(|n| {
+        if let Some(slot @ None) = n.borrow_mut().as_mut() {
+            *slot = Some(named);
+        }
+    });
 }
 
 /// Runs `build` and returns, with its result, the settings its first [`Args::parse`]
@@ -30,6 +72,8 @@ pub struct Args {
     kind: String,
     names: Vec<&'static str>,
     vals: Vec<Option<Value>>,
+    /// True for the parse that [`described`] records.
+    described: bool,
 }
 
 impl Args {
@@ -86,10 +130,24 @@ impl Args {
                 );
             }
         });
+        let described = DESCRIBED.with(|d| {
+            let mut d = d.borrow_mut();
+            match d.as_mut() {
+                Some(slot @ None) => {
+                    *slot = Some(Described {
+                        names: names.to_vec(),
+                        vals: vals.clone(),
+                    });
+                    true
+                }
+                _ => false,
+            }
+        });
         Ok(Args {
             kind: kind.to_string(),
             names: names.to_vec(),
             vals,
+            described,
         })
     }
 
@@ -109,6 +167,21 @@ impl Args {
     /// The value given for `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.vals[self.idx(name)].as_ref()
+    }
+
+    /// Notes `default` as the value of `name` where none was given (for [`described`]).
+    fn note(&self, name: &str, default: impl FnOnce() -> Value) {
+        if !self.described || self.get(name).is_some() {
+            return;
+        }
+        let i = self.idx(name);
+        DESCRIBED.with(|d| {
+            if let Some(Some(d)) = d.borrow_mut().as_mut() {
+                if d.vals[i].is_none() {
+                    d.vals[i] = Some(default());
+                }
+            }
+        });
     }
 
     /// True if a value was given for `name`.
@@ -140,12 +213,26 @@ impl Args {
 
     /// An integer with a default.
     pub fn int(&self, name: &str, default: i64) -> Result<i64> {
+        self.note(name, || Value::Int(default));
         self.get(name)
             .map_or(Ok(default), |v| v.as_int(name).named(&self.kind))
     }
 
+    /// An integer greater than zero, with a default.
+    pub fn pos_int(&self, name: &str, default: i64) -> Result<i64> {
+        let n = self.int(name, default)?;
+        if n <= 0 {
+            return Err(err(
+                &self.kind,
+                format!("{name} must be positive, given {n}"),
+            ));
+        }
+        Ok(n)
+    }
+
     /// A number with a default.
     pub fn float(&self, name: &str, default: f64) -> Result<f64> {
+        self.note(name, || Value::Float(default));
         self.get(name)
             .map_or(Ok(default), |v| v.as_float(name).named(&self.kind))
     }
@@ -176,6 +263,7 @@ impl Args {
 
     /// A flag with a default.
     pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
+        self.note(name, || Value::Bool(default));
         self.get(name)
             .map_or(Ok(default), |v| v.as_bool(name).named(&self.kind))
     }
@@ -189,6 +277,7 @@ impl Args {
 
     /// A symbol from a fixed set, with a default.
     pub fn choice(&self, name: &str, default: &str, allowed: &[&str]) -> Result<String> {
+        self.note(name, || Value::Str(default.to_string()));
         let s = self.str(name)?.unwrap_or_else(|| default.to_string());
         if !allowed.contains(&s.as_str()) {
             return Err(err(
@@ -204,6 +293,9 @@ impl Args {
 
     /// An integer or a list of `n` integers (one integer is repeated `n` times).
     pub fn ints(&self, name: &str, n: usize, default: Option<i64>) -> Result<Vec<i64>> {
+        if let Some(d) = default {
+            self.note(name, || Value::Int(d));
+        }
         match self.get(name) {
             None => match default {
                 Some(d) => Ok(vec![d; n]),

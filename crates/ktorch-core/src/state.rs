@@ -460,7 +460,17 @@ impl ModuleState {
             .map(|(k, c)| Ok((Some(k.clone()), c.build_tree()?)))
             .collect::<Result<Vec<_>>>()?;
         let args: Vec<Value> = self.args.iter().map(Setting::value).collect();
-        let mut m = crate::nn::spec_build(&self.kind, &args, &values_of(&self.options), kids)?;
+        let mut options = values_of(&self.options);
+        if self.kind == "parmdict" {
+            // a parameter dictionary's parameters are its settings: they are kept
+            // once, as parameters, and given back to its builder here
+            let parms = self
+                .parms
+                .iter()
+                .map(|(k, t)| (k.clone(), Value::Tensor(t.tensor())));
+            options = parms.chain(options).collect();
+        }
+        let mut m = crate::nn::spec_build(&self.kind, &args, &options, kids)?;
         m.set_name(self.name.clone());
         m.set_training_here(self.training);
         Ok(m)

@@ -591,17 +591,31 @@ pub fn testbatch(py: Python<'_>, m: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// restore(m) -> int
 /// restore(x) -> int
+/// restore(x, dim) -> int
 ///
 /// Restores a model's training data (or a Tensor, Vector or Dict) to full size after
-/// batching; returns the number of rows.
+/// batching; returns the number of rows (for a Tensor, Vector or Dict the size along
+/// the batching dimension). With `dim`, the size along `dim` is returned and `dim` must
+/// be the batching dimension (0 for a model): another raises KtorchError and leaves the
+/// batch in place.
 #[pyfunction]
-pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<i64> {
+#[pyo3(signature = (x, dim=None))]
+pub fn restore(py: Python<'_>, x: &Bound<'_, PyAny>, dim: Option<i64>) -> PyResult<i64> {
     let f = "restore";
     match obj(f, x)? {
-        Some(Obj::Model(_)) => on_stage(py, f, x, Phase::Train, |st| Ok(st.restore())),
+        Some(Obj::Model(_)) => on_stage(py, f, x, Phase::Train, |st| match dim {
+            None => Ok(st.restore()),
+            Some(d) => st.restore_dim(d),
+        }),
         Some(Obj::Tensors(s)) => {
             let ds = s.domains();
-            call(py, f, ds, move |g| Ok(g.lock(&s)?.restore()))
+            call(py, f, ds, move |g| {
+                let mut t = g.lock(&s)?;
+                Ok(match dim {
+                    None => t.restore(),
+                    Some(d) => t.restore_dim(d)?,
+                })
+            })
         }
         _ => Err(type_error(
             f,

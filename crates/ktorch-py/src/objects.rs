@@ -369,17 +369,92 @@ pub fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// Options by name.
+type Opts = Vec<(String, ktorch_core::Value)>;
+
+/// The options of a module type with example values where it needs them, defaults
+/// otherwise.
+fn module_help(name: &str) -> ktorch_core::Result<Opts> {
+    ktorch_core::nn::module_help(name)
+}
+
+/// Every setting of a loss with its default.
+fn loss_help(name: &str) -> ktorch_core::Result<Opts> {
+    ktorch_core::Loss::new(name, &[], &[])?.options(true)
+}
+
+/// Every setting of an optimizer with its default.
+fn opt_help(name: &str) -> ktorch_core::Result<Opts> {
+    Ok(ktorch_core::optim::Optimizer::new(name, Vec::new(), &[], &[])?.settings(0))
+}
+
+/// The options of a module, loss or optimizer type by name: modules first (`pairwise`
+/// and `similar` are modules and losses), None for an unknown name.
+fn type_help(name: &str) -> PyResult<Option<Opts>> {
+    let got = if ktorch_core::nn::module_types().contains(&name) {
+        module_help(name)
+    } else if ktorch_core::loss::LOSS_TYPES.contains(&name) {
+        loss_help(name)
+    } else if ktorch_core::optim::OPTIMIZER_TYPES.contains(&name) {
+        opt_help(name)
+    } else {
+        return Ok(None);
+    };
+    got.map(Some)
+        .map_err(|e| ktorch_error("help", e.to_string()))
+}
+
+/// A table of the types of one kind: a dict per type, its name under `key` and its
+/// options under `options`.
+fn type_table(
+    py: Python<'_>,
+    key: &str,
+    names: &[&str],
+    help: fn(&str) -> ktorch_core::Result<Opts>,
+) -> PyResult<PyObject> {
+    let l = PyList::empty(py);
+    for n in names {
+        let row = PyDict::new(py);
+        row.set_item(key, n)?;
+        let opts = help(n).map_err(|e| ktorch_error("help", e.to_string()))?;
+        row.set_item("options", named_py(py, &opts)?)?;
+        l.append(row)?;
+    }
+    Ok(l.into_any().unbind())
+}
+
+/// The reference of the ktorch function `name` (its docstring), None if there is none.
+fn function_doc(py: Python<'_>, name: &str) -> PyResult<Option<PyObject>> {
+    let m = py.import("ktorch")?;
+    let Ok(fun) = m.getattr(name) else {
+        return Ok(None);
+    };
+    if !fun.is_callable() || name.starts_with('_') {
+        return Ok(None);
+    }
+    let doc = fun.getattr("__doc__")?;
+    Ok((!doc.is_none()).then(|| doc.unbind()))
+}
+
 /// help() -> list of topics
 /// help(topic) -> list or dict
+/// help(topic, table=True) -> list of dicts
+/// help(name) -> dict or str
 ///
 /// Tables from the api: `help("module")`, `help("loss")` and `help("optimizer")` list
-/// the type names; `help("backward")` the backward modes (free, retain, create,
-/// createfree) as dicts; `help("device")` each device this process has (`cpu`, then
-/// `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random seed
-/// (`seed(n)` sets them all). Python's own `help(kt.run)` shows each function's reference.
+/// the type names (with `table=True`, a dict per type: its name under `module`, `loss`
+/// or `optimizer` and its `options`); `help("backward")` the backward modes (free,
+/// retain, create, createfree) as dicts; `help("device")` each device this process has
+/// (`cpu`, then `cuda`, `cuda:0`, ... where there are CUDA devices) mapped to its random
+/// seed (`seed(n)` sets them all). `help(name)` of a module, loss or optimizer type gives
+/// its options in order with their defaults, and example values for the options a
+/// module type requires, as the original shows them: `help("linear")` ->
+/// `{"in": 784, "out": 10, "bias": True}`; None marks a default that follows other
+/// options (a pooling stride that follows the size). `help(name)` of a ktorch function
+/// (`help("run")`) gives its reference, as Python's `help(kt.run)` shows it.
 #[pyfunction]
-#[pyo3(signature = (name=None))]
-pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+#[pyo3(signature = (name=None, table=false))]
+pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>, table: bool) -> PyResult<PyObject> {
     let f = "help";
     let topic: Option<String> = match name {
         None => None,
@@ -388,6 +463,11 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
                 .map_err(|_| type_error(f, "expecting a topic name"))?,
         ),
     };
+    let modules = ktorch_core::nn::module_types();
+    let (losses, opts) = (
+        ktorch_core::loss::LOSS_TYPES,
+        ktorch_core::optim::OPTIMIZER_TYPES,
+    );
     match topic.as_deref() {
         Some("backward") => {
             let l = PyList::empty(py);
@@ -401,20 +481,12 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
             }
             Ok(l.into_any().unbind())
         }
-        Some("module") => Ok(ktorch_core::nn::module_types()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-        Some("loss") => Ok(ktorch_core::loss::LOSS_TYPES
-            .to_vec()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-        Some("optimizer") | Some("opt") => Ok(ktorch_core::optim::OPTIMIZER_TYPES
-            .to_vec()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
+        Some("module") if table => type_table(py, "module", &modules, module_help),
+        Some("loss") if table => type_table(py, "loss", losses, loss_help),
+        Some("optimizer" | "opt") if table => type_table(py, "optimizer", opts, opt_help),
+        Some("module") => Ok(modules.into_pyobject(py)?.into_any().unbind()),
+        Some("loss") => Ok(losses.to_vec().into_pyobject(py)?.into_any().unbind()),
+        Some("optimizer" | "opt") => Ok(opts.to_vec().into_pyobject(py)?.into_any().unbind()),
         Some("device") => {
             let torch = py.import("torch")?;
             let d = PyDict::new(py);
@@ -436,10 +508,20 @@ pub fn help(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<PyObjec
             .into_pyobject(py)?
             .into_any()
             .unbind()),
-        Some(s) => Err(ktorch_error(
-            f,
-            format!("no help for `{s}`, topics: backward, module, loss, optimizer, device"),
-        )),
+        Some(s) => match type_help(s)? {
+            Some(o) => Ok(named_py(py, &o)?.into_any()),
+            None => match function_doc(py, s)? {
+                Some(doc) => Ok(doc),
+                None => Err(ktorch_error(
+                    f,
+                    format!(
+                        "no help for `{s}`: topics are backward, module, loss, optimizer, \
+                         device, or the name of a module, loss or optimizer type or of a \
+                         ktorch function"
+                    ),
+                )),
+            },
+        },
     }
 }
 

@@ -435,6 +435,17 @@ impl Stage {
         self.end()
     }
 
+    /// [`Stage::restore`] along dimension `dim` (`restore(m, dim)`): a model's data is
+    /// batched along its rows, so `dim` must be 0 (an error otherwise, nothing changed).
+    pub fn restore_dim(&mut self, dim: i64) -> Result<i64> {
+        if dim != 0 {
+            return Err(invalid(format!(
+                "a model's data is batched along dimension 0 (its rows), given dimension {dim}"
+            )));
+        }
+        Ok(self.restore())
+    }
+
     /// [`Stage::restore`], keeping a stopped pass (the end of a pass).
     pub(crate) fn end(&mut self) -> i64 {
         if let Some(d) = self.data.as_mut() {

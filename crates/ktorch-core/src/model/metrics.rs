@@ -17,9 +17,9 @@ pub enum Metric {
     Predict,
     /// First output of the module, all batches.
     Output,
-    /// Second output (hidden state) of the last batch.
+    /// Second output (hidden state) of every batch, joined along dim 0.
     Hidden,
-    /// Third output (cell state) of the last batch.
+    /// Third output (cell state) of every batch, joined along dim 0.
     HiddenCell,
     /// Gradient norm before clipping, one per training batch.
     GradNorm,
@@ -66,8 +66,8 @@ pub(crate) struct Accum {
     count: i64,
     predict: Vec<Tensor>,
     output: Vec<Tensor>,
-    hidden: Option<Tensor>,
-    cell: Option<Tensor>,
+    hidden: Vec<Tensor>,
+    cell: Vec<Tensor>,
     norms: Vec<Tensor>,
     seen: usize,
 }
@@ -114,8 +114,8 @@ impl Accum {
                 }
                 Metric::Predict => self.predict.push(predict(first(outs)?)?),
                 Metric::Output => self.output.push(first(outs)?.f_detach()?),
-                Metric::Hidden => self.hidden = outs.get(1).map(Tensor::f_detach).transpose()?,
-                Metric::HiddenCell => self.cell = outs.get(2).map(Tensor::f_detach).transpose()?,
+                Metric::Hidden => keep_state("hidden", &mut self.hidden, outs.get(1))?,
+                Metric::HiddenCell => keep_state("hiddencell", &mut self.cell, outs.get(2))?,
                 Metric::GradNorm => {
                     if let Some(n) = norm {
                         self.norms.push(n.f_detach()?.f_to_kind(Kind::Double)?);
@@ -155,13 +155,12 @@ impl Accum {
             &mut self.predict,
             &mut self.output,
             &mut self.norms,
+            &mut self.hidden,
+            &mut self.cell,
         ] {
             v.iter_mut().try_for_each(mv)?;
         }
-        for t in [&mut self.correct, &mut self.hidden, &mut self.cell]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(t) = &mut self.correct {
             mv(t)?;
         }
         Ok(())
@@ -181,25 +180,22 @@ impl Accum {
             ("predict", &self.predict),
             ("output", &self.output),
             ("norms", &self.norms),
+            ("hidden", &self.hidden),
+            ("cell", &self.cell),
         ] {
             for (i, t) in v.iter().enumerate() {
                 tensors.push((format!("{name}.{i}"), t.shallow_clone()));
             }
         }
-        for (name, t) in [
-            ("correct", &self.correct),
-            ("hidden", &self.hidden),
-            ("cell", &self.cell),
-        ] {
-            if let Some(t) = t {
-                tensors.push((name.into(), t.shallow_clone()));
-            }
+        if let Some(t) = &self.correct {
+            tensors.push(("correct".into(), t.shallow_clone()));
         }
     }
 
-    /// The accumulator [`Accum::to_parts`] wrote: counts `seen` and `count`, tensors
-    /// `correct`, `hidden`, `cell` and lists `losses.i`, `predict.i`, `output.i`,
-    /// `norms.i` (i from 0, none missing). Tensors of other names are left in
+    /// The accumulator [`Accum::to_parts`] wrote: counts `seen` and `count`, tensor
+    /// `correct` and lists `losses.i`, `predict.i`, `output.i`, `norms.i`,
+    /// `hidden.i`, `cell.i` (i from 0, none missing; a single `hidden` or `cell`,
+    /// as earlier versions kept the last batch's state, is read as a list of one). Tensors of other names are left in
     /// `rest` for the caller; a count of another name is refused.
     pub(crate) fn from_parts(
         counts: &[(String, i64)],
@@ -230,17 +226,19 @@ impl Accum {
             seen.ok_or_else(|| invalid("a stopped pass has no count of the batches seen"))?;
         a.seen = usize::try_from(seen)
             .map_err(|_| invalid(format!("a stopped pass saw {seen} batches: too many")))?;
-        let mut lists: [(&str, Vec<(usize, Tensor)>); 4] = [
+        let mut lists: [(&str, Vec<(usize, Tensor)>); 6] = [
             ("losses", vec![]),
             ("predict", vec![]),
             ("output", vec![]),
             ("norms", vec![]),
+            ("hidden", vec![]),
+            ("cell", vec![]),
         ];
         for (k, t) in tensors {
             match k.as_str() {
                 "correct" => a.correct = Some(t),
-                "hidden" => a.hidden = Some(t),
-                "cell" => a.cell = Some(t),
+                "hidden" => lists[4].1.push((0, t)),
+                "cell" => lists[5].1.push((0, t)),
                 _ => {
                     let listed = k.split_once('.').and_then(|(name, i)| {
                         let slot = lists.iter().position(|(n, _)| *n == name)?;
@@ -267,6 +265,8 @@ impl Accum {
         a.predict = take(1)?;
         a.output = take(2)?;
         a.norms = take(3)?;
+        a.hidden = take(4)?;
+        a.cell = take(5)?;
         Ok(a)
     }
 
@@ -276,7 +276,7 @@ impl Accum {
     pub(crate) fn check(&self, ms: &[Metric]) -> Result<()> {
         let seen = self.seen;
         let asked = |m: &[Metric]| m.iter().any(|x| ms.contains(x));
-        let lists: [(&str, usize, bool, bool); 4] = [
+        let lists: [(&str, usize, bool, bool); 6] = [
             (
                 "losses",
                 self.losses.len(),
@@ -291,6 +291,8 @@ impl Accum {
             ),
             ("output", self.output.len(), asked(&[Metric::Output]), true),
             ("norms", self.norms.len(), asked(&[Metric::GradNorm]), false),
+            ("hidden", self.hidden.len(), asked(&[Metric::Hidden]), false),
+            ("cell", self.cell.len(), asked(&[Metric::HiddenCell]), false),
         ];
         for (name, n, want, each) in lists {
             if (!want && n > 0) || n > seen || (want && each && n != seen) {
@@ -300,15 +302,11 @@ impl Accum {
                 )));
             }
         }
-        for (name, some, want) in [
-            (
-                "correct",
-                self.correct.is_some(),
-                asked(&[Metric::Accuracy]),
-            ),
-            ("hidden", self.hidden.is_some(), asked(&[Metric::Hidden])),
-            ("cell", self.cell.is_some(), asked(&[Metric::HiddenCell])),
-        ] {
+        for (name, some, want) in [(
+            "correct",
+            self.correct.is_some(),
+            asked(&[Metric::Accuracy]),
+        )] {
             if some && !want {
                 return Err(invalid(format!(
                     "a stopped pass keeps {name}, which the metrics of the stage's options do not ask for"
@@ -365,8 +363,8 @@ impl Accum {
                 },
                 Metric::Predict => cat(&self.predict)?.map(unshuffle).transpose()?,
                 Metric::Output => cat(&self.output)?.map(unshuffle).transpose()?,
-                Metric::Hidden => self.hidden.as_ref().map(Tensor::shallow_clone),
-                Metric::HiddenCell => self.cell.as_ref().map(Tensor::shallow_clone),
+                Metric::Hidden => cat(&self.hidden)?,
+                Metric::HiddenCell => cat(&self.cell)?,
                 Metric::GradNorm => {
                     if self.norms.is_empty() {
                         None
@@ -382,10 +380,35 @@ impl Accum {
 }
 
 fn cat(ts: &[Tensor]) -> Result<Option<Tensor>> {
-    if ts.is_empty() {
-        return Ok(None);
+    match ts.first() {
+        None => Ok(None),
+        Some(t) if t.dim() == 0 => Ok(Some(Tensor::f_stack(ts, 0)?)),
+        Some(_) => Ok(Some(Tensor::f_cat(ts, 0)?)),
     }
-    Ok(Some(Tensor::f_cat(ts, 0)?))
+}
+
+/// Keeps a batch's hidden or cell state (`state`, if the module returned one),
+/// detached, to join along dim 0 with the other batches' as the original does.
+/// A state whose size past dim 0 differs from the first batch's (a shorter last
+/// batch: the batch is dim 1 of a recurrent module's state) cannot be joined:
+/// an error saying so, at the batch.
+fn keep_state(metric: &str, kept: &mut Vec<Tensor>, state: Option<&Tensor>) -> Result<()> {
+    let Some(t) = state else { return Ok(()) };
+    if let Some(first) = kept.first() {
+        let (a, b) = (first.size(), t.size());
+        if a.len() != b.len() || (a.len() > 1 && a[1..] != b[1..]) {
+            return Err(err(
+                metric,
+                format!(
+                    "batch {} has a state of size {b:?}, the first batch {a:?}: states are joined along dim 0 \
+                     and must match in the other dimensions (set droplast, or a batch size that divides the rows)",
+                    kept.len() + 1
+                ),
+            ));
+        }
+    }
+    kept.push(t.f_detach()?);
+    Ok(())
 }
 
 fn first(outs: &[Tensor]) -> Result<&Tensor> {
@@ -399,4 +422,64 @@ fn predict(x: &Tensor) -> Result<Tensor> {
         return Err(err("predict", "output has no dimensions"));
     }
     Ok(x.f_argmax(d - 1, false)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(batch: i64, v: f64) -> Tensor {
+        Tensor::f_full([1, batch, 2], v, (Kind::Float, tch::Device::Cpu)).expect("full")
+    }
+
+    #[test]
+    fn hidden_states_of_every_batch_are_joined() {
+        let ms = [Metric::Hidden, Metric::HiddenCell];
+        let mut a = Accum::default();
+        for i in 0..3 {
+            let outs = [state(2, 0.0), state(2, i as f64), state(2, 10.0 + i as f64)];
+            a.add(&ms, None, &outs, None, None).expect("add");
+        }
+        // a pause keeps them as lists and reads them back
+        let (mut counts, mut tensors) = (vec![], vec![]);
+        a.to_parts(&mut counts, &mut tensors);
+        let names: Vec<&str> = tensors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["hidden.0", "hidden.1", "hidden.2", "cell.0", "cell.1", "cell.2"]
+        );
+        let mut rest = vec![];
+        let b = Accum::from_parts(&counts, tensors, &mut rest).expect("from parts");
+        b.check(&ms).expect("fits");
+        let out = b.finish(&ms, None).expect("finish");
+        let h = out[0].1.as_ref().expect("hidden");
+        assert_eq!(h.size(), [3, 2, 2]);
+        let firsts: Vec<f64> = (0..3).map(|i| h.double_value(&[i, 0, 0])).collect();
+        assert_eq!(firsts, [0.0, 1.0, 2.0]);
+        let c = out[1].1.as_ref().expect("cell");
+        assert_eq!(c.double_value(&[2, 1, 1]), 12.0);
+        // a single state, as earlier pauses kept it, reads as a list of one
+        let old = vec![("hidden".to_string(), state(2, 5.0))];
+        let b = Accum::from_parts(&[("seen".into(), 1)], old, &mut rest).expect("old");
+        let out = b.finish(&[Metric::Hidden], None).expect("finish");
+        let h = out[0].1.as_ref().expect("hidden");
+        assert_eq!(h.size(), [1, 2, 2]);
+    }
+
+    #[test]
+    fn a_shorter_batch_state_is_refused() {
+        let mut a = Accum::default();
+        let outs = |b| [state(b, 0.0), state(b, 1.0)];
+        a.add(&[Metric::Hidden], None, &outs(3), None, None)
+            .expect("add");
+        let e = a
+            .add(&[Metric::Hidden], None, &outs(1), None, None)
+            .expect_err("shorter");
+        assert!(
+            e.to_string().starts_with(
+                "hidden: batch 2 has a state of size [1, 1, 2], the first batch [1, 3, 2]"
+            ),
+            "{e}"
+        );
+    }
 }

@@ -61,7 +61,7 @@ impl Paused {
 
     /// The parts: the next batch; counts `seen` and `count` of the metrics and
     /// `rows` of the data; tensors of the metrics (`losses.i`, `correct`,
-    /// `predict.i`, `output.i`, `hidden`, `cell`, `norms.i`) and of the recurrent
+    /// `predict.i`, `output.i`, `hidden.i`, `cell.i`, `norms.i`) and of the recurrent
     /// state (`carry.i`). Tensors are shallow clones.
     pub(crate) fn to_parts(&self) -> PausedParts {
         let mut counts = vec![("rows".to_string(), self.rows)];

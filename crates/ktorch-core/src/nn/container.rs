@@ -1,19 +1,37 @@
-//! Containers: sequential, identity, residual and callback modules.
+//! Containers: sequential, identity, residual and callback modules here; the
+//! original's other containers (seqnest, seqjoin, seqdict, seqlist, fork, recur,
+//! transform, moduledict, modulelist, parmdict) in [`super::seq`].
 
 use tch::Tensor;
 
 use crate::args::Args;
 use crate::error::{err, invalid, Named, Result};
-use crate::nn::{spec::Given, want_inputs, CallbackFn, Layer, Module};
+use crate::nn::{seq, spec::Given, want_inputs, CallbackFn, Layer, Module};
 use crate::value::Value;
 
-pub(crate) const TYPES: &[&str] = &["sequential", "identity", "residual", "callback"];
+pub(crate) const TYPES: &[&str] = &[
+    "sequential",
+    "identity",
+    "residual",
+    "callback",
+    "seqnest",
+    "seqjoin",
+    "seqdict",
+    "seqlist",
+    "fork",
+    "recur",
+    "transform",
+    "moduledict",
+    "modulelist",
+    "parmdict",
+];
 
 pub(crate) fn build(g: &Given, kids: Vec<(String, Module)>) -> Result<Module> {
     let (kind, pos, kw) = (g.kind, g.pos, g.kw);
     let mut m = match kind {
         "sequential" => {
             Args::parse(kind, &[], pos, kw)?;
+            seq::need_forward(kind, &kids)?;
             Module::new(kind, Sequential)
         }
         "identity" => {
@@ -22,6 +40,7 @@ pub(crate) fn build(g: &Given, kids: Vec<(String, Module)>) -> Result<Module> {
         }
         "residual" => {
             Args::parse(kind, &[], pos, kw)?;
+            seq::need_forward(kind, &kids)?;
             if kids.is_empty() || kids.len() > 2 {
                 return Err(err(
                     kind,
@@ -31,7 +50,7 @@ pub(crate) fn build(g: &Given, kids: Vec<(String, Module)>) -> Result<Module> {
             Module::new(kind, Residual)
         }
         "callback" => return callback(pos, kw, kids),
-        _ => return Err(crate::nn::unknown(kind)),
+        _ => return seq::build(kind, pos, kw, kids),
     };
     for (k, c) in kids {
         m = m.with_child(&k, c);

@@ -7,6 +7,7 @@ mod dropout;
 mod embed;
 mod fns;
 mod fold;
+mod help;
 pub mod layers;
 mod linear;
 mod localnorm;
@@ -14,6 +15,7 @@ mod norm;
 mod padding;
 mod pool;
 mod recurrent;
+mod seq;
 mod shape;
 mod spec;
 mod state;
@@ -28,6 +30,7 @@ use tch::Tensor;
 use crate::error::{err, invalid, Error, Result};
 use crate::value::Value;
 
+pub use help::{module_example, module_help};
 pub use spec::Spec;
 
 /// Whether a tensor of size `from` broadcasts to size `to` (numpy's rule, one way).

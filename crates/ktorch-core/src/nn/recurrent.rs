@@ -78,7 +78,7 @@ pub(crate) fn build(g: &Given) -> Result<Module> {
         cell,
         input: a.req_pos("in")?,
         hidden: a.req_pos("hidden")?,
-        layers: a.get("layers").map_or(Ok(1), |_| a.req_pos("layers"))?,
+        layers: a.pos_int("layers", 1)?,
         bias: a.bool("bias", true)?,
         batchfirst: a.bool("batchfirst", false)?,
         dropout: a.float_in("dropout", 0.0, 0.0, 1.0)?,

@@ -318,6 +318,25 @@ impl Tensors {
             .unwrap_or(0)
     }
 
+    /// Restores full size after batching along `dim` (the original's `restore(x, dim)`)
+    /// and returns the size along `dim`, the one every member shares. Batching along
+    /// another dimension is an error naming it, and so is a dimension the members do
+    /// not share (where the original would resize the tensors wrongly): either leaves
+    /// the batch in place.
+    pub fn restore_dim(&mut self, dim: i64) -> Result<i64> {
+        if let Some(b) = &self.batch {
+            if b.dim != dim {
+                return Err(invalid(format!(
+                    "batched along dimension {}, given dimension {dim}: restore along the batching dimension",
+                    b.dim
+                )));
+            }
+        }
+        let n = self.common_size(dim)?;
+        self.restore();
+        Ok(n)
+    }
+
     /// Restores full size, then reorders every member along `dim` with one
     /// random permutation, which is returned.
     pub fn shuffle(
@@ -457,6 +476,23 @@ mod tests {
         }
         assert_eq!(seen, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
         assert_eq!(vals(x.get()).len(), 7);
+    }
+
+    #[test]
+    fn restores_along_the_batching_dimension() {
+        let t = Tensor::arange(20, (Kind::Int64, Device::Cpu)).reshape([2, 10]);
+        let mut x = Tensors::tensor(t);
+        assert!(x.batch(5, 1).expect("batch"));
+        let e = x.restore_dim(0).expect_err("other dimension");
+        assert_eq!(
+            e.to_string(),
+            "batched along dimension 1, given dimension 0: restore along the batching dimension"
+        );
+        assert_eq!(x.get().size(), [2, 5]);
+        assert_eq!(x.restore_dim(1).expect("restore"), 10);
+        assert_eq!(x.get().size(), [2, 10]);
+        assert_eq!(x.restore_dim(0).expect("not batching"), 2);
+        assert!(x.restore_dim(2).is_err());
     }
 
     #[test]
