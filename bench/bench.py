@@ -94,8 +94,12 @@ CNN = kt.seq(
     "sequential", ("conv2d", 1, 16, 3), "relu", ("maxpool2d", 2), "flatten", ("linear", 16 * 13 * 13, 10)
 )
 LSTM = kt.seq("sequential", ("lstm", 10, 20, {"batchfirst": True}), ("linear", 20, 5))
+ENCODER = ("encoder", ("encoderlayer", 64, 4, 128, 0.0, {"batchfirst": True}), 2)
 
 mlp = lambda: torch.nn.Sequential(torch.nn.Linear(2, 100), torch.nn.ReLU(), torch.nn.Linear(100, 3))  # noqa: E731
+encoder = lambda: torch.nn.TransformerEncoder(  # noqa: E731
+    torch.nn.TransformerEncoderLayer(64, 4, 128, 0.0, batch_first=True), 2, enable_nested_tensor=False
+)
 cnn = lambda: torch.nn.Sequential(  # noqa: E731
     torch.nn.Conv2d(1, 16, 3),
     torch.nn.ReLU(),
@@ -103,6 +107,12 @@ cnn = lambda: torch.nn.Sequential(  # noqa: E731
     torch.nn.Flatten(),
     torch.nn.Linear(16 * 13 * 13, 10),
 )
+
+
+def encoder_data(rng):
+    # 640 sequences of 32 steps, 64 features; target: each step's predecessor, halved
+    x = rng.standard_normal((640, 32, 64)).astype(np.float32)
+    return x, (0.5 * np.roll(x, 1, 1)).astype(np.float32)
 
 
 def workloads():
@@ -189,6 +199,19 @@ def workloads():
             batch=30,
             warm=1,
             epochs=5,
+            metrics="loss",
+        ),
+        dict(
+            name="transformer encoder 2 layers d=64 (4 heads, ff 128), 640 seqs x 32, batch 32",
+            floor="encoder",
+            spec=ENCODER,
+            torch=encoder,
+            loss="mse",
+            opt=(0.01, 0.9),
+            data=encoder_data(rng),
+            batch=32,
+            warm=1,
+            epochs=4,
             metrics="loss",
         ),
         dict(

@@ -304,12 +304,21 @@ MODULES = {
     # random transforms, deterministic here: a crop of the whole image, no flip
     "randomcrop": (("randomcrop", [4, 5]), (r(2, 3, 4, 5),)),
     "randomflip": (("randomflip", 0.0), (r(2, 3, 4, 5),)),
+    # attention and transformers (evaluation mode: dropout off), nbeats
+    "attention": (("attention", 4, 2, {"kdim": 3}), (r(5, 2, 4), r(6, 2, 3), r(6, 2, 4))),
+    "selfattention": (("selfattention", 4, 2, 0.1, True), (r(2, 5, 4),)),
+    "encoderlayer": (("encoderlayer", 4, 2, 8), (r(5, 2, 4),)),
+    "decoderlayer": (("decoderlayer", 4, 2, 8, {"batchfirst": True}), (r(2, 5, 4), r(2, 3, 4))),
+    "encoder": (("encoder", ("encoderlayer", 4, 2, 8), 2, 4), (r(5, 2, 4),)),
+    "decoder": (("decoder", (4, 2, 8), 1, None, {"causal": True}), (r(5, 2, 4), r(3, 2, 4))),
+    "transformer": (("transformer", 4, 2, 1, 1, 8), (r(3, 2, 4), r(5, 2, 4))),
+    "nbeats": (kt.seq("nbeats", ("rnn", 4, 4), ("gru", 4, 4)), (r(3, 2, 4),)),
 }
 
 
 def test_the_table_covers_every_module_type():
     names = kt.help("module")
-    assert len(names) == 120
+    assert len(names) == 128
     assert set(names) - set(MODULES) == {"callback"}
     assert set(MODULES) <= set(names)
 

@@ -37,6 +37,94 @@ fn linear(ps: &HashMap<&str, Tensor>, x: &Tensor, w: &str, b: &str) -> Result<Te
     x.f_linear(&ps[w], Some(&ps[b]))
 }
 
+/// The encoder workload's parameters: torch.nn.TransformerEncoder's names, per layer.
+const ENCODER: &[&str] = &[
+    "layers.0.self_attn.in_proj_weight",
+    "layers.0.self_attn.in_proj_bias",
+    "layers.0.self_attn.out_proj.weight",
+    "layers.0.self_attn.out_proj.bias",
+    "layers.0.linear1.weight",
+    "layers.0.linear1.bias",
+    "layers.0.linear2.weight",
+    "layers.0.linear2.bias",
+    "layers.0.norm1.weight",
+    "layers.0.norm1.bias",
+    "layers.0.norm2.weight",
+    "layers.0.norm2.bias",
+    "layers.1.self_attn.in_proj_weight",
+    "layers.1.self_attn.in_proj_bias",
+    "layers.1.self_attn.out_proj.weight",
+    "layers.1.self_attn.out_proj.bias",
+    "layers.1.linear1.weight",
+    "layers.1.linear1.bias",
+    "layers.1.linear2.weight",
+    "layers.1.linear2.bias",
+    "layers.1.norm1.weight",
+    "layers.1.norm1.bias",
+    "layers.1.norm2.weight",
+    "layers.1.norm2.bias",
+];
+
+/// One post-norm encoder layer, batch first, relu, no dropout, 4 heads: torch's
+/// TransformerEncoderLayer in training mode (the packed projection, then
+/// scaled_dot_product_attention, as multi_head_attention_forward calls them).
+fn encoder_layer(ps: &HashMap<&str, Tensor>, x: &Tensor, l: usize) -> Result<Tensor> {
+    let p = |n: &str| &ps[format!("layers.{l}.{n}").as_str()];
+    let (n, s, e) = x.size3()?;
+    let (h, hd) = (4, e / 4);
+    let proj = x
+        .f_transpose(1, 0)?
+        .f_linear(
+            p("self_attn.in_proj_weight"),
+            Some(p("self_attn.in_proj_bias")),
+        )?
+        .f_unflatten(-1, [3, e])?
+        .f_unsqueeze(0)?
+        .f_transpose(0, -2)?
+        .f_squeeze_dim(-2)?
+        .f_contiguous()?;
+    let head = |i: i64| -> Result<Tensor> {
+        proj.f_get(i)?
+            .f_view([s, n * h, hd])?
+            .f_transpose(0, 1)?
+            .f_view([n, h, s, hd])
+    };
+    let a = Tensor::f_scaled_dot_product_attention::<Tensor>(
+        &head(0)?,
+        &head(1)?,
+        &head(2)?,
+        None,
+        0.0,
+        false,
+        None,
+        false,
+    )?
+    .f_permute([2, 0, 1, 3])?
+    .f_contiguous()?
+    .f_view([n * s, e])?
+    .f_linear(
+        p("self_attn.out_proj.weight"),
+        Some(p("self_attn.out_proj.bias")),
+    )?
+    .f_view([s, n, e])?
+    .f_transpose(1, 0)?;
+    let norm = |x: &Tensor, k: &str| {
+        x.f_layer_norm(
+            [e],
+            Some(p(&format!("{k}.weight"))),
+            Some(p(&format!("{k}.bias"))),
+            1e-5,
+            true,
+        )
+    };
+    let x = norm(&x.f_add(&a)?, "norm1")?;
+    let f = x
+        .f_linear(p("linear1.weight"), Some(p("linear1.bias")))?
+        .f_relu()?
+        .f_linear(p("linear2.weight"), Some(p("linear2.bias")))?;
+    norm(&x.f_add(&f)?, "norm2")
+}
+
 fn workload(name: &str) -> Option<Workload> {
     Some(match name {
         "tiny" | "mnist" => Workload {
@@ -100,6 +188,13 @@ fn workload(name: &str) -> Option<Workload> {
             },
             mse: true,
             lr: 0.1,
+            momentum: 0.9,
+        },
+        "encoder" => Workload {
+            names: ENCODER,
+            forward: |ps, x| encoder_layer(ps, &encoder_layer(ps, x, 0)?, 1),
+            mse: true,
+            lr: 0.01,
             momentum: 0.9,
         },
         _ => return None,

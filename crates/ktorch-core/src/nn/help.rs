@@ -147,6 +147,18 @@ const EXAMPLES: &[(&str, &[(&str, Ex)])] = &[
     ("droppath", &[("p", F(0.1))]),
     ("fold", &[("out", Is(&[4, 6])), ("size", Is(&[2, 3]))]),
     ("unfold", &[("size", Is(&[2, 3]))]),
+    ("attention", &[("dim", I(512)), ("heads", I(8))]),
+    ("selfattention", &[("dim", I(512)), ("heads", I(8))]),
+    ("encoderlayer", &[("in", I(512)), ("heads", I(8))]),
+    ("decoderlayer", &[("in", I(512)), ("heads", I(8))]),
+    (
+        "encoder",
+        &[("encoderlayer", Is(&[512, 8])), ("layers", I(6))],
+    ),
+    (
+        "decoder",
+        &[("decoderlayer", Is(&[512, 8])), ("layers", I(6))],
+    ),
 ];
 
 /// The example settings of module type `kind` by name (none for a type that

@@ -1,6 +1,7 @@
 //! Modules: a tree of named layers owning their parameters and buffers.
 
 mod activation;
+mod attention;
 mod container;
 mod conv;
 mod dropout;
@@ -11,6 +12,7 @@ mod help;
 pub mod layers;
 mod linear;
 mod localnorm;
+mod nbeats;
 mod norm;
 mod padding;
 mod pool;
@@ -22,6 +24,7 @@ mod state;
 #[cfg(test)]
 mod testutil;
 mod transform;
+mod transformer;
 
 use std::sync::Arc;
 
@@ -78,6 +81,11 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     fn clone_box(&self) -> Box<dyn Layer>;
     /// The forward function of a callback layer.
     fn callback(&self) -> Option<&CallbackFn> {
+        None
+    }
+    /// The layer as `Any`, for a parent whose forward reads a child's settings
+    /// (a transformer layer its attention's heads); None where no parent needs it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }
@@ -210,6 +218,11 @@ impl Module {
     pub fn with_child(mut self, name: &str, m: Module) -> Module {
         self.children.push((name.to_string(), m));
         self
+    }
+
+    /// The module's layer as type `T`, where the layer offers itself ([`Layer::as_any`]).
+    pub(crate) fn layer_as<T: 'static>(&self) -> Option<&T> {
+        self.layer.as_any().and_then(|a| a.downcast_ref::<T>())
     }
 
     /// The module type, e.g. `linear`.
@@ -875,6 +888,9 @@ pub(crate) fn null_given(
 /// The names of every module type the catalogue builds.
 pub fn module_types() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = container::TYPES.to_vec();
+    for f in spec::PARENTS {
+        v.extend_from_slice(f.0);
+    }
     for f in spec::FAMILIES {
         v.extend_from_slice(f.0);
     }

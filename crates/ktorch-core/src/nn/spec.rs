@@ -4,8 +4,8 @@
 use crate::args::split_options;
 use crate::error::{err, invalid, Result};
 use crate::nn::{
-    activation, container, conv, dropout, embed, fns, fold, linear, localnorm, norm, padding, pool,
-    recurrent, shape, transform, Module,
+    activation, attention, container, conv, dropout, embed, fns, fold, linear, localnorm, nbeats,
+    norm, padding, pool, recurrent, shape, transform, transformer, Module,
 };
 use crate::value::Value;
 
@@ -39,7 +39,15 @@ pub(crate) const FAMILIES: &[(&[&str], Builder)] = &[
     (embed::TYPES, embed::build),
     (fold::TYPES, fold::build),
     (localnorm::TYPES, localnorm::build),
+    (attention::TYPES, attention::build),
+    (transformer::TYPES, transformer::build),
 ];
+
+/// A builder of modules that hold the children a spec gives them.
+pub(crate) type ParentBuilder = fn(&Given, Vec<(String, Module)>) -> Result<Module>;
+
+/// Types beyond the containers whose children come from the spec (`nbeats`: its blocks).
+pub(crate) const PARENTS: &[(&[&str], ParentBuilder)] = &[(nbeats::TYPES, nbeats::build)];
 
 /// Types with an option of their own called `dtype` (onehot: the output's), which
 /// is then not the dtype of the module's parameters.
@@ -203,6 +211,9 @@ fn build_unplaced(
     };
     if container::TYPES.contains(&kind) {
         return container::build(&g, kids);
+    }
+    if let Some((_, b)) = PARENTS.iter().find(|(names, _)| names.contains(&kind)) {
+        return b(&g, kids);
     }
     let builder = FAMILIES
         .iter()
