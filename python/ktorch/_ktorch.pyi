@@ -942,8 +942,21 @@ def train(m: Model, /) -> builtins.dict[_str, Any]:
     Options (defaults): batchsize 32, droplast False, hidden False, tensor False,
     dictionary False, metrics ["loss"], clipgroup False, clipnorm None, clipvalue None,
     shuffle False, sync False, task 0, tasks 1, shufflecuda False, shuffleseed None,
-    nonfinite "proceed". An unknown name, a wrong type or an out-of-range value raises
-    KtorchError and leaves every option as it was.
+    nonfinite "proceed", progress False, autocast None, dist None. An unknown name, a wrong
+    type or an out-of-range value raises KtorchError and leaves every option as it was.
+
+    `dist` trains over the processes of a `torch.distributed` process group as one process
+    would on the same global batches: `train(m, dist=pg)` for a group, `dist=True` for the
+    default group (after `torch.distributed.init_process_group`), `dist=None` for one process;
+    it reads back as the group's name (`pg.group_name`), which it also accepts. Each `run`
+    starts from rank 0's parameters and buffers, shuffles with rank 0's permutation, gives each
+    rank its share of every global batch of `batchsize` rows (`task`/`tasks` are ignored),
+    sums the gradients weighted by the shares before each step, and returns the metrics of
+    the whole data on every rank; batch normalization keeps rank 0's running statistics. The
+    test stage uses the same group unless `test(m, dist=...)` sets its own. A pass over a
+    group is not resumed after Ctrl-C; the group is not saved with the model. Every rank must
+    use the same options and data: a rank that fails makes the others raise within the
+    group's timeout.
     """
 @overload
 def train(m: Model, name: _str, /) -> Any: ...
@@ -973,8 +986,11 @@ def test(m: Model, /) -> builtins.dict[_str, Any]:
     test(m, inputs, targets) -> int
 
     As `train`, for the test options and data. Test options (defaults): batchsize 100,
-    droplast False, hidden False, tensor False, dictionary False, metrics ["loss"];
-    training-only options (clipnorm, shuffle, ...) are an error here.
+    droplast False, hidden False, tensor False, dictionary False, metrics ["loss"],
+    progress False, autocast None, task 0, tasks 1, dist None (None: the training options'
+    group); training-only options (clipnorm, shuffle, ...) are an error here. With a group,
+    `testrun` splits every batch over its processes and returns exact metrics of the whole
+    test data on every rank.
     """
 @overload
 def test(m: Model, name: _str, /) -> Any: ...

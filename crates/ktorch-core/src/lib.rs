@@ -52,6 +52,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod clip;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod init;
 pub mod loss;

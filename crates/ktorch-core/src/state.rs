@@ -803,7 +803,20 @@ impl StageState {
             None
         };
         Ok(StageState {
-            options: settings_of(&st.opts.all())?,
+            // a process group belongs to this process: the state has none
+            options: settings_of(
+                &st.opts
+                    .all()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        if k == "dist" {
+                            (k, Value::Null)
+                        } else {
+                            (k, v)
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )?,
             epochs: st.epochs(),
             generator,
             order: order.as_ref().map(StateTensor::copy_of).transpose()?,

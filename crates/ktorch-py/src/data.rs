@@ -8,8 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::convert::{
-    dataset_tensors, is_data, kwargs, src, to_numpy, to_value, wrap_shared, wrap_vector_shared,
-    Src, Srcs,
+    dataset_tensors, is_data, src, to_numpy, to_value, wrap_shared, wrap_vector_shared, Src, Srcs,
 };
 use crate::errors::{ktorch_error, type_error, IntoPy};
 use crate::gate::{call, domains};
@@ -117,6 +116,61 @@ pub fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
     })
 }
 
+/// An option's value from Python: `to_value`, but for option `dist`, which takes a
+/// `torch.distributed` process group (as its `group_name`), True (the default group), a
+/// group's name, or None / False (none).
+fn opt_value(f: &str, name: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if name != "dist" {
+        return to_value(f, v);
+    }
+    if v.is_none() || v.is_instance_of::<pyo3::types::PyBool>() && !v.extract::<bool>()? {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = v.downcast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    let py = v.py();
+    let td = py.import("torch.distributed")?;
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        if !td.call_method0("is_available")?.extract::<bool>()?
+            || !td.call_method0("is_initialized")?.extract::<bool>()?
+        {
+            return Err(ktorch_error(
+                f,
+                "dist: True names the default process group, and torch.distributed has none: \
+                 call torch.distributed.init_process_group first",
+            ));
+        }
+        let world = td.getattr("group")?.getattr("WORLD")?;
+        return Ok(Value::Str(world.getattr("group_name")?.extract()?));
+    }
+    let pg = td.getattr("ProcessGroup").ok();
+    if let Some(pg) = pg {
+        if v.is_instance(&pg)? {
+            return Ok(Value::Str(v.getattr("group_name")?.extract()?));
+        }
+    }
+    Err(type_error(
+        f,
+        format!(
+            "dist: expecting a torch.distributed ProcessGroup, True (the default group), a \
+             group's name or None, given {}",
+            v.get_type().name()?
+        ),
+    ))
+}
+
+/// Options given as a dictionary or keywords, `dist` converted as [`opt_value`] says.
+fn opt_pairs(f: &str, d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Value)>> {
+    let mut out = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let k: String = k.extract()?;
+        let v = opt_value(f, &k, &v)?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
 fn names_of(x: &Bound<'_, PyAny>) -> Option<Vec<String>> {
     if let Ok(s) = x.downcast::<PyString>() {
         return Some(vec![s.to_string()]);
@@ -159,17 +213,19 @@ fn stage_fn(
                 "options given both by position and by keyword",
             ));
         }
-        OptCall::Set(kwargs(f, Some(kw))?)
+        OptCall::Set(opt_pairs(f, kw)?)
     } else {
         match rest.as_slice() {
             [] => OptCall::All,
             [a] if a.is_instance_of::<PyString>() => OptCall::One(a.to_string()),
             [a] if a.is_instance_of::<PyDict>() => {
-                OptCall::Set(kwargs(f, Some(a.downcast::<PyDict>()?))?)
+                OptCall::Set(opt_pairs(f, a.downcast::<PyDict>()?)?)
             }
             [a] if names_of(a).is_some() => OptCall::Some(names_of(a).unwrap_or_default()),
             [a, v] if a.is_instance_of::<PyString>() => {
-                OptCall::Set(vec![(a.to_string(), to_value(f, v)?)])
+                let name = a.to_string();
+                let v = opt_value(f, &name, v)?;
+                OptCall::Set(vec![(name, v)])
             }
             [a, v]
                 if names_of(a).is_some()
@@ -187,7 +243,10 @@ fn stage_fn(
                     names
                         .into_iter()
                         .zip(vals.iter())
-                        .map(|(n, v)| Ok((n, to_value(f, v)?)))
+                        .map(|(n, v)| {
+                            let v = opt_value(f, &n, v)?;
+                            Ok((n, v))
+                        })
                         .collect::<PyResult<Vec<_>>>()?,
                 )
             }
@@ -303,8 +362,21 @@ pub(crate) fn set_data(
 /// Options (defaults): batchsize 32, droplast False, hidden False, tensor False,
 /// dictionary False, metrics ["loss"], clipgroup False, clipnorm None, clipvalue None,
 /// shuffle False, sync False, task 0, tasks 1, shufflecuda False, shuffleseed None,
-/// nonfinite "proceed". An unknown name, a wrong type or an out-of-range value raises
-/// KtorchError and leaves every option as it was.
+/// nonfinite "proceed", progress False, autocast None, dist None. An unknown name, a wrong
+/// type or an out-of-range value raises KtorchError and leaves every option as it was.
+///
+/// `dist` trains over the processes of a `torch.distributed` process group as one process
+/// would on the same global batches: `train(m, dist=pg)` for a group, `dist=True` for the
+/// default group (after `torch.distributed.init_process_group`), `dist=None` for one process;
+/// it reads back as the group's name (`pg.group_name`), which it also accepts. Each `run`
+/// starts from rank 0's parameters and buffers, shuffles with rank 0's permutation, gives each
+/// rank its share of every global batch of `batchsize` rows (`task`/`tasks` are ignored),
+/// sums the gradients weighted by the shares before each step, and returns the metrics of
+/// the whole data on every rank; batch normalization keeps rank 0's running statistics. The
+/// test stage uses the same group unless `test(m, dist=...)` sets its own. A pass over a
+/// group is not resumed after Ctrl-C; the group is not saved with the model. Every rank must
+/// use the same options and data: a rank that fails makes the others raise within the
+/// group's timeout.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn train(
@@ -326,8 +398,11 @@ pub fn train(
 /// test(m, inputs, targets) -> int
 ///
 /// As `train`, for the test options and data. Test options (defaults): batchsize 100,
-/// droplast False, hidden False, tensor False, dictionary False, metrics ["loss"];
-/// training-only options (clipnorm, shuffle, ...) are an error here.
+/// droplast False, hidden False, tensor False, dictionary False, metrics ["loss"],
+/// progress False, autocast None, task 0, tasks 1, dist None (None: the training options'
+/// group); training-only options (clipnorm, shuffle, ...) are an error here. With a group,
+/// `testrun` splits every batch over its processes and returns exact metrics of the whole
+/// test data on every rank.
 #[pyfunction]
 #[pyo3(signature = (*args, **kw))]
 pub fn test(

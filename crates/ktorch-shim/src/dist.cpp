@@ -291,6 +291,14 @@ void ktorch_pg_free(void *pg) {
   }
 }
 
+// Whether two handles hold the same group (one c10d::ProcessGroup object).
+char *ktorch_pg_same(const void *a, const void *b, bool *same) {
+  return guard([&] {
+    TORCH_CHECK(same != nullptr, "same: null argument");
+    *same = group(a).get() == group(b).get();
+  });
+}
+
 // Rank, size and the default backend's name (a malloc'ed string in *backend).
 char *ktorch_pg_info(const void *pg, int64_t *rank, int64_t *size, char **backend) {
   return guard([&] {

@@ -46,6 +46,7 @@ extern "C" {
         out: *mut *mut c_void,
     ) -> Msg;
     fn ktorch_pg_free(pg: *mut c_void);
+    fn ktorch_pg_same(a: *const c_void, b: *const c_void, same: *mut bool) -> Msg;
     fn ktorch_pg_info(
         pg: *const c_void,
         rank: *mut i64,
@@ -198,6 +199,14 @@ impl ProcessGroup {
         ProcessGroup::from_handle(out)
     }
 
+    /// Whether `other` holds the same group as this handle (one c10d process group object:
+    /// two handles resolved from one name are the same group until it is destroyed).
+    pub fn same(&self, other: &ProcessGroup) -> bool {
+        let mut same = false;
+        // SAFETY: both handles are live; `same` is a live local the shim writes.
+        check(unsafe { ktorch_pg_same(self.raw(), other.raw(), &mut same) }).is_ok() && same
+    }
+
     /// This process's rank in the group, from 0.
     pub fn rank(&self) -> i64 {
         self.rank
@@ -323,6 +332,7 @@ mod tests {
             (r.rank(), r.size(), r.backend()),
             (0, 1, "gloo".to_string())
         );
+        assert!(r.same(&pg) && pg.same(&r) && !r.same(&solo()));
         drop(pg); // the registry and `r` still hold the group
         let t = Tensor::from_slice(&[1.0f32, 2.0]);
         r.allreduce_(&[&t], ReduceOp::Sum).expect("allreduce");

@@ -240,6 +240,53 @@ impl Loss {
         Ok(l)
     }
 
+    /// The loss with its reduction `mean` made `sum` (other reductions kept).
+    pub(crate) fn summed(&self) -> Loss {
+        let mut l = self.clone();
+        if l.reduce == Some(Reduce::Mean) {
+            l.reduce = Some(Reduce::Sum);
+        }
+        l
+    }
+
+    /// True where the loss's mean divides by the class weights of the targets rather than
+    /// by their number: `ce` and `nll` reduced by `mean`, with class targets `y` for output
+    /// `x` (not class probabilities), as libtorch divides by the sum of the weights (1
+    /// without weights) of the targets that are not ignored ([`Loss::class_total`]).
+    pub(crate) fn class_mean(&self, x: &Tensor, y: &Tensor) -> bool {
+        self.reduce == Some(Reduce::Mean)
+            && match &self.set {
+                Setting::Ce { .. } => !(y.is_floating_point() && y.size() == x.size()),
+                Setting::Nll { .. } => true,
+                _ => false,
+            }
+    }
+
+    /// The divisor of a [`Loss::class_mean`] for class targets `y`: the sum of the class
+    /// weights (1 without weights) of the targets that are not ignored, as a float64 scalar
+    /// on `y`'s device (0 for other losses).
+    pub(crate) fn class_total(&self, y: &Tensor) -> Result<Tensor> {
+        let _g = tch::no_grad_guard();
+        let (weight, ignore) = match &self.set {
+            Setting::Ce { weight, ignore, .. } | Setting::Nll { weight, ignore } => {
+                (weight, *ignore)
+            }
+            _ => return Ok(Tensor::f_zeros([], (tch::Kind::Double, y.device()))?),
+        };
+        let y = y.f_to_kind(tch::Kind::Int64)?.f_reshape([-1])?;
+        let kept = y.f_ne(ignore)?;
+        Ok(match weight {
+            None => kept.f_sum(tch::Kind::Double)?,
+            Some(w) => {
+                let w = w.f_to_device(y.device())?.f_to_kind(tch::Kind::Double)?;
+                let i = y.f_masked_fill(&kept.f_logical_not()?, 0)?;
+                w.f_index_select(0, &i)?
+                    .f_mul(&kept)?
+                    .f_sum(tch::Kind::Double)?
+            }
+        })
+    }
+
     /// The loss's weight tensors (class weights, bce's positive weights), where set.
     pub fn weights(&self) -> Vec<Tensor> {
         self.movable()

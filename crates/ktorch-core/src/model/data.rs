@@ -2,6 +2,7 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::dist::{share, Group};
 use crate::error::{invalid, Result};
 use crate::model::options::{Options, Phase};
 use crate::model::pause::{Paused, PausedParts};
@@ -44,6 +45,25 @@ pub struct Stage {
     paused: Option<Paused>,
     /// Passes completed without error.
     epochs: i64,
+    /// The process group of the pass under way (option `dist`): set by the pass.
+    shard: Option<Shard>,
+}
+
+/// A pass split over a process group: the group, and the device its collectives of row
+/// orders use (the module's).
+#[derive(Debug, Clone)]
+pub(crate) struct Shard {
+    pub(crate) group: Group,
+    pub(crate) dev: Device,
+}
+
+/// Where the current batch is, in a pass split over a process group: its first row and
+/// rows in the data, and this process's share of them (first row in the data, rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: i64,
+    pub(crate) rows: i64,
+    pub(crate) mine: (i64, i64),
 }
 
 impl Stage {
@@ -58,6 +78,48 @@ impl Stage {
             pending: None,
             paused: None,
             epochs: 0,
+            shard: None,
+        }
+    }
+
+    /// Splits the passes that follow over a process group (None: one process), until set
+    /// again: every batch is selected (options `task` and `tasks` ignored), narrowed to this
+    /// rank's share, and a shuffle takes rank 0's permutation.
+    pub(crate) fn set_shard(&mut self, s: Option<Shard>) {
+        self.shard = s;
+    }
+
+    /// The batch selected now, in a pass split over a process group.
+    pub(crate) fn span(&self) -> Option<Span> {
+        let g = &self.shard.as_ref()?.group;
+        let i = self.batch_index()?;
+        let n = self.rows();
+        let w = self.width(n);
+        let start = i.checked_mul(w)?;
+        let rows = w.min(n - start);
+        let (a, k) = share(rows, g.rank(), g.size());
+        Some(Span {
+            start,
+            rows,
+            mine: (start + a, k),
+        })
+    }
+
+    /// The rows of each batch of a whole pass (all batches, as a pass split over a process
+    /// group visits them).
+    pub(crate) fn layout(&self) -> Vec<i64> {
+        let n = self.rows();
+        let w = self.width(n);
+        let count = batch_count(n, self.opts.batchsize, self.opts.droplast);
+        (0..count).map(|i| w.min(n - i * w)).collect()
+    }
+
+    /// Task and number of tasks of this stage's batches: the options', or 0 of 1 in a pass
+    /// split over a process group.
+    fn task_of(&self) -> (i64, i64) {
+        match self.shard {
+            Some(_) => (0, 1),
+            None => (self.opts.task, self.opts.tasks.max(1)),
         }
     }
 
@@ -137,7 +199,7 @@ impl Stage {
     pub(crate) fn following_index(&self) -> Option<i64> {
         let count = batch_count(self.rows(), self.opts.batchsize, self.opts.droplast);
         self.batch_index()
-            .and_then(|i| i.checked_add(self.opts.tasks.max(1)))
+            .and_then(|i| i.checked_add(self.task_of().1))
             .filter(|i| *i < count)
     }
 
@@ -384,10 +446,11 @@ impl Stage {
 
     /// Number of batches this task processes: batches task, task+tasks, ... of all.
     pub fn batches(&self) -> i64 {
+        let (task, tasks) = self.task_of();
         tasks_share(
             batch_count(self.rows(), self.opts.batchsize, self.opts.droplast),
-            self.opts.task,
-            self.opts.tasks,
+            task,
+            tasks,
         )
     }
 
@@ -404,7 +467,11 @@ impl Stage {
         let n = self.check()?;
         let count = batch_count(n, self.opts.batchsize, self.opts.droplast);
         let w = self.width(n);
-        let (task, tasks) = (self.opts.task, self.opts.tasks.max(1));
+        let (task, tasks) = self.task_of();
+        let group = self
+            .shard
+            .as_ref()
+            .map(|s| (s.group.rank(), s.group.size()));
         let d = self.data_mut()?;
         // past the last batch (or past i64::MAX, for a huge number of tasks): done
         let next = match (d.start.take(), d.index) {
@@ -417,7 +484,14 @@ impl Stage {
             d.index = None;
             return Ok(false);
         };
-        d.all.narrow_rows(w, next)?;
+        match group {
+            Some((rank, size)) => {
+                let start = next * w;
+                let (a, k) = share(w.min(n - start), rank, size);
+                d.all.narrow_share(w, next, start + a, k)?;
+            }
+            None => d.all.narrow_rows(w, next)?,
+        }
         d.index = Some(next);
         Ok(true)
     }
@@ -538,7 +612,13 @@ impl Stage {
 
     fn shuffle_rows(&mut self) -> Result<()> {
         let n = self.restore_checked()?;
-        let p = self.permutation(n)?;
+        let mut p = self.permutation(n)?;
+        if let Some(s) = &self.shard {
+            // every rank drew as one process does; all take rank 0's permutation
+            let q = p.f_to_device(s.dev)?;
+            s.group.broadcast(std::slice::from_ref(&q), 0)?;
+            p = q.f_to_device(p.device())?;
+        }
         let d = self.data_mut()?;
         d.index = None;
         d.start = None;
@@ -576,7 +656,13 @@ impl Stage {
             .as_ref()
             .and_then(|d| d.all.items().first().map(Tensor::device))
             .unwrap_or(Device::Cpu);
-        match self.opts.shuffleseed {
+        // tasks sharing the data without a seed all seed one generator from 0, as the
+        // original, so that their batches do not overlap
+        let seed = match (self.opts.shuffleseed, &self.shard) {
+            (None, None) if self.opts.tasks > 1 => Some(0),
+            (s, _) => s,
+        };
+        match seed {
             None => {
                 let gdev = if self.opts.shufflecuda && crate::tensor::cuda_available() {
                     dev

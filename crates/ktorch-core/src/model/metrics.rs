@@ -2,6 +2,7 @@
 
 use tch::{Kind, Tensor};
 
+use crate::dist::Group;
 use crate::error::{err, invalid, Result};
 
 /// A metric a run can return.
@@ -124,6 +125,69 @@ impl Accum {
             }
         }
         self.seen += 1;
+        Ok(())
+    }
+
+    /// Adds a batch of which this process has no rows (a pass split over a process group):
+    /// its loss and gradient norm (the global batch's), no outputs.
+    pub(crate) fn add_empty(
+        &mut self,
+        ms: &[Metric],
+        loss: Option<&Tensor>,
+        norm: Option<&Tensor>,
+    ) -> Result<()> {
+        let _g = tch::no_grad_guard();
+        if let Some(l) = loss {
+            if ms
+                .iter()
+                .any(|m| matches!(m, Metric::Loss | Metric::BatchLoss))
+            {
+                self.losses.push(l.shallow_clone());
+            }
+        }
+        if let (Some(n), true) = (norm, ms.contains(&Metric::GradNorm)) {
+            self.norms.push(n.f_detach()?.f_to_kind(Kind::Double)?);
+        }
+        self.seen += 1;
+        Ok(())
+    }
+
+    /// Makes the metrics of a pass split over process group `g` those of the whole data:
+    /// accuracy counts summed over the ranks, predictions and outputs gathered in the data's
+    /// row order (`layout`: the rows of each batch), on device `dev`. Losses and gradient
+    /// norms are the global batches' already; hidden states stay this rank's.
+    pub(crate) fn gather(
+        &mut self,
+        g: &Group,
+        dev: tch::Device,
+        layout: &[i64],
+        ms: &[Metric],
+    ) -> Result<()> {
+        let _g = tch::no_grad_guard();
+        if ms.contains(&Metric::Accuracy) {
+            let c = match &self.correct {
+                Some(c) => c.f_to_device(dev)?.f_to_kind(Kind::Int64)?.f_reshape([1])?,
+                None => Tensor::f_zeros([1], (Kind::Int64, dev))?,
+            };
+            let t = Tensor::f_cat(&[c, Tensor::from_slice(&[self.count]).f_to_device(dev)?], 0)?;
+            g.sum(std::slice::from_ref(&t))?;
+            self.correct = Some(t.f_get(0)?);
+            self.count = t.f_get(1)?.f_int64_value(&[])?;
+        }
+        if ms.contains(&Metric::Predict) {
+            let local = cat(&self.predict)?;
+            self.predict = g
+                .gather_rows(local, layout, dev, "predict")?
+                .into_iter()
+                .collect();
+        }
+        if ms.contains(&Metric::Output) {
+            let local = cat(&self.output)?;
+            self.output = g
+                .gather_rows(local, layout, dev, "output")?
+                .into_iter()
+                .collect();
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Train and test options: names, defaults, get/set with validation.
 
+use crate::dist::Group;
 use crate::error::{err, invalid, Named, Result};
 use crate::model::metrics::Metric;
 use crate::value::Value;
@@ -87,7 +88,8 @@ pub struct Options {
     pub sync: bool,
     /// Task index (0 .. tasks-1).
     pub task: i64,
-    /// Number of tasks sharing the data.
+    /// Number of tasks sharing the data: task k takes batches k, k+tasks, ... (ignored
+    /// with a process group, option `dist`).
     pub tasks: i64,
     /// Draw the shuffle permutation on CUDA.
     pub shufflecuda: bool,
@@ -102,6 +104,9 @@ pub struct Options {
     /// float16) on the module's device; float16 training scales the loss
     /// dynamically (as torch's GradScaler). None: full precision.
     pub autocast: Option<tch::Kind>,
+    /// The process group a pass is split over ([`crate::dist`]), None for one process. The
+    /// test stage without one of its own uses the training stage's.
+    pub dist: Option<Group>,
 }
 
 /// One option: its name, whether only training has it, how it is read and set.
@@ -128,13 +133,13 @@ macro_rules! flag_opt {
     };
 }
 
-/// A training-only integer option with a lower bound:
-/// `int_opt!(name, field, least, message)`.
+/// An integer option with a lower bound:
+/// `int_opt!(name, train_only, field, least, message)`.
 macro_rules! int_opt {
-    ($name:literal, $field:ident, $least:literal, $why:literal) => {
+    ($name:literal, $train_only:expr, $field:ident, $least:literal, $why:literal) => {
         Opt {
             name: $name,
-            train_only: true,
+            train_only: $train_only,
             get: |o| Value::Int(o.$field),
             set: |o, k, v| {
                 let n = v.as_int("value").named(k)?;
@@ -202,8 +207,8 @@ const OPTIONS: &[Opt] = &[
     },
     flag_opt!("shuffle", true, shuffle),
     flag_opt!("sync", true, sync),
-    int_opt!("task", task, 0, "must be non-negative"),
-    int_opt!("tasks", tasks, 1, "must be at least 1"),
+    int_opt!("task", false, task, 0, "must be non-negative"),
+    int_opt!("tasks", false, tasks, 1, "must be at least 1"),
     flag_opt!("shufflecuda", true, shufflecuda),
     Opt {
         name: "shuffleseed",
@@ -263,7 +268,36 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    Opt {
+        name: "dist",
+        train_only: false,
+        get: |o| {
+            o.dist
+                .as_ref()
+                .and_then(Group::name)
+                .map_or(Value::Null, |n| Value::Str(n.into()))
+        },
+        set: set_dist,
+    },
 ];
+
+/// The process group option: a group's name (its `torch.distributed` `group_name`), true for
+/// the default group (named "0"), null or false for none.
+fn set_dist(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
+    o.dist = match v {
+        Value::Null | Value::Bool(false) => None,
+        Value::Bool(true) => Some(Group::resolve("0")?),
+        Value::Str(name) => Some(Group::resolve(name)?),
+        v => {
+            return Err(invalid(format!(
+                "{k}: expecting a process group (its name), true (the default group) or \
+                 null, given {}",
+                v.type_name()
+            )))
+        }
+    };
+    Ok(())
+}
 
 fn set_metrics(o: &mut Options, k: &'static str, v: &Value) -> Result<()> {
     let names = match v {
@@ -366,6 +400,7 @@ impl Options {
             nonfinite: NonFinite::Proceed,
             progress: false,
             autocast: None,
+            dist: None,
         }
     }
 
@@ -470,13 +505,20 @@ impl Options {
         self.set_value("clipgroup", Value::Bool(on))
     }
 
-    /// This process's task among `tasks` sharing the data (training only).
+    /// This process's task among `tasks` sharing the data.
     pub fn task(&mut self, task: i64, tasks: i64) -> Result<&mut Self> {
         self.set(&[
             ("tasks".to_string(), Value::Int(tasks)),
             ("task".to_string(), Value::Int(task)),
         ])?;
         Ok(self)
+    }
+
+    /// The process group run and testrun split their batches over ([`crate::dist`]), None
+    /// for one process.
+    pub fn dist(&mut self, group: Option<Group>) -> &mut Self {
+        self.dist = group;
+        self
     }
 
     /// What a step does with a non-finite gradient norm (training only).
@@ -584,7 +626,7 @@ mod tests {
             o.set(&[(k.clone(), v.clone())]).expect("set");
             assert_eq!(format!("{:?}", o.get(&k).expect("get")), format!("{v:?}"));
         }
-        assert_eq!(Options::new(Phase::Test).names().len(), 8);
+        assert_eq!(Options::new(Phase::Test).names().len(), 11);
         assert_eq!(o.names().len(), OPTIONS.len());
     }
 
@@ -609,6 +651,32 @@ mod tests {
             t.shuffle(true).expect_err("test").to_string(),
             "shuffle: not set for evaluation"
         );
+    }
+
+    #[test]
+    fn dist_takes_a_group_name_or_none() {
+        let mut o = Options::new(Phase::Test);
+        for v in [Value::Null, Value::Bool(false)] {
+            o.set(&[("dist".into(), v)]).expect("none");
+            assert_eq!(o.get("dist").expect("get"), Value::Null);
+        }
+        let e = o
+            .set(&[("dist".into(), Value::Int(3))])
+            .expect_err("an integer");
+        assert!(
+            e.to_string()
+                .starts_with("dist: expecting a process group (its name)"),
+            "{e}"
+        );
+        let e = o
+            .set(&[("dist".into(), Value::Str("no-such-group".into()))])
+            .expect_err("unknown");
+        assert!(
+            e.to_string()
+                .starts_with("dist: no process group named \"no-such-group\""),
+            "{e}"
+        );
+        assert!(o.dist.is_none());
     }
 
     #[test]

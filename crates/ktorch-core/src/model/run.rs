@@ -9,8 +9,10 @@ use crate::amp::Cast;
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
 use crate::device::place;
+use crate::dist::Group;
 use crate::error::{invalid, Error, Result};
-use crate::loss::Loss;
+use crate::loss::{Loss, Reduce};
+use crate::model::data::Shard;
 use crate::model::metrics::{Accum, Metric};
 use crate::model::options::{NonFinite, Options, Phase};
 use crate::model::pause::Paused;
@@ -28,7 +30,7 @@ pub(crate) fn step(model: &Model, x: &[Tensor], y: &[Tensor], opts: &Options) ->
     model.train.check_if_own(x)?;
     let ps = Trained::of(model)?;
     let mut rel = model.take_release(&ps.all)?;
-    let r = step_full(model, x, y, opts, &ps, &mut rel, &mut Targets::Each);
+    let r = step_full(model, x, y, opts, &ps, &mut rel, &mut Targets::Each, None);
     model.keep_release(rel);
     Ok(r?.loss)
 }
@@ -39,14 +41,123 @@ pub(crate) struct Trained {
     all: Vec<Tensor>,
     /// The optimizer's groups (clipping by group).
     groups: Vec<Vec<Tensor>>,
+    /// The parameters that require gradients (whose gradients a process group sums).
+    learn: Vec<Tensor>,
 }
 
 impl Trained {
     fn of(model: &Model) -> Result<Trained> {
+        let all = Params::parameters(model)?;
+        let learn = all
+            .iter()
+            .filter(|t| t.requires_grad())
+            .map(Tensor::shallow_clone)
+            .collect();
         Ok(Trained {
-            all: Params::parameters(model)?,
+            all,
             groups: Params::param_groups(model)?,
+            learn,
         })
+    }
+}
+
+/// A pass split over a process group (option `dist`; see [`crate::dist`]).
+pub(crate) struct DistPass {
+    group: Group,
+    /// Where the collectives of losses, counts and metrics go: the module's device.
+    dev: Device,
+    /// The loss reduced by sum (not mean): the losses every rank adds up.
+    sum: bool,
+    /// For `ce`/`nll` reduced by mean: the loss reduced by sum, each rank's sum then divided
+    /// by the class weights of the global batch's targets.
+    summed: Option<Loss>,
+}
+
+/// A batch of a pass split over a process group.
+struct DistBatch<'a> {
+    pass: &'a DistPass,
+    /// Rows of the global batch.
+    rows: i64,
+    /// Rows of this rank's share.
+    mine: i64,
+    /// The global batch's first target, where the loss's mean divides by class weights.
+    y: Option<Tensor>,
+}
+
+impl DistBatch<'_> {
+    /// This rank's loss weighted by its share of the global batch: the global batch's loss
+    /// is the sum of the ranks' weighted losses.
+    fn weighted(
+        &self,
+        l: &Loss,
+        targets: &mut Targets,
+        out: &[Tensor],
+        y: &[Tensor],
+    ) -> Result<Tensor> {
+        if let (Some(summed), Some(all), Some(x), Some(y0)) =
+            (&self.pass.summed, &self.y, out.first(), y.first())
+        {
+            if l.class_mean(x, y0) {
+                let s = targets.loss(summed, out, y)?;
+                let total = l
+                    .class_total(all)?
+                    .f_to_device(s.device())?
+                    .f_to_kind(s.kind())?;
+                return Ok(s.f_div(&total)?);
+            }
+        }
+        let loss = targets.loss(l, out, y)?;
+        if self.pass.sum {
+            Ok(loss)
+        } else {
+            Ok(loss.f_mul_scalar(self.mine as f64 / self.rows as f64)?)
+        }
+    }
+
+    /// The global batch's loss: the sum of the ranks' weighted losses (`part`, None for a
+    /// rank without rows), as a float64 scalar on the pass's device.
+    fn sum_loss(&self, part: Option<&Tensor>) -> Result<Tensor> {
+        let t = self.loss_buffer(part)?;
+        self.pass.group.sum(std::slice::from_ref(&t))?;
+        Ok(t.f_reshape([])?)
+    }
+
+    fn loss_buffer(&self, part: Option<&Tensor>) -> Result<Tensor> {
+        let dev = self.pass.dev;
+        Ok(match part {
+            Some(p) => p
+                .f_detach()?
+                .f_to_dtype(tch::Kind::Double, false, true)?
+                .f_to_device(dev)?
+                .f_reshape([1])?,
+            None => Tensor::f_zeros([1], (tch::Kind::Double, dev))?,
+        })
+    }
+
+    /// Sums over the ranks, in one allreduce, the gradients of `params` (zero where a rank
+    /// has none), this rank's weighted loss `part` and, per parameter, the ranks that had a
+    /// gradient: a parameter no rank had a gradient for is left without one (as one process
+    /// leaves it). Returns the global batch's loss.
+    fn reduce(&self, params: &[Tensor], part: Option<&Tensor>) -> Result<Tensor> {
+        let had = ktorch_shim::fill_grads(params)?;
+        let loss = self.loss_buffer(part)?;
+        let flags: Vec<f64> = had.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
+        let flags = Tensor::from_slice(&flags).f_to_device(self.pass.dev)?;
+        let mut ts: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        ts.push(loss.shallow_clone());
+        ts.push(flags.shallow_clone());
+        self.pass.group.sum(&ts)?;
+        if had.iter().any(|h| !h) {
+            let f = Vec::<f64>::try_from(&flags.f_to_device(Device::Cpu)?)?;
+            let none: Vec<&Tensor> = params
+                .iter()
+                .zip(&f)
+                .filter(|(_, &n)| n == 0.0)
+                .map(|(p, _)| p)
+                .collect();
+            ktorch_shim::release_grads(&none)?;
+        }
+        Ok(loss.f_reshape([])?)
     }
 }
 
@@ -92,6 +203,7 @@ struct Stepped {
     norm: Option<Tensor>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step_full(
     model: &Model,
     x: &[Tensor],
@@ -100,6 +212,7 @@ fn step_full(
     ps: &Trained,
     rel: &mut GradRelease,
     targets: &mut Targets,
+    dist: Option<&DistBatch>,
 ) -> Result<Stepped> {
     let m = lock(&model.module)?;
     let l = lock(&model.loss)?;
@@ -127,16 +240,39 @@ fn step_full(
     let mut found: Option<Tensor> = None;
     let mut closure = || -> Result<Tensor> {
         rel.release()?;
-        let (out, loss) = {
-            let _cast = crate::amp::enter(cast.as_ref())?;
-            let out = m.forward(x)?;
-            let loss = targets.loss(&l, &out, y)?;
-            (out, loss)
+        let (out, loss) = match dist {
+            None => {
+                let (out, loss) = {
+                    let _cast = crate::amp::enter(cast.as_ref())?;
+                    let out = m.forward(x)?;
+                    let loss = targets.loss(&l, &out, y)?;
+                    (out, loss)
+                };
+                match &scaler {
+                    Some(s) => backward(&[s.scale(&loss)?], None, Mode::Free)?,
+                    None => backward(&[loss.shallow_clone()], None, Mode::Free)?,
+                }
+                (out, loss)
+            }
+            Some(d) => {
+                // a rank without rows in this batch adds zero gradients and loss
+                let (out, part) = if d.mine > 0 {
+                    let _cast = crate::amp::enter(cast.as_ref())?;
+                    let out = m.forward(x)?;
+                    let part = d.weighted(&l, targets, &out, y)?;
+                    (out, Some(part))
+                } else {
+                    (vec![], None)
+                };
+                if let Some(p) = &part {
+                    match &scaler {
+                        Some(s) => backward(&[s.scale(p)?], None, Mode::Free)?,
+                        None => backward(&[p.shallow_clone()], None, Mode::Free)?,
+                    }
+                }
+                (out, d.reduce(&ps.learn, part.as_ref())?)
+            }
         };
-        match &scaler {
-            Some(s) => backward(&[s.scale(&loss)?], None, Mode::Free)?,
-            None => backward(&[loss.shallow_clone()], None, Mode::Free)?,
-        }
         if let Some(s) = &scaler {
             let (inf, f) = s.unscale(params)?;
             found = Some(f);
@@ -248,7 +384,9 @@ impl Model {
     /// when its options changed since, when data was defined again, and on an
     /// explicit `batch`, `init`, `shuffle`, `unshuffle` or `restore`. A pass
     /// ended by any other error keeps nothing. A pass that completes counts one
-    /// epoch ([`crate::model::Stage::epochs`]).
+    /// epoch ([`crate::model::Stage::epochs`]). A pass split over a process group
+    /// (option `dist`, [`crate::dist`]) neither keeps nor resumes a stopped pass: the
+    /// other ranks fail in their next collective.
     pub fn pass_with(&mut self, phase: Phase, stop: &mut dyn FnMut() -> bool) -> Result<Metrics> {
         self.pass_watched(phase, stop, None)
     }
@@ -262,15 +400,85 @@ impl Model {
         stop: &mut dyn FnMut() -> bool,
         watch: Option<&mut Watch>,
     ) -> Result<Metrics> {
-        let opts = self.stage_ref(phase).opts.clone();
         if !self.stage_ref(phase).has_data() {
             return Err(invalid(format!("no {} data defined", phase.data_name())));
         }
-        // a stopped pass with the options of this one resumes; any other is dropped
+        // the test stage without a process group of its own uses the training stage's
+        let group = match (&self.stage_ref(phase).opts.dist, phase) {
+            (Some(g), _) => Some(g.clone()),
+            (None, Phase::Test) => self.train.opts.dist.clone(),
+            (None, Phase::Train) => None,
+        };
+        let Some(group) = group else {
+            return self.pass_in(phase, stop, watch, None);
+        };
+        let dist = self.dist_start(phase, group)?;
+        self.stage(phase).set_shard(Some(Shard {
+            group: dist.group.clone(),
+            dev: dist.dev,
+        }));
+        let r = self.pass_in(phase, stop, watch, Some(&dist));
+        self.stage(phase).set_shard(None);
+        r
+    }
+
+    /// The start of a pass split over process group `g`: checks the group and the loss,
+    /// then gives every rank rank 0's parameters and buffers.
+    fn dist_start(&mut self, phase: Phase, group: Group) -> Result<DistPass> {
+        group.check()?;
+        let (dev, ts) = {
+            let q = lock(&self.module)?;
+            let mut ts = q.parameters();
+            ts.extend(q.named_buffers().into_iter().map(|(_, t)| t));
+            (q.device().unwrap_or(Device::Cpu), ts)
+        };
+        let mut ts = crate::clip::distinct(ts);
+        ts.extend(lock(&self.opt)?.params());
+        let ts: Vec<Tensor> = crate::clip::distinct(ts)
+            .into_iter()
+            .filter(Tensor::defined)
+            .collect();
+        let (sum, summed) = {
+            let l = lock(&self.loss)?;
+            let wanted = phase.is_train() || Accum::wants_loss(&self.stage_ref(phase).opts.metrics);
+            match l.reduce() {
+                Some(Reduce::Sum) => (true, None),
+                Some(Reduce::Mean) if matches!(l.kind(), "ce" | "nll") => (false, Some(l.summed())),
+                Some(Reduce::Mean | Reduce::BatchMean) => (false, None),
+                _ if !wanted => (false, None),
+                r => {
+                    return Err(invalid(format!(
+                        "dist: the loss {} reduces by {}: a process group needs one value per \
+                         batch (reduction mean, sum or batchmean)",
+                        l.kind(),
+                        r.map_or("nothing", Reduce::name)
+                    )))
+                }
+            }
+        };
+        group.broadcast(&ts, 0)?;
+        Ok(DistPass {
+            group,
+            dev,
+            sum,
+            summed,
+        })
+    }
+
+    fn pass_in(
+        &mut self,
+        phase: Phase,
+        stop: &mut dyn FnMut() -> bool,
+        watch: Option<&mut Watch>,
+        dist: Option<&DistPass>,
+    ) -> Result<Metrics> {
+        let opts = self.stage_ref(phase).opts.clone();
+        // a stopped pass with the options of this one resumes; any other is dropped (a pass
+        // split over a process group neither keeps nor resumes one)
         let paused = self
             .stage(phase)
             .take_paused()
-            .filter(|p| p.opts == opts && !p.waiting);
+            .filter(|p| p.opts == opts && !p.waiting && dist.is_none());
         let mut carry = Carry::default();
         let begun = match paused {
             Some(mut p) => {
@@ -303,12 +511,15 @@ impl Model {
             }
         };
         let r = if train {
-            self.pass(phase, &opts, stop, &mut w, &mut carry)
+            self.pass(phase, &opts, stop, &mut w, &mut carry, dist)
         } else {
             let _g = tch::no_grad_guard();
-            self.pass(phase, &opts, stop, &mut w, &mut carry)
+            self.pass(phase, &opts, stop, &mut w, &mut carry, dist)
         };
         let r = r.and_then(|()| {
+            if let Some(d) = dist {
+                self.dist_end(phase, d, &mut carry.acc, &opts)?;
+            }
             let acc = std::mem::take(&mut carry.acc);
             acc.finish(&opts.metrics, self.stage_ref(phase).order())
         });
@@ -317,7 +528,7 @@ impl Model {
         let st = self.stage(phase);
         match (&r, carry.stopped) {
             (Ok(_), _) => st.count_epoch(),
-            (Err(Error::Interrupted), Some(next)) => {
+            (Err(Error::Interrupted), Some(next)) if dist.is_none() => {
                 let rows = st.rows();
                 st.keep_paused(Paused {
                     next,
@@ -335,6 +546,22 @@ impl Model {
         }
         back?;
         r
+    }
+
+    /// The end of a pass split over a process group: rank 0's buffers to every rank after
+    /// training, the metrics made those of the whole data.
+    fn dist_end(&self, phase: Phase, d: &DistPass, acc: &mut Accum, opts: &Options) -> Result<()> {
+        if phase.is_train() {
+            let bs: Vec<Tensor> = lock(&self.module)?
+                .named_buffers()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(Tensor::defined)
+                .collect();
+            d.group.broadcast(&crate::clip::distinct(bs), 0)?;
+        }
+        let layout = self.stage_ref(phase).layout();
+        acc.gather(&d.group, d.dev, &layout, &opts.metrics)
     }
 
     /// Makes the stage ready to finish stopped pass `p`, its tensors on the module's device.
@@ -360,6 +587,7 @@ impl Model {
         stop: &mut dyn FnMut() -> bool,
         w: &mut Watcher<'_, '_>,
         carry: &mut Carry,
+        dist: Option<&DistPass>,
     ) -> Result<()> {
         let mut tr = if phase.is_train() {
             let ps = Trained::of(self)?;
@@ -368,13 +596,14 @@ impl Model {
         } else {
             None
         };
-        let r = self.batches(phase, opts, carry, tr.as_mut(), stop, w);
+        let r = self.batches(phase, opts, carry, tr.as_mut(), stop, w, dist);
         if let Some(t) = tr {
             self.keep_release(t.rel);
         }
         r
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn batches(
         &mut self,
         phase: Phase,
@@ -383,6 +612,7 @@ impl Model {
         mut tr: Option<&mut Trainer>,
         stop: &mut dyn FnMut() -> bool,
         w: &mut Watcher<'_, '_>,
+        dist: Option<&DistPass>,
     ) -> Result<()> {
         let Carry {
             acc,
@@ -422,21 +652,72 @@ impl Model {
             let mut x = place(stage.inputs().unwrap_or_default(), dev)?;
             let y = place(stage.targets().unwrap_or_default(), dev)?;
             x.append(hidden);
+            let db = match (dist, stage.span()) {
+                (Some(pass), Some(span)) => {
+                    let all = match (&pass.summed, stage.targets_full()) {
+                        (Some(_), Some(ts)) => match ts.first() {
+                            Some(t) => Some(t.f_narrow(0, span.start, span.rows)?),
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    Some(DistBatch {
+                        pass,
+                        rows: span.rows,
+                        mine: span.mine.1,
+                        y: all,
+                    })
+                }
+                _ => None,
+            };
             let mut norm = None;
             let (loss, out) = if let Some(t) = tr.as_deref_mut() {
-                let st = step_full(self, &x, &y, opts, &t.ps, &mut t.rel, &mut targets)?;
+                let st = step_full(
+                    self,
+                    &x,
+                    &y,
+                    opts,
+                    &t.ps,
+                    &mut t.rel,
+                    &mut targets,
+                    db.as_ref(),
+                )?;
                 norm = st.norm;
                 (Some(st.loss), st.out)
             } else {
                 let _cast = crate::amp::enter(cast.as_ref())?;
-                let out = lock(&self.module)?.forward(&x)?;
-                let l = if want_loss && !y.is_empty() {
-                    let l = lock(&self.loss)?;
-                    Some(targets.loss(&l, &out, &y)?)
-                } else {
-                    None
-                };
-                (l, out)
+                match &db {
+                    None => {
+                        let out = lock(&self.module)?.forward(&x)?;
+                        let l = if want_loss && !y.is_empty() {
+                            let l = lock(&self.loss)?;
+                            Some(targets.loss(&l, &out, &y)?)
+                        } else {
+                            None
+                        };
+                        (l, out)
+                    }
+                    Some(d) => {
+                        // a rank without rows in this batch computes nothing, adds zero
+                        let out = if d.mine > 0 {
+                            lock(&self.module)?.forward(&x)?
+                        } else {
+                            vec![]
+                        };
+                        let l = if want_loss && !y.is_empty() {
+                            let part = if d.mine > 0 {
+                                let l = lock(&self.loss)?;
+                                Some(d.weighted(&l, &mut targets, &out, &y)?)
+                            } else {
+                                None
+                            };
+                            Some(d.sum_loss(part.as_ref())?)
+                        } else {
+                            None
+                        };
+                        (l, out)
+                    }
+                }
             };
             if opts.hidden {
                 *hidden = out
@@ -445,7 +726,12 @@ impl Model {
                     .map(Tensor::f_detach)
                     .collect::<std::result::Result<Vec<_>, _>>()?;
             }
-            acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?;
+            match &db {
+                Some(d) if d.mine == 0 => {
+                    acc.add_empty(&opts.metrics, loss.as_ref(), norm.as_ref())?
+                }
+                _ => acc.add(&opts.metrics, loss.as_ref(), &out, y.first(), norm.as_ref())?,
+            }
             if let Err(e) = w.batch(loss.as_ref()) {
                 if matches!(e, Error::Interrupted) {
                     // stopped by the watcher (Ctrl-C during a callback): this batch is

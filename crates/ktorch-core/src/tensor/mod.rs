@@ -264,7 +264,21 @@ impl Tensors {
         self.select(w, 0, i)
     }
 
+    /// Batch `i` of size `w` along the rows, narrowed further to its `len` rows from row
+    /// `start` of the data (inside the batch; `len` may be 0): a process's share of a batch
+    /// that several processes divide (option `dist`).
+    pub(crate) fn narrow_share(&mut self, w: i64, i: i64, start: i64, len: i64) -> Result<()> {
+        if w < 1 {
+            return Err(invalid(format!("batch size {w} must be positive")));
+        }
+        self.select_span(w, 0, i, Some((start, len)))
+    }
+
     fn select(&mut self, w: i64, dim: i64, i: i64) -> Result<()> {
+        self.select_span(w, dim, i, None)
+    }
+
+    fn select_span(&mut self, w: i64, dim: i64, i: i64, span: Option<(i64, i64)>) -> Result<()> {
         let full: Vec<Tensor> = match self.batch.take() {
             Some(b) => b.full,
             None => std::mem::take(&mut self.items),
@@ -276,7 +290,7 @@ impl Tensors {
                 return Err(e);
             }
         };
-        let start = match i.checked_mul(w) {
+        let mut start = match i.checked_mul(w) {
             Some(s) if i >= 0 && s < n => s,
             _ => {
                 self.items = full;
@@ -285,7 +299,18 @@ impl Tensors {
                 )));
             }
         };
-        let len = w.min(n - start);
+        let mut len = w.min(n - start);
+        if let Some((a, k)) = span {
+            if a < start || k < 0 || a + k > start + len {
+                self.items = full;
+                return Err(invalid(format!(
+                    "rows {a}..{} are not inside batch {i} (rows {start}..{})",
+                    a + k,
+                    start + len
+                )));
+            }
+            (start, len) = (a, k);
+        }
         let mut items = Vec::with_capacity(full.len());
         for t in &full {
             match t.f_narrow(dim, start, len) {

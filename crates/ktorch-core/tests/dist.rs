@@ -1,0 +1,139 @@
+//! A model trained over a gloo process group made in Rust (option `dist`): 2 children (this
+//! test binary again, running only `dist_child`, told rank, size and port through
+//! `KTORCH_DIST_CHILD`) train the same float64 model on the same data as this process does
+//! alone; losses and parameters after every epoch agree to 1e-12, bitwise across the ranks.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ktorch_core::device::Place;
+use ktorch_core::dist::{Group, ProcessGroup};
+use ktorch_core::model::Metric;
+use ktorch_core::nn::layers;
+use ktorch_core::sync::{lock, shared};
+use ktorch_core::{Loss, Model, Module, Optimizer, Value};
+use tch::{Device, Kind, Tensor};
+
+const CHILD: &str = "KTORCH_DIST_CHILD";
+const EPOCHS: usize = 3;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Losses of each epoch, then the parameters after each epoch, as one list of numbers.
+fn train(group: Option<Group>) -> Vec<f64> {
+    tch::manual_seed(7);
+    let q = Module::sequential([
+        layers::linear(4, 6).expect("linear"),
+        layers::relu().expect("relu"),
+        layers::linear(6, 3).expect("linear"),
+    ])
+    .expect("module");
+    q.to(&Place {
+        kind: Some(Kind::Double),
+        ..Place::default()
+    })
+    .expect("double");
+    let o = Optimizer::new(
+        "sgd",
+        q.parameters(),
+        &[Value::Float(0.1), Value::Float(0.9)],
+        &[],
+    )
+    .expect("sgd");
+    let l = Loss::new("ce", &[], &[]).expect("ce");
+    let q = shared(q);
+    let mut m = Model::new(q.clone(), shared(l), shared(o));
+    m.train_options()
+        .batchsize(16)
+        .and_then(|o| o.shuffle(true))
+        .and_then(|o| o.shuffleseed(Some(3)))
+        .and_then(|o| o.clipnorm(2.0, 2.0))
+        .and_then(|o| o.metrics(&[Metric::Loss, Metric::Accuracy]))
+        .expect("options")
+        .dist(group);
+    // 50 rows: batches of 16, 16, 16 and 2
+    let i = Tensor::arange(50 * 4, (Kind::Double, Device::Cpu)).reshape([50, 4]);
+    let x = (i * 0.37).sin();
+    let y = Tensor::arange(50, (Kind::Int64, Device::Cpu))
+        .multiply_scalar(7)
+        .remainder(3);
+    m.train.set_data(vec![x], Some(vec![y])).expect("data");
+    let mut out = vec![];
+    let mut ps = vec![];
+    for _ in 0..EPOCHS {
+        let r = m.run().expect("run");
+        for (_, v) in &r {
+            out.push(v.as_ref().expect("metric").double_value(&[]));
+        }
+        for p in lock(&q).expect("module").parameters() {
+            ps.extend(Vec::<f64>::try_from(&p.flatten(0, -1)).expect("floats"));
+        }
+    }
+    out.extend(ps);
+    out
+}
+
+/// A child's part: one rank of the group, printing its numbers' bits.
+#[test]
+fn dist_child() {
+    let Ok(spec) = std::env::var(CHILD) else {
+        return;
+    };
+    let v: Vec<i64> = spec.split(':').map(|s| s.parse().expect("spec")).collect();
+    let (rank, size, port) = (v[0], v[1], v[2] as u16);
+    tch::set_num_threads(1);
+    let pg =
+        ProcessGroup::gloo("127.0.0.1", port, rank, size, Duration::from_secs(30)).expect("gloo");
+    let got = train(Some(Group::new(pg)));
+    let bits: Vec<String> = got.iter().map(|f| format!("{:x}", f.to_bits())).collect();
+    println!("\nRESULT {}", bits.join(","));
+}
+
+#[test]
+fn two_ranks_train_as_one_process() {
+    let port = free_port();
+    let exe = std::env::current_exe().expect("test binary");
+    let size = 2;
+    let kids: Vec<_> = (0..size)
+        .map(|rank| {
+            Command::new(&exe)
+                .args(["--exact", "dist_child", "--nocapture", "--test-threads=1"])
+                .env(CHILD, format!("{rank}:{size}:{port}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn child")
+        })
+        .collect();
+    tch::set_num_threads(1);
+    let want = train(None);
+    let mut ranks = vec![];
+    for (rank, k) in kids.into_iter().enumerate() {
+        let out = k.wait_with_output().expect("child");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "rank {rank}:\n{text}");
+        let line = text
+            .lines()
+            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+            .unwrap_or_else(|| panic!("rank {rank} printed no result:\n{text}"));
+        let got: Vec<f64> = line
+            .split(',')
+            .map(|h| f64::from_bits(u64::from_str_radix(h, 16).expect("bits")))
+            .collect();
+        ranks.push(got);
+    }
+    for (rank, got) in ranks.iter().enumerate() {
+        assert_eq!(got.len(), want.len(), "rank {rank}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "rank {rank}, value {i}: {g} against {w}"
+            );
+        }
+        assert_eq!(got, &ranks[0], "rank {rank} differs from rank 0");
+    }
+}
