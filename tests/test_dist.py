@@ -394,6 +394,32 @@ def test_a_group_of_one_process(group_of_one, tmp_path):
     kt.free(m)
 
 
+@pytest.mark.cuda
+def test_nccl_group_of_one_on_the_gpu():
+    """NCCL on CUDA: a one-process group trains a CUDA model as the same model without a
+    group does (one GPU here; several ranks need one GPU each)."""
+    td.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1,
+                          timeout=timedelta(seconds=60))
+    try:
+        kt.seed(5)
+        q, m = small()
+        kt.seed(5)
+        q2, m2 = small()
+        for x in (q, q2):
+            kt.to(x, "cuda")
+        kt.train(m, dist=True)
+        assert kt.train(m, "dist") == td.group.WORLD.group_name
+        for _ in range(2):
+            a, b = kt.run(m), kt.run(m2)
+            np.testing.assert_allclose(a[0], b[0], rtol=1e-5)
+            np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_allclose(kt.testrun(m), kt.testrun(m2), rtol=1e-5)
+        kt.train(m, dist=None)
+        kt.free(m)
+    finally:
+        td.destroy_process_group()
+
+
 def test_tasks_share_one_permutation_without_a_seed():
     """Tasks with shuffle and no shuffleseed all seed one generator from 0 (as the original):
     their batches do not overlap and cover the data."""
