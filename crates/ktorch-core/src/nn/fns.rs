@@ -256,7 +256,9 @@ impl Interp {
                 let scales = f.iter().map(|f| (!recompute).then_some(*f)).collect();
                 (out, scales)
             }
-            (None, None) => unreachable!("checked when built"),
+            (None, None) => {
+                return Err(err("interpolate", "neither size nor scale defined"));
+            }
         };
         let align = self.align.unwrap_or(false);
         let o = out.as_slice();
