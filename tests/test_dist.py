@@ -3,7 +3,8 @@
 2 and 3 processes (children running this file's scenarios in one process group each) train
 the same models on the same data as one process does here: losses, parameters, optimizer
 state, accuracy, predictions, outputs and test metrics agree to 1e-12 (float64; float32:
-1e-5), parameters bitwise across ranks after every epoch. Shuffles (seeded and unseeded),
+1e-5), parameters bitwise across ranks after every epoch; a model with several gradient
+buckets reduces some during backward. Shuffles (seeded and unseeded),
 clipping, an uneven last batch and, with 3 ranks, an empty share are in the data. A rank that
 fails makes every rank raise within the group's timeout; the option's own errors and a
 destroyed group raise KtorchError (TypeError for a wrong type)."""
@@ -74,11 +75,16 @@ def params(q, out, tag):
 
 
 def scenario(dist, opt, dtype="double", shuffle=None, clip=None, loss="ce", rows=50, batchsize=16,
-             epochs=3, ignore=False):
+             epochs=3, ignore=False, wide=False):
     kt.seed(7)
     torch.manual_seed(7)
     npdtype = np.float64 if dtype == "double" else np.float32
-    q = kt.module(kt.seq("sequential", ("linear", 4, 6), "tanh", ("linear", 6, 3)))
+    if wide:
+        # 1.3 MB of gradients: two buckets, the first (the last layers) reduced during backward
+        q = kt.module(kt.seq("sequential", ("linear", 4, 400), "tanh", ("linear", 400, 400), "tanh",
+                             ("linear", 400, 3)))
+    else:
+        q = kt.module(kt.seq("sequential", ("linear", 4, 6), "tanh", ("linear", 6, 3)))
     kt.to(q, dtype)
     o = {"sgd": lambda: kt.opt("sgd", q, 0.1, 0.9),
          "adam": lambda: kt.opt("adam", q, 0.02),
@@ -145,6 +151,7 @@ SCENARIOS = {
         d, "adam", shuffle=5, loss=("ce", {"weight": [1.0, 2.0, 0.5]}), ignore=True),
     "lbfgs-mse": lambda d: scenario(d, "lbfgs", loss="mse", batchsize=24, epochs=2),
     "sgd-float32-sum": lambda d: scenario(d, "sgd", dtype="float", shuffle=2, loss=("ce", "sum")),
+    "adam-buckets": lambda d: scenario(d, "adam", shuffle=3, wide=True, epochs=2),
     "batchnorm": lambda d: scenario_layers(d, "batchnorm"),
     "dropout": lambda d: scenario_layers(d, "dropout"),
 }
@@ -184,6 +191,34 @@ def failing(rank, how, outdir):
     return got
 
 
+def differing(rank):
+    """Rank 1's module starts from other parameters. With distcheck every rank raises, naming
+    them, and changes nothing; without it every rank trains from rank 0's, after which a
+    check passes."""
+    kt.seed(1 + rank)
+    q = kt.module(kt.seq("sequential", ("linear", 4, 3)))
+    m = kt.model(q, kt.loss("ce"), kt.opt("sgd", q, 0.1))
+    x, y = data(40, np.float32)
+    kt.train(m, x, y)
+    kt.train(m, batchsize=8, dist=True, distcheck=True)
+    before = {k: kt.tensor(kt.parm(q, k)).tolist() for k in kt.parmnames(q)}
+    got = {"options": [kt.train(m, "distcheck"), kt.test(m, "distcheck")]}
+    try:
+        kt.run(m)
+        got["error"] = None
+    except kt.KtorchError as e:
+        got["error"] = str(e)
+    got["unchanged"] = before == {k: kt.tensor(kt.parm(q, k)).tolist() for k in kt.parmnames(q)}
+    kt.train(m, distcheck=False)
+    kt.run(m)
+    kt.train(m, distcheck=True)
+    kt.test(m, x, y)
+    kt.test(m, distcheck=True)
+    got["checked"] = [float(kt.run(m)), float(kt.testrun(m))]
+    got["params"] = {k: kt.tensor(kt.parm(q, k)).tolist() for k in kt.parmnames(q)}
+    return got
+
+
 def child(rank, size, port, outdir, suite):
     rank, size = int(rank), int(size)
     torch.set_num_threads(1)
@@ -193,7 +228,7 @@ def child(rank, size, port, outdir, suite):
         for name, f in SCENARIOS.items():
             np.savez(os.path.join(outdir, f"{name}.{rank}.npz"), **f(True))
     else:
-        got = json.dumps(failing(rank, suite, outdir))
+        got = json.dumps(differing(rank) if suite == "differ" else failing(rank, suite, outdir))
         with open(os.path.join(outdir, f"{suite}.{rank}.json"), "w") as fh:
             fh.write(got)
     print("CHILD DONE", flush=True)
@@ -316,6 +351,22 @@ def test_a_failing_rank_makes_every_rank_raise(tmp_path, how):
         assert got["seconds"] > TIMEOUT - 1, got
 
 
+def test_distcheck_refuses_ranks_that_differ(tmp_path):
+    outs = spawn(2, tmp_path, "differ")
+    for rank, (code, out) in enumerate(outs):
+        assert code == 0 and "CHILD DONE" in out, f"rank {rank}:\n{out}"
+    got = [json.loads((tmp_path / f"differ.{r}.json").read_text()) for r in range(2)]
+    for g in got:
+        assert g["options"] == [True, False], g["options"]
+        assert g["error"] == ("run: dist: parameters or buffers differ from rank 0's (option "
+                              "distcheck): 0.weight (1 rank), 0.bias (1 rank)"), g["error"]
+        assert g["unchanged"]
+        assert all(np.isfinite(g["checked"]))
+    # without the check both trained from rank 0's parameters: they agree
+    assert got[0]["params"] == got[1]["params"]
+    assert got[0]["checked"] == got[1]["checked"]
+
+
 # ---------------------------------------------------------------- in this process
 
 
@@ -344,6 +395,11 @@ def test_option_errors_without_a_group():
     kt.train(m, dist=False)
     kt.train(m, dist=None)
     assert kt.train(m, "dist") is None
+    with pytest.raises(kt.KtorchError, match=r"^distcheck: value expects a boolean, given int"):
+        kt.train(m, distcheck=3)
+    kt.test(m, distcheck=True)
+    assert kt.test(m, "distcheck") is True and kt.train(m, "distcheck") is False
+    kt.testrun(m)  # without a group the check has nothing to do
 
 
 @pytest.fixture

@@ -942,14 +942,17 @@ def train(m: Model, /) -> builtins.dict[_str, Any]:
     Options (defaults): batchsize 32, droplast False, hidden False, tensor False,
     dictionary False, metrics ["loss"], clipgroup False, clipnorm None, clipvalue None,
     shuffle False, sync False, task 0, tasks 1, shufflecuda False, shuffleseed None,
-    nonfinite "proceed", progress False, autocast None, dist None. An unknown name, a wrong
-    type or an out-of-range value raises KtorchError and leaves every option as it was.
+    nonfinite "proceed", progress False, autocast None, dist None, distcheck False. An unknown
+    name, a wrong type or an out-of-range value raises KtorchError and leaves every option as
+    it was.
 
     `dist` trains over the processes of a `torch.distributed` process group as one process
     would on the same global batches: `train(m, dist=pg)` for a group, `dist=True` for the
     default group (after `torch.distributed.init_process_group`), `dist=None` for one process;
     it reads back as the group's name (`pg.group_name`), which it also accepts. Each `run`
-    starts from rank 0's parameters and buffers, shuffles with rank 0's permutation, gives each
+    starts from rank 0's parameters and buffers (with `distcheck=True`: checks that every
+    rank's equal rank 0's, raising on every rank otherwise), shuffles with rank 0's
+    permutation, gives each
     rank its share of every global batch of `batchsize` rows (`task`/`tasks` are ignored),
     sums the gradients weighted by the shares before each step, and returns the metrics of
     the whole data on every rank; batch normalization keeps rank 0's running statistics. The
@@ -988,7 +991,7 @@ def test(m: Model, /) -> builtins.dict[_str, Any]:
     As `train`, for the test options and data. Test options (defaults): batchsize 100,
     droplast False, hidden False, tensor False, dictionary False, metrics ["loss"],
     progress False, autocast None, task 0, tasks 1, dist None (None: the training options'
-    group); training-only options (clipnorm, shuffle, ...) are an error here. With a group,
+    group), distcheck False; training-only options (clipnorm, shuffle, ...) are an error here. With a group,
     `testrun` splits every batch over its processes and returns exact metrics of the whole
     test data on every rank.
     """

@@ -17,11 +17,13 @@
 //! - `batchsize` is the global batch: every rank goes through every batch of the data and takes
 //!   its share, rows `b0 + floor(r n / s)` to `b0 + floor((r + 1) n / s)` of a batch of `n` rows
 //!   starting at row `b0`, for rank `r` of `s` (shares may be empty);
-//! - each rank's loss is weighted by its share of the global batch before backward, then the
-//!   gradients and the weighted losses are summed over the ranks in one allreduce: every rank
-//!   steps with the gradient and loss of the global batch (gradient norm, non-finite checks,
-//!   clipping and the step follow, identical on every rank; LBFGS's closure returns the global
-//!   loss);
+//! - each rank's loss is weighted by its share of the global batch before backward, and the
+//!   gradients are summed over the ranks as backward produces them, as DistributedDataParallel
+//!   does ([`GradReducer`]: buckets of gradients in reverse parameter order, the first of 1 MiB
+//!   and the others of 25 MiB, each launched in order as soon as its gradients are ready; the
+//!   last one carries the weighted losses too): every rank steps with the gradient and loss of
+//!   the global batch (gradient norm, non-finite checks, clipping and the step follow,
+//!   identical on every rank; LBFGS's closure returns the global loss);
 //! - metrics are those of the global data on every rank: batch losses from the reduction,
 //!   accuracy from summed counts, predictions and outputs gathered in the data's row order.
 //!   Hidden and cell states stay those of each rank's last share.
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
-pub use ktorch_shim::dist::{ProcessGroup, ReduceOp};
+pub use ktorch_shim::dist::{GradReducer, ProcessGroup, ReduceOp};
 
 use crate::error::{invalid, Error, Result};
 
@@ -149,6 +151,79 @@ impl Group {
             }
         }
         Ok(())
+    }
+
+    /// Checks that every rank's tensors `ts` (named by `names`, for the message) equal rank
+    /// 0's, bitwise, changing none: every rank raises the same error when some differ (or
+    /// when the ranks' lists differ in number, shapes or dtypes).
+    pub(crate) fn agree(&self, names: &[String], ts: &[Tensor]) -> Result<()> {
+        let _g = tch::no_grad_guard();
+        // the lists' shapes and dtypes first: a broadcast needs the same on every rank
+        let mut h: i64 = ts.len() as i64;
+        for t in ts {
+            for v in t.size().into_iter().chain([-1, kind_code(t.kind())]) {
+                h = h.wrapping_mul(1_000_003).wrapping_add(v);
+            }
+        }
+        let dev = ts.first().map_or(Device::Cpu, Tensor::device);
+        // one allreduce: the largest of h and of -h give the largest and smallest h
+        let sig = Tensor::from_slice(&[h, h.wrapping_neg()]).f_to_device(dev)?;
+        comm(self.pg.allreduce_(&[&sig], ReduceOp::Max))?;
+        let sig = Vec::<i64>::try_from(&sig.f_to_device(Device::Cpu)?)?;
+        if sig[0] != sig[1].wrapping_neg() {
+            return Err(invalid(
+                "dist: the ranks' parameters and buffers differ in number, shapes or dtypes                  (option distcheck): every rank must train the same module",
+            ));
+        }
+        let copies = ts
+            .iter()
+            .map(|t| Ok(t.f_detach()?.f_contiguous()?.copy()))
+            .collect::<Result<Vec<_>>>()?;
+        comm(self.pg.broadcast_(&copies, 0))?;
+        let differ: Vec<f64> = ts
+            .iter()
+            .zip(&copies)
+            .map(|(t, c)| {
+                // bitwise: NaN payloads compare as bits
+                let same = if t.is_floating_point() {
+                    let bits = |x: &Tensor| x.f_view_dtype(int_kind(x.kind()));
+                    match (bits(t), bits(c)) {
+                        (Ok(a), Ok(b)) => a.equal(&b),
+                        _ => t.equal(c),
+                    }
+                } else {
+                    t.equal(c)
+                };
+                if same {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let flags = Tensor::from_slice(&differ).f_to_device(dev)?;
+        comm(self.pg.allreduce_(&[&flags], ReduceOp::Sum))?;
+        let flags = Vec::<f64>::try_from(&flags.f_to_device(Device::Cpu)?)?;
+        let bad: Vec<String> = names
+            .iter()
+            .zip(&flags)
+            .filter(|(_, &f)| f > 0.0)
+            .map(|(n, &f)| format!("{n} ({f} rank{})", if f == 1.0 { "" } else { "s" }))
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 5;
+        let more = bad.len().saturating_sub(SHOWN);
+        Err(invalid(format!(
+            "dist: parameters or buffers differ from rank 0's (option distcheck): {}{}",
+            bad[..bad.len().min(SHOWN)].join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )))
     }
 
     /// In-place sum over the ranks of every tensor (each contiguous); one call, bucketed.
@@ -270,16 +345,30 @@ const KINDS: &[Kind] = &[
     Kind::BFloat16,
 ];
 
+/// The integer dtype of a float dtype's size (to compare floats bit for bit).
+fn int_kind(k: Kind) -> Kind {
+    match k {
+        Kind::Double | Kind::ComplexFloat => Kind::Int64,
+        Kind::Half | Kind::BFloat16 => Kind::Int16,
+        _ => Kind::Int,
+    }
+}
+
 fn kind_code(k: Kind) -> i64 {
     KINDS.iter().position(|x| *x == k).map_or(-1, |i| i as i64)
 }
 
 /// A collective's error, named as one.
 fn comm<T>(r: ktorch_shim::Result<T>) -> Result<T> {
-    r.map_err(|e| match Error::from(e) {
+    r.map_err(dist_error)
+}
+
+/// A collective's error from the shim, named as one.
+pub(crate) fn dist_error(e: ktorch_shim::Error) -> Error {
+    match Error::from(e) {
         Error::Torch(m) => Error::Torch(format!("dist: {m}")),
         e => e,
-    })
+    }
 }
 
 /// Rank `rank` of `size`'s share of a batch of `n` rows: its first row within the batch and

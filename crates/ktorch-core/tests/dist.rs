@@ -2,6 +2,8 @@
 //! test binary again, running only `dist_child`, told rank, size and port through
 //! `KTORCH_DIST_CHILD`) train the same float64 model on the same data as this process does
 //! alone; losses and parameters after every epoch agree to 1e-12, bitwise across the ranks.
+//! The model's 1.3 MB of gradients make two buckets, the first reduced during backward. With
+//! option `distcheck`, ranks whose parameters differ all fail.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -26,9 +28,11 @@ fn free_port() -> u16 {
 fn train(group: Option<Group>) -> Vec<f64> {
     tch::manual_seed(7);
     let q = Module::sequential([
-        layers::linear(4, 6).expect("linear"),
+        layers::linear(4, 400).expect("linear"),
         layers::relu().expect("relu"),
-        layers::linear(6, 3).expect("linear"),
+        layers::linear(400, 400).expect("linear"),
+        layers::relu().expect("relu"),
+        layers::linear(400, 3).expect("linear"),
     ])
     .expect("module");
     q.to(&Place {
@@ -68,8 +72,12 @@ fn train(group: Option<Group>) -> Vec<f64> {
         for (_, v) in &r {
             out.push(v.as_ref().expect("metric").double_value(&[]));
         }
+        // per parameter: its sum, its sum of squares and its first values
         for p in lock(&q).expect("module").parameters() {
-            ps.extend(Vec::<f64>::try_from(&p.flatten(0, -1)).expect("floats"));
+            let f = p.flatten(0, -1);
+            ps.push(f.sum(Kind::Double).double_value(&[]));
+            ps.push(f.square().sum(Kind::Double).double_value(&[]));
+            ps.extend(Vec::<f64>::try_from(&f.narrow(0, 0, f.size()[0].min(8))).expect("floats"));
         }
     }
     out.extend(ps);
@@ -87,9 +95,35 @@ fn dist_child() {
     tch::set_num_threads(1);
     let pg =
         ProcessGroup::gloo("127.0.0.1", port, rank, size, Duration::from_secs(30)).expect("gloo");
-    let got = train(Some(Group::new(pg)));
+    let group = Group::new(pg);
+    let got = train(Some(group.clone()));
     let bits: Vec<String> = got.iter().map(|f| format!("{:x}", f.to_bits())).collect();
     println!("\nRESULT {}", bits.join(","));
+    println!("\nCHECK {}", check(group, rank));
+}
+
+/// With option `distcheck`, a run where rank 1's parameters differ: the error every rank
+/// gets, then whether the parameters were left as they were.
+fn check(group: Group, rank: i64) -> String {
+    tch::manual_seed(1 + rank);
+    let q = Module::sequential([layers::linear(4, 3).expect("linear")]).expect("module");
+    let o = Optimizer::new("sgd", q.parameters(), &[Value::Float(0.1)], &[]).expect("sgd");
+    let before: Vec<Tensor> = q.parameters().iter().map(Tensor::copy).collect();
+    let q = shared(q);
+    let l = Loss::new("ce", &[], &[]).expect("ce");
+    let mut m = Model::new(q.clone(), shared(l), shared(o));
+    m.train_options().dist(Some(group)).distcheck(true);
+    let x = Tensor::ones([6, 4], (Kind::Float, Device::Cpu));
+    let y = Tensor::zeros([6], (Kind::Int64, Device::Cpu));
+    m.train.set_data(vec![x], Some(vec![y])).expect("data");
+    let e = m.run().expect_err("parameters differ");
+    let same = lock(&q)
+        .expect("module")
+        .parameters()
+        .iter()
+        .zip(&before)
+        .all(|(a, b)| a.equal(b));
+    format!("{e} / unchanged {same}")
 }
 
 #[test]
@@ -125,6 +159,15 @@ fn two_ranks_train_as_one_process() {
             .map(|h| f64::from_bits(u64::from_str_radix(h, 16).expect("bits")))
             .collect();
         ranks.push(got);
+        let check = text
+            .lines()
+            .find_map(|l| l.split_once("CHECK ").map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| panic!("rank {rank} printed no check:\n{text}"));
+        assert_eq!(
+            check,
+            "dist: parameters or buffers differ from rank 0's (option distcheck): 0.weight \
+             (1 rank), 0.bias (1 rank) / unchanged true"
+        );
     }
     for (rank, got) in ranks.iter().enumerate() {
         assert_eq!(got.len(), want.len(), "rank {rank}");

@@ -19,6 +19,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/headeronly/version.h>
 
 #include <algorithm>
@@ -27,6 +30,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -199,6 +204,149 @@ void bucketed(const std::vector<at::Tensor> &ts, const char *what, L launch) {
       off += n;
     }
   }
+}
+
+
+// ---- gradient reducer: one allreduce per bucket of gradients, launched during backward ----
+//
+// What DDP's reducer does for a training step, for a process group and the parameters that
+// are trained: gradients are grouped into buckets (per dtype and device, in reverse order of
+// the parameters, as backward produces them: the first bucket at most `first_cap` bytes so
+// that communication starts early, the others at most `cap`), a hook on each parameter's
+// gradient accumulator marks its gradient ready, and a bucket whose gradients are all ready
+// is launched (copied into one flat buffer, allreduced by sum) while backward goes on.
+// Buckets are launched strictly in order, so every rank issues the same collectives in the
+// same order whatever order its gradients come in. The last bucket waits for `finish`, which
+// launches the buckets left (a parameter without a gradient adds zeros), appends to the last
+// one this rank's loss and, per parameter, a flag saying this rank had a gradient, waits for
+// every collective and copies the sums back into the gradients. A parameter no rank had a
+// gradient for is left without one. Unlike c10d's Reducer it sums (the caller weights the
+// losses) and a rank need not run backward at all (a rank without rows calls begin, then
+// finish).
+struct GradBucket {
+  std::vector<size_t> members; // indices of the parameters, in order
+  at::Tensor buffer;           // the flat buffer of the backward under way
+  bool in_place = false;       // buffer is the member's own gradient (one contiguous member)
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+struct Reducer;
+
+// Marks parameter i's gradient ready; a hook that outlives its reducer does nothing.
+struct ReadyHook : torch::autograd::FunctionPostHook {
+  ReadyHook(std::weak_ptr<Reducer> r, size_t i) : r_(std::move(r)), i_(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list &outputs,
+                                            const torch::autograd::variable_list &) override;
+  std::weak_ptr<Reducer> r_;
+  size_t i_;
+};
+
+struct Reducer {
+  Pg pg;
+  std::vector<at::Tensor> params;
+  std::vector<GradBucket> buckets;
+  std::vector<size_t> bucket_of;
+  at::Tensor place; // device of the loss and flags when no bucket holds them
+  std::vector<std::shared_ptr<torch::autograd::Node>> accs;
+  std::vector<uintptr_t> keys;
+
+  std::mutex mu;
+  bool armed = false;
+  std::vector<int64_t> pending; // per bucket, members not yet ready
+  std::vector<char> ready, had;
+  size_t next = 0;   // the next bucket to launch
+  size_t early = 0;  // buckets launched during backward
+  std::string error; // the first launch that failed
+
+  // Launches bucket b: this rank's gradients (zeros where none) and, after them, `extra`.
+  void launch(size_t b, const at::Tensor &extra) {
+    at::NoGradGuard no_grad;
+    auto &k = buckets[b];
+    k.work.reset();
+    std::vector<at::Tensor> flat;
+    flat.reserve(k.members.size() + 1);
+    for (size_t i : k.members) {
+      at::Tensor &g = params[i].mutable_grad();
+      had[i] = g.defined();
+      if (!g.defined()) {
+        g = at::zeros_like(params[i], at::MemoryFormat::Contiguous);
+      } else if (g.layout() != at::kStrided) {
+        g = g.to_dense();
+      }
+      flat.push_back(g.reshape({-1}));
+    }
+    if (extra.defined()) {
+      flat.push_back(extra);
+    }
+    k.in_place = flat.size() == 1 && k.members.size() == 1 &&
+                 params[k.members[0]].grad().is_contiguous();
+    k.buffer = k.in_place ? flat[0] : at::cat(flat);
+    if (k.buffer.numel() == 0) {
+      return; // the same on every rank: nothing to send
+    }
+    std::vector<at::Tensor> one{k.buffer};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    k.work = pg->allreduce(one, o);
+  }
+
+  // Launches, in order, every bucket before the last whose gradients are all ready (under mu).
+  void launch_ready() {
+    while (error.empty() && next + 1 < buckets.size() && pending[next] == 0) {
+      try {
+        launch(next, at::Tensor());
+      } catch (const c10::Error &e) {
+        error = e.what_without_backtrace();
+      } catch (const std::exception &e) {
+        error = e.what();
+      } catch (...) {
+        error = "unknown C++ exception";
+      }
+      ++next;
+      ++early;
+    }
+  }
+
+  void mark(size_t i) {
+    std::lock_guard<std::mutex> g(mu);
+    if (!armed || i >= ready.size() || ready[i]) {
+      return;
+    }
+    ready[i] = 1;
+    --pending[bucket_of[i]];
+    launch_ready();
+  }
+
+  ~Reducer() {
+    for (size_t i = 0; i < accs.size(); ++i) {
+      if (accs[i]) {
+        try {
+          accs[i]->del_post_hook(keys[i]);
+        } catch (...) {
+        }
+      }
+    }
+  }
+};
+
+torch::autograd::variable_list ReadyHook::operator()(const torch::autograd::variable_list &outputs,
+                                                     const torch::autograd::variable_list &) {
+  if (auto r = r_.lock()) {
+    r->mark(i_);
+  }
+  return outputs;
+}
+
+using ReducerPtr = std::shared_ptr<Reducer>;
+
+ReducerPtr &reducer(void *r) {
+  TORCH_CHECK(r != nullptr, "gradient reducer: null handle");
+  return *static_cast<ReducerPtr *>(r);
+}
+
+bool extras_fit(const at::Tensor &t) {
+  const auto k = t.scalar_type();
+  return k == at::kFloat || k == at::kDouble;
 }
 
 bool loopback(const std::string &host) {
@@ -400,6 +548,257 @@ char *ktorch_pg_allgather(const void *pg, const at::Tensor *tensor, at::Tensor *
     }
   }
   return msg;
+}
+
+// A gradient reducer over the n parameters at params[0..n) (leaves that require grad, each
+// once, the same shapes and dtypes in the same order on every rank), with hooks on their
+// gradient accumulators, as a new handle in *out. `place`: a tensor on the device where the
+// loss and flags go when no bucket holds them. Buckets as described above (first_cap, cap in
+// bytes, both positive).
+char *ktorch_gr_new(const void *pg, const at::Tensor *const *params, size_t n,
+                    const at::Tensor *place, int64_t first_cap, int64_t cap, void **out) {
+  return guard([&] {
+    TORCH_CHECK(out != nullptr && place != nullptr && place->defined(),
+                "gradient reducer: null argument");
+    *out = nullptr;
+    TORCH_CHECK(n == 0 || params != nullptr, "gradient reducer: null parameter list");
+    TORCH_CHECK(first_cap > 0 && cap > 0, "gradient reducer: bucket caps must be positive");
+    auto r = std::make_shared<Reducer>();
+    r->pg = group(pg);
+    r->place = *place;
+    for (size_t i = 0; i < n; ++i) {
+      TORCH_CHECK(params[i] != nullptr && params[i]->defined(), "gradient reducer: parameter ",
+                  i, " undefined");
+      TORCH_CHECK(params[i]->layout() == at::kStrided, "gradient reducer: parameter ", i,
+                  " is not dense");
+      r->params.push_back(*params[i]);
+    }
+    // buckets over the parameters in reverse order, per (dtype, device)
+    r->bucket_of.assign(n, 0);
+    std::vector<int64_t> bytes;
+    std::vector<size_t> open; // per (dtype, device) met, the bucket being filled
+    for (size_t j = n; j-- > 0;) {
+      const at::Tensor &t = r->params[j];
+      const int64_t b = t.numel() * static_cast<int64_t>(t.element_size());
+      size_t k = 0;
+      while (k < open.size()) {
+        const at::Tensor &o = r->params[r->buckets[open[k]].members[0]];
+        if (o.scalar_type() == t.scalar_type() && o.device() == t.device()) {
+          break;
+        }
+        ++k;
+      }
+      const int64_t limit = k < open.size() && open[k] == 0 ? first_cap : cap;
+      if (k < open.size() && bytes[open[k]] + b <= limit) {
+        r->buckets[open[k]].members.push_back(j);
+        bytes[open[k]] += b;
+        r->bucket_of[j] = open[k];
+        continue;
+      }
+      r->buckets.push_back(GradBucket{{j}, at::Tensor(), false, {}});
+      bytes.push_back(b);
+      r->bucket_of[j] = r->buckets.size() - 1;
+      if (k < open.size()) {
+        open[k] = r->buckets.size() - 1;
+      } else {
+        open.push_back(r->buckets.size() - 1);
+      }
+    }
+    // hooks: a parameter without an accumulator (not a leaf) is ready at finish only
+    r->accs.assign(n, nullptr);
+    r->keys.assign(n, 0);
+    const std::weak_ptr<Reducer> weak = r;
+    for (size_t i = 0; i < n; ++i) {
+      std::shared_ptr<torch::autograd::Node> acc;
+      try {
+        acc = torch::autograd::impl::grad_accumulator(r->params[i]);
+      } catch (...) {
+        acc = nullptr;
+      }
+      if (acc) {
+        r->keys[i] = acc->add_post_hook(std::make_unique<ReadyHook>(weak, i));
+        r->accs[i] = std::move(acc);
+      }
+    }
+    *out = new ReducerPtr(std::move(r));
+  });
+}
+
+// Drops the reducer: its hooks are removed.
+void ktorch_gr_free(void *r) {
+  try {
+    delete static_cast<ReducerPtr *>(r);
+  } catch (...) {
+  }
+}
+
+// The number of buckets, and of those launched during the last backward (before finish).
+char *ktorch_gr_info(void *r, int64_t *buckets, int64_t *early) {
+  return guard([&] {
+    TORCH_CHECK(buckets != nullptr && early != nullptr, "gradient reducer: null argument");
+    auto &p = reducer(r);
+    std::lock_guard<std::mutex> g(p->mu);
+    *buckets = static_cast<int64_t>(p->buckets.size());
+    *early = static_cast<int64_t>(p->early);
+  });
+}
+
+// Before a backward: gradients are reduced as they become ready.
+char *ktorch_gr_begin(void *r) {
+  return guard([&] {
+    auto &p = reducer(r);
+    std::lock_guard<std::mutex> g(p->mu);
+    const size_t nb = p->buckets.size(), n = p->params.size();
+    p->pending.assign(nb, 0);
+    for (size_t i = 0; i < n; ++i) {
+      ++p->pending[p->bucket_of[i]];
+    }
+    for (auto &b : p->buckets) {
+      b.work.reset();
+      b.buffer = at::Tensor();
+    }
+    p->ready.assign(n, 0);
+    p->had.assign(n, 1);
+    p->next = 0;
+    p->early = 0;
+    p->error.clear();
+    p->armed = true;
+  });
+}
+
+// After the backward (or in place of it, for a rank without rows): launches the buckets left,
+// the last with this rank's loss (`loss`, a one-element tensor; NULL for none: zero) and
+// gradient flags, waits for every collective, copies the sums into the gradients, releases
+// the gradients of parameters no rank had one for, and gives the summed loss in *out (a new
+// float64 scalar tensor on the loss's device).
+char *ktorch_gr_finish(void *r, const at::Tensor *loss, at::Tensor **out) {
+  return guard([&] {
+    TORCH_CHECK(out != nullptr, "gradient reducer: null output");
+    *out = nullptr;
+    auto &p = reducer(r);
+    std::lock_guard<std::mutex> g(p->mu);
+    TORCH_CHECK(p->armed, "gradient reducer: finish without begin");
+    p->armed = false;
+    at::NoGradGuard no_grad;
+    const size_t nb = p->buckets.size(), n = p->params.size();
+    std::string first = p->error;
+    auto note = [&](const char *what) {
+      if (first.empty()) {
+        first = what;
+      }
+    };
+    // every bucket before the last
+    for (; first.empty() && p->next + 1 < nb; ++p->next) {
+      try {
+        p->launch(p->next, at::Tensor());
+      } catch (const c10::Error &e) {
+        note(e.what_without_backtrace());
+      } catch (const std::exception &e) {
+        note(e.what());
+      }
+    }
+    // the last, with the loss and flags when its dtype holds them; else they go alone
+    const bool last_holds = nb > 0 && extras_fit(p->params[p->buckets[nb - 1].members[0]]);
+    const at::Tensor &like = last_holds ? p->params[p->buckets[nb - 1].members[0]] : p->place;
+    const auto opts = at::TensorOptions()
+                          .dtype(last_holds ? like.scalar_type() : at::kDouble)
+                          .device(like.device());
+    at::Tensor extra, alone;
+    c10::intrusive_ptr<c10d::Work> alone_work;
+    if (first.empty()) {
+      try {
+        if (nb > 0) {
+          // the flags are known once every bucket is filled: fill the last one's first
+          for (size_t i : p->buckets[nb - 1].members) {
+            p->had[i] = p->params[i].grad().defined();
+          }
+        }
+        // made on the device (no copy from the host, which would wait for the device)
+        at::Tensor flags = at::ones({static_cast<int64_t>(n)}, opts);
+        for (size_t i = 0; i < n; ++i) {
+          if (!p->had[i]) {
+            flags.narrow(0, static_cast<int64_t>(i), 1).fill_(0);
+          }
+        }
+        at::Tensor l = loss != nullptr && loss->defined()
+                           ? loss->detach().reshape({1}).to(opts)
+                           : at::zeros({1}, opts);
+        extra = at::cat({l, flags});
+        if (nb > 0 && last_holds) {
+          p->launch(nb - 1, extra);
+          p->next = nb;
+        } else {
+          if (nb > 0) {
+            p->launch(nb - 1, at::Tensor());
+            p->next = nb;
+          }
+          alone = extra;
+          std::vector<at::Tensor> one{alone};
+          c10d::AllreduceOptions o;
+          o.reduceOp = c10d::ReduceOp::SUM;
+          alone_work = p->pg->allreduce(one, o);
+        }
+      } catch (const c10::Error &e) {
+        note(e.what_without_backtrace());
+      } catch (const std::exception &e) {
+        note(e.what());
+      }
+    }
+    // wait for all that was launched, even after a failure
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto &b : p->buckets) {
+      if (b.work) {
+        works.push_back(b.work);
+      }
+    }
+    if (alone_work) {
+      works.push_back(alone_work);
+    }
+    std::string waited;
+    try {
+      wait_all(works, "allreduce");
+    } catch (const c10::Error &e) {
+      waited = e.what_without_backtrace();
+    }
+    TORCH_CHECK(first.empty(), "allreduce: ", first);
+    TORCH_CHECK(waited.empty(), waited);
+    // the sums back into the gradients
+    for (auto &b : p->buckets) {
+      if (b.in_place || !b.buffer.defined()) {
+        continue;
+      }
+      int64_t off = 0;
+      for (size_t i : b.members) {
+        at::Tensor &gr = p->params[i].mutable_grad();
+        const int64_t k = gr.numel();
+        gr.copy_(b.buffer.narrow(0, off, k).view(gr.sizes()));
+        off += k;
+      }
+    }
+    at::Tensor sums = alone.defined() ? alone : p->buckets[nb - 1].buffer.narrow(
+                                                    0, p->buckets[nb - 1].buffer.numel() - 1 -
+                                                           static_cast<int64_t>(n),
+                                                    1 + static_cast<int64_t>(n));
+    // a parameter this rank had no gradient for: released if no rank had one
+    bool lacking = false;
+    for (size_t i = 0; i < n; ++i) {
+      lacking = lacking || !p->had[i];
+    }
+    if (lacking) {
+      const at::Tensor f = sums.narrow(0, 1, static_cast<int64_t>(n)).to(at::kCPU, at::kDouble);
+      const double *fp = f.data_ptr<double>();
+      for (size_t i = 0; i < n; ++i) {
+        if (fp[i] == 0.0) {
+          p->params[i].mutable_grad().reset();
+        }
+      }
+    }
+    for (auto &b : p->buckets) {
+      b.work.reset();
+      b.buffer = at::Tensor();
+    }
+    *out = new at::Tensor(sums.narrow(0, 0, 1).reshape({}).to(at::kDouble, false, true));
+  });
 }
 
 // What ProcessGroup::barrier does, with the tensor it sends made per call: the header's inline

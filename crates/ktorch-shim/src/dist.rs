@@ -62,6 +62,19 @@ extern "C" {
         n: usize,
     ) -> Msg;
     fn ktorch_pg_barrier(pg: *const c_void) -> Msg;
+    fn ktorch_gr_new(
+        pg: *const c_void,
+        params: Ptrs,
+        n: usize,
+        place: *const C_tensor,
+        first_cap: i64,
+        cap: i64,
+        out: *mut *mut c_void,
+    ) -> Msg;
+    fn ktorch_gr_free(r: *mut c_void);
+    fn ktorch_gr_info(r: *mut c_void, buckets: *mut i64, early: *mut i64) -> Msg;
+    fn ktorch_gr_begin(r: *mut c_void) -> Msg;
+    fn ktorch_gr_finish(r: *mut c_void, loss: *const C_tensor, out: *mut *mut C_tensor) -> Msg;
 }
 
 #[cfg(test)]
@@ -288,6 +301,124 @@ impl ProcessGroup {
     }
 }
 
+/// Sums the gradients of a set of parameters over a group's ranks while backward runs, as
+/// PyTorch's DistributedDataParallel does (its reducer's buckets and autograd hooks), for
+/// ranks that each train the same parameters on their own rows:
+///
+/// - the gradients are grouped into buckets per dtype and device, in reverse order of the
+///   parameters (the order backward produces them): the first bucket of at most `first_cap`
+///   bytes, so that communication starts early, the others of at most `cap`;
+/// - between [`begin`](GradReducer::begin) and [`finish`](GradReducer::finish), a hook on each
+///   parameter's gradient accumulator marks its gradient ready, and a bucket whose gradients
+///   are all ready is copied into one flat buffer and its allreduce (a sum) launched while
+///   backward goes on. Buckets are launched strictly in order, so every rank issues the same
+///   collectives in the same order whatever the order its gradients come in;
+/// - [`finish`](GradReducer::finish) launches the buckets left (a parameter without a
+///   gradient adds zeros) with this rank's loss and, per parameter, whether this rank had a
+///   gradient appended to the last one (one collective for a small model), waits for them,
+///   copies the sums back into the gradients, leaves without a gradient a parameter no rank
+///   had one for, and returns the sum of the ranks' losses.
+///
+/// Unlike c10d's Reducer it sums rather than averages (the caller weights each rank's loss),
+/// and a rank need not run backward at all: a rank without rows calls `begin`, then `finish`.
+/// A sparse gradient is made dense. Dropping the reducer removes its hooks.
+pub struct GradReducer {
+    ptr: NonNull<c_void>,
+}
+
+// SAFETY: the C++ reducer guards its state with a mutex (its hooks may run on autograd's
+// device threads); the handle is owned by this value alone.
+unsafe impl Send for GradReducer {}
+// SAFETY: see Send.
+unsafe impl Sync for GradReducer {}
+
+impl Drop for GradReducer {
+    fn drop(&mut self) {
+        // SAFETY: ptr is the handle from dist.cpp, owned by this value alone and freed once
+        // here; ktorch_gr_free catches every C++ exception.
+        unsafe { ktorch_gr_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for GradReducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (buckets, early) = self.info().unwrap_or((-1, -1));
+        f.debug_struct("GradReducer")
+            .field("buckets", &buckets)
+            .field("early", &early)
+            .finish()
+    }
+}
+
+impl GradReducer {
+    /// The number of buckets, and how many of them the last backward launched before
+    /// [`finish`](GradReducer::finish).
+    pub fn info(&self) -> Result<(i64, i64)> {
+        let (mut b, mut e) = (0i64, 0i64);
+        // SAFETY: the handle is live; the out pointers are to live locals.
+        check(unsafe { ktorch_gr_info(self.ptr.as_ptr(), &mut b, &mut e) })?;
+        Ok((b, e))
+    }
+
+    /// Before a backward whose gradients are to be summed (the gradients should be none).
+    pub fn begin(&self) -> Result<()> {
+        // SAFETY: the handle is live; the shim catches every C++ exception.
+        check(unsafe { ktorch_gr_begin(self.ptr.as_ptr()) })
+    }
+
+    /// After the backward begun with [`begin`](GradReducer::begin) (or in its place): every
+    /// gradient summed over the ranks; `loss` is this rank's one-element loss (None: zero).
+    /// Returns the sum of the ranks' losses, a float64 scalar. Every rank calls it once per
+    /// `begin`; an error when a collective fails.
+    pub fn finish(&self, loss: Option<&Tensor>) -> Result<Tensor> {
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        let l = loss.map_or(std::ptr::null(), |t| t.as_ptr());
+        // SAFETY: the handle is live; `l` is null or a live tensor borrowed for the call; on
+        // success `out` is a new at::Tensor handle that we own (null on error). The shim
+        // waits for every collective it launched before it returns.
+        check(unsafe { ktorch_gr_finish(self.ptr.as_ptr(), l, &mut out) })?;
+        if out.is_null() {
+            return Err(Error("gradient reducer: no loss returned".into()));
+        }
+        // SAFETY: a non-null at::Tensor* from `new`, owned by us alone.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+}
+
+impl ProcessGroup {
+    /// A [`GradReducer`] over `params` (leaves that require grad, each once, with the same
+    /// shapes and dtypes in the same order on every rank). `place` is a tensor on the device
+    /// where the loss and flags go when no bucket holds them. `first_cap` and `cap` are the
+    /// bucket sizes in bytes (DDP's are 1 MiB and 25 MiB).
+    pub fn grad_reducer(
+        &self,
+        params: &[impl Borrow<Tensor>],
+        place: &Tensor,
+        first_cap: i64,
+        cap: i64,
+    ) -> Result<GradReducer> {
+        let t = ptrs(params);
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the handle is live; t holds t.len() pointers to live tensors borrowed for
+        // the call (the shim keeps its own references); `place` is live; on success `out` is
+        // a new handle owned by the GradReducer.
+        check(unsafe {
+            ktorch_gr_new(
+                self.raw(),
+                t.as_ptr(),
+                t.len(),
+                place.as_ptr(),
+                first_cap,
+                cap,
+                &mut out,
+            )
+        })?;
+        let ptr = NonNull::new(out)
+            .ok_or_else(|| Error("gradient reducer: no handle returned".into()))?;
+        Ok(GradReducer { ptr })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +519,124 @@ mod tests {
         assert!(e.0.contains("root 1 out of range"), "{e}");
         // the group still works after refused calls
         pg.allreduce_(&[&a], ReduceOp::Sum).expect("allreduce");
+    }
+
+    /// Rank `rank` of a 2-rank gloo group in this process: rank 0 runs backward on
+    /// `x @ w1 @ w2` (w3 unused), rank 1 has no rows. Returns the gradients after `finish`,
+    /// the summed loss and the reducer's (buckets, early launches).
+    fn reduce_on(rank: i64, port: u16) -> (Vec<Option<Tensor>>, f64, (i64, i64)) {
+        let pg =
+            ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(30)).expect("gloo");
+        let opts = (Kind::Double, Device::Cpu);
+        let w3 = Tensor::ones([2], opts).set_requires_grad(true);
+        let w1 = (Tensor::arange(12, opts).reshape([3, 4]) / 10.0).set_requires_grad(true);
+        let w2 = (Tensor::arange(8, opts).reshape([4, 2]) / 7.0).set_requires_grad(true);
+        let params = [w3.shallow_clone(), w1.shallow_clone(), w2.shallow_clone()];
+        let place = Tensor::zeros([1], opts);
+        // reversed: [w2] (over the first cap), [w1] (over the cap), [w3]
+        let r = pg.grad_reducer(&params, &place, 8, 64).expect("reducer");
+        let mut total = 0.0;
+        for _ in 0..2 {
+            crate::release_grads(&params).expect("release");
+            r.begin().expect("begin");
+            let loss = if rank == 0 {
+                let x = Tensor::arange(3, opts).reshape([1, 3]) + 1.0;
+                let l = x.matmul(&w1).matmul(&w2).sum(Kind::Double);
+                l.backward();
+                Some(l)
+            } else {
+                None
+            };
+            total = r.finish(loss.as_ref()).expect("finish").double_value(&[]);
+        }
+        let grads = params
+            .iter()
+            .map(|p| {
+                let g = p.grad();
+                g.defined().then_some(g)
+            })
+            .collect();
+        (grads, total, r.info().expect("info"))
+    }
+
+    #[test]
+    fn a_reducer_sums_gradients_while_backward_runs() {
+        let port = free_port();
+        let other = std::thread::spawn(move || reduce_on(1, port));
+        let (g0, l0, i0) = reduce_on(0, port);
+        let (g1, l1, i1) = other.join().expect("rank 1");
+        // what one process gets from the same backward
+        let opts = (Kind::Double, Device::Cpu);
+        let w1 = (Tensor::arange(12, opts).reshape([3, 4]) / 10.0).set_requires_grad(true);
+        let w2 = (Tensor::arange(8, opts).reshape([4, 2]) / 7.0).set_requires_grad(true);
+        let x = Tensor::arange(3, opts).reshape([1, 3]) + 1.0;
+        let l = x.matmul(&w1).matmul(&w2).sum(Kind::Double);
+        l.backward();
+        for g in [&g0, &g1] {
+            assert!(
+                g[0].is_none(),
+                "a parameter no rank had a gradient for keeps none"
+            );
+            assert!(g[1].as_ref().expect("w1").equal(&w1.grad()));
+            assert!(g[2].as_ref().expect("w2").equal(&w2.grad()));
+        }
+        assert_eq!(l0, l.double_value(&[]));
+        assert_eq!(l1, l0);
+        // three buckets; rank 0 launched two during backward, rank 1 (no backward) none
+        assert_eq!(i0, (3, 2));
+        assert_eq!(i1, (3, 0));
+    }
+
+    #[test]
+    fn a_reducer_refuses_bad_arguments_and_calls_out_of_order() {
+        let pg = solo();
+        let place = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+        let p = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let e = pg.grad_reducer(&[&p], &place, 0, 1).expect_err("cap");
+        assert!(e.0.contains("bucket caps must be positive"), "{e}");
+        let e = pg
+            .grad_reducer(&[&p], &Tensor::new(), 1, 1)
+            .expect_err("place");
+        assert!(e.0.contains("null argument"), "{e}");
+        let e = pg
+            .grad_reducer(&[&Tensor::new()], &place, 1, 1)
+            .expect_err("undefined");
+        assert!(e.0.contains("parameter 0 undefined"), "{e}");
+        let r = pg
+            .grad_reducer(&[&p], &place, 1 << 20, 1 << 20)
+            .expect("reducer");
+        let e = r.finish(None).expect_err("order");
+        assert!(e.0.contains("finish without begin"), "{e}");
+        // one rank: the gradient and loss as they are; float32 loss and flags ride along
+        r.begin().expect("begin");
+        let l = (&p * 3.0).sum(Kind::Float);
+        l.backward();
+        let s = r.finish(Some(&l)).expect("finish");
+        assert_eq!(s.kind(), Kind::Double);
+        assert_eq!(s.double_value(&[]), 6.0);
+        assert_eq!(Vec::<f32>::try_from(&p.grad()).expect("vec"), [3.0, 3.0]);
+        assert_eq!(r.info().expect("info"), (1, 0));
+        assert!(format!("{r:?}").starts_with("GradReducer { buckets: 1"));
+        // a sparse gradient (an embedding's) is made dense
+        let w = Tensor::ones([4, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let s = pg.grad_reducer(&[&w], &place, 1, 1).expect("reducer");
+        s.begin().expect("begin");
+        let i = Tensor::from_slice(&[1i64, 1, 3]);
+        Tensor::embedding(&w, &i, -1, false, true)
+            .sum(Kind::Float)
+            .backward();
+        assert!(w.grad().is_sparse());
+        let z = s.finish(None).expect("finish");
+        assert_eq!(z.double_value(&[]), 0.0);
+        assert!(!w.grad().is_sparse());
+        assert_eq!(
+            Vec::<f32>::try_from(&w.grad().view([-1])).expect("vec"),
+            [0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 1.0, 1.0]
+        );
+        // dropped: its hooks go, backward goes on as usual
+        drop(r);
+        crate::release_grads(&[&p]).expect("release");
+        (&p * 2.0).sum(Kind::Float).backward();
+        assert_eq!(Vec::<f32>::try_from(&p.grad()).expect("vec"), [2.0, 2.0]);
     }
 }

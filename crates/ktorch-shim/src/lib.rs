@@ -113,7 +113,6 @@ extern "C" {
         maximize: bool,
     ) -> Msg;
     fn ktorch_release_grads(tensors: Ptrs, n: usize) -> Msg;
-    fn ktorch_fill_grads(tensors: Ptrs, n: usize, had: *mut bool) -> Msg;
     fn ktorch_foreach_rmsprop_(
         params: Ptrs,
         nparams: usize,
@@ -326,20 +325,6 @@ pub fn release_grads(tensors: &[impl Borrow<Tensor>]) -> Result<()> {
     // for the whole call); the shim resets each one's gradient slot, which the tensor's
     // autograd metadata owns, and catches every C++ exception.
     check(unsafe { ktorch_release_grads(t.as_ptr(), t.len()) })
-}
-
-/// Makes every tensor's gradient ready for a collective: a tensor without a gradient gets a
-/// zero one (contiguous, of the tensor's sizes, dtype and device), a non-contiguous gradient
-/// a contiguous copy. Returns, per tensor, whether it had a gradient before. A sparse gradient
-/// is an error, raised before any gradient is changed.
-pub fn fill_grads(tensors: &[impl Borrow<Tensor>]) -> Result<Vec<bool>> {
-    let t = ptrs(tensors);
-    let mut had = vec![false; t.len()];
-    // SAFETY: t holds t.len() pointers to live at::Tensor objects (borrowed from `tensors`
-    // for the whole call) and `had` has room for as many flags; the shim sets gradient slots,
-    // which the tensors' autograd metadata owns, and catches every C++ exception.
-    check(unsafe { ktorch_fill_grads(t.as_ptr(), t.len(), had.as_mut_ptr()) })?;
-    Ok(had)
 }
 
 /// `torch._foreach_add_(tensors, scalar)`: adds `scalar` to every tensor in place.

@@ -112,32 +112,6 @@ char *ktorch_release_grads(const at::Tensor *const *tensors, size_t n) {
   });
 }
 
-// Gradients ready for a collective over a list of parameters: a parameter without a
-// gradient gets a zero one (zeros_like, contiguous), a non-contiguous gradient is replaced by
-// a contiguous copy; had[i] says whether tensor i had a gradient before. Sparse gradients are
-// refused (collectives take dense tensors), before anything is changed.
-char *ktorch_fill_grads(const at::Tensor *const *tensors, size_t n, bool *had) {
-  return guard([&] {
-    TORCH_CHECK(n == 0 || (tensors != nullptr && had != nullptr), "fill grads: null argument");
-    for (size_t i = 0; i < n; ++i) {
-      TORCH_CHECK(tensors[i] != nullptr && tensors[i]->defined(), "tensors[", i, "]: undefined");
-      const at::Tensor &g = tensors[i]->grad();
-      TORCH_CHECK(!g.defined() || g.layout() == at::kStrided, "tensors[", i,
-                  "]: a sparse gradient");
-    }
-    at::NoGradGuard no_grad;
-    for (size_t i = 0; i < n; ++i) {
-      at::Tensor &g = const_cast<at::Tensor *>(tensors[i])->mutable_grad();
-      had[i] = g.defined();
-      if (!g.defined()) {
-        g = at::zeros_like(*tensors[i], at::MemoryFormat::Contiguous);
-      } else if (!g.is_contiguous()) {
-        g = g.contiguous();
-      }
-    }
-  });
-}
-
 // Autocast for CUDA (cuda true) or the CPU, as torch.autocast's __enter__ (on) and __exit__
 // (off) do: entering writes the flag and dtype in force, turns autocast on in `dtype` (a
 // c10::ScalarType code) and counts the nesting; leaving puts back the flag and dtype given

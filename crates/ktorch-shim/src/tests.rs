@@ -223,27 +223,6 @@ fn release_grads_sets_them_to_none() {
 }
 
 #[test]
-fn fill_grads_gives_zeros_where_none_and_says_which_had_one() {
-    let a = t(&[1.0, 2.0]).set_requires_grad(true);
-    let b = t(&[3.0]).set_requires_grad(true);
-    (&a * 3.0).sum(tch::Kind::Float).backward();
-    let had = fill_grads(&[a.shallow_clone(), b.shallow_clone()]).expect("fill");
-    assert_eq!(had, [true, false]);
-    assert_eq!(Vec::<f32>::try_from(&a.grad()).expect("vec"), [3.0, 3.0]);
-    assert_eq!(Vec::<f32>::try_from(&b.grad()).expect("vec"), [0.0]);
-    assert_eq!(fill_grads(&[b.shallow_clone()]).expect("again"), [true]);
-    // a non-contiguous gradient becomes a contiguous copy
-    let w = Tensor::ones([2, 3], (tch::Kind::Float, tch::Device::Cpu))
-        .tr()
-        .set_requires_grad(true);
-    (&w * 2.0).sum(tch::Kind::Float).backward();
-    fill_grads(std::slice::from_ref(&w)).expect("strided");
-    assert!(w.grad().is_contiguous());
-    let e = fill_grads(&[Tensor::new()]).expect_err("undefined");
-    assert!(e.0.contains("undefined"), "{e}");
-}
-
-#[test]
 fn foreach_norm_total_and_errors() {
     let n = foreach_norm_total(&[t(&[3.0]), t(&[0.0, 4.0]), t(&[])]).expect("norm");
     assert_eq!(n.size(), Vec::<i64>::new());

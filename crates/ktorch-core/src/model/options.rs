@@ -107,6 +107,10 @@ pub struct Options {
     /// The process group a pass is split over ([`crate::dist`]), None for one process. The
     /// test stage without one of its own uses the training stage's.
     pub dist: Option<Group>,
+    /// With a process group: a pass checks that every rank's parameters and buffers equal
+    /// rank 0's (an error on every rank naming those that differ) rather than giving every
+    /// rank rank 0's.
+    pub distcheck: bool,
 }
 
 /// One option: its name, whether only training has it, how it is read and set.
@@ -279,6 +283,7 @@ const OPTIONS: &[Opt] = &[
         },
         set: set_dist,
     },
+    flag_opt!("distcheck", false, distcheck),
 ];
 
 /// The process group option: a group's name (its `torch.distributed` `group_name`), true for
@@ -401,6 +406,7 @@ impl Options {
             progress: false,
             autocast: None,
             dist: None,
+            distcheck: false,
         }
     }
 
@@ -521,6 +527,13 @@ impl Options {
         self
     }
 
+    /// With a process group: check that every rank's parameters and buffers equal rank 0's
+    /// at the start of a pass (true) rather than give every rank rank 0's (false).
+    pub fn distcheck(&mut self, on: bool) -> &mut Self {
+        self.distcheck = on;
+        self
+    }
+
     /// What a step does with a non-finite gradient norm (training only).
     pub fn nonfinite(&mut self, what: NonFinite) -> Result<&mut Self> {
         self.set_value("nonfinite", Value::Str(what.name().into()))
@@ -626,7 +639,7 @@ mod tests {
             o.set(&[(k.clone(), v.clone())]).expect("set");
             assert_eq!(format!("{:?}", o.get(&k).expect("get")), format!("{v:?}"));
         }
-        assert_eq!(Options::new(Phase::Test).names().len(), 11);
+        assert_eq!(Options::new(Phase::Test).names().len(), 12);
         assert_eq!(o.names().len(), OPTIONS.len());
     }
 

@@ -9,7 +9,7 @@ use crate::amp::Cast;
 use crate::autograd::{backward, GradRelease, Mode};
 use crate::clip::{clip_norm, clip_value, grad_norm};
 use crate::device::place;
-use crate::dist::Group;
+use crate::dist::{dist_error, GradReducer, Group};
 use crate::error::{invalid, Error, Result};
 use crate::loss::{Loss, Reduce};
 use crate::model::data::Shard;
@@ -43,6 +43,9 @@ pub(crate) struct Trained {
     groups: Vec<Vec<Tensor>>,
     /// The parameters that require gradients (whose gradients a process group sums).
     learn: Vec<Tensor>,
+    /// In a training pass split over a process group: what sums the gradients of `learn`
+    /// over the ranks, bucket by bucket as backward produces them.
+    reducer: Option<GradReducer>,
 }
 
 impl Trained {
@@ -57,9 +60,29 @@ impl Trained {
             all,
             groups: Params::param_groups(model)?,
             learn,
+            reducer: None,
         })
     }
+
+    /// The reducer of a training pass split over `d`'s group: DDP's bucket sizes, the loss
+    /// and flags on the pass's device.
+    fn reduce_over(&mut self, d: &DistPass) -> Result<()> {
+        let place = Tensor::f_zeros([1], (tch::Kind::Double, d.dev))?;
+        let r = d
+            .group
+            .process_group()
+            .grad_reducer(&self.learn, &place, FIRST_BUCKET, BUCKET)
+            .map_err(|e| invalid(format!("dist: {}", e.0)))?;
+        self.reducer = Some(r);
+        Ok(())
+    }
 }
+
+/// The first gradient bucket's size in bytes (DistributedDataParallel's: small, so that
+/// communication starts early in backward).
+const FIRST_BUCKET: i64 = 1 << 20;
+/// The other gradient buckets' size in bytes (DistributedDataParallel's `bucket_cap_mb`).
+const BUCKET: i64 = 25 << 20;
 
 /// A pass split over a process group (option `dist`; see [`crate::dist`]).
 pub(crate) struct DistPass {
@@ -132,32 +155,6 @@ impl DistBatch<'_> {
                 .f_reshape([1])?,
             None => Tensor::f_zeros([1], (tch::Kind::Double, dev))?,
         })
-    }
-
-    /// Sums over the ranks, in one allreduce, the gradients of `params` (zero where a rank
-    /// has none), this rank's weighted loss `part` and, per parameter, the ranks that had a
-    /// gradient: a parameter no rank had a gradient for is left without one (as one process
-    /// leaves it). Returns the global batch's loss.
-    fn reduce(&self, params: &[Tensor], part: Option<&Tensor>) -> Result<Tensor> {
-        let had = ktorch_shim::fill_grads(params)?;
-        let loss = self.loss_buffer(part)?;
-        let flags: Vec<f64> = had.iter().map(|&h| if h { 1.0 } else { 0.0 }).collect();
-        let flags = Tensor::from_slice(&flags).f_to_device(self.pass.dev)?;
-        let mut ts: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
-        ts.push(loss.shallow_clone());
-        ts.push(flags.shallow_clone());
-        self.pass.group.sum(&ts)?;
-        if had.iter().any(|h| !h) {
-            let f = Vec::<f64>::try_from(&flags.f_to_device(Device::Cpu)?)?;
-            let none: Vec<&Tensor> = params
-                .iter()
-                .zip(&f)
-                .filter(|(_, &n)| n == 0.0)
-                .map(|(p, _)| p)
-                .collect();
-            ktorch_shim::release_grads(&none)?;
-        }
-        Ok(loss.f_reshape([])?)
     }
 }
 
@@ -264,13 +261,27 @@ fn step_full(
                 } else {
                     (vec![], None)
                 };
+                // the gradients are summed over the ranks as backward produces them, then
+                // with this rank's weighted loss (a parameter no rank had a gradient for is
+                // left without one, as one process leaves it)
+                let r = ps.reducer.as_ref().ok_or_else(|| {
+                    invalid("dist: a training step split over a process group needs a reducer")
+                })?;
+                r.begin().map_err(dist_error)?;
                 if let Some(p) = &part {
-                    match &scaler {
-                        Some(s) => backward(&[s.scale(p)?], None, Mode::Free)?,
-                        None => backward(&[p.shallow_clone()], None, Mode::Free)?,
+                    let b = match &scaler {
+                        Some(s) => backward(&[s.scale(p)?], None, Mode::Free),
+                        None => backward(&[p.shallow_clone()], None, Mode::Free),
+                    };
+                    if let Err(e) = b {
+                        // the other ranks' collectives of this step still complete
+                        let _ = r.finish(None);
+                        return Err(e);
                     }
                 }
-                (out, d.reduce(&ps.learn, part.as_ref())?)
+                let part = part.map(|p| p.f_detach()).transpose()?;
+                let loss = r.finish(part.as_ref()).map_err(dist_error)?;
+                (out, loss.f_to_device(d.pass.dev)?)
             }
         };
         if let Some(s) = &scaler {
@@ -426,18 +437,24 @@ impl Model {
     /// then gives every rank rank 0's parameters and buffers.
     fn dist_start(&mut self, phase: Phase, group: Group) -> Result<DistPass> {
         group.check()?;
-        let (dev, ts) = {
+        let (dev, named) = {
             let q = lock(&self.module)?;
-            let mut ts = q.parameters();
-            ts.extend(q.named_buffers().into_iter().map(|(_, t)| t));
+            let mut ts = q.named_parameters();
+            ts.extend(q.named_buffers());
             (q.device().unwrap_or(Device::Cpu), ts)
         };
-        let mut ts = crate::clip::distinct(ts);
-        ts.extend(lock(&self.opt)?.params());
-        let ts: Vec<Tensor> = crate::clip::distinct(ts)
-            .into_iter()
-            .filter(Tensor::defined)
-            .collect();
+        // the module's tensors, then the optimizer's own, each once
+        let mut named: Vec<(String, Tensor)> =
+            named.into_iter().filter(|(_, t)| t.defined()).collect();
+        let opt = lock(&self.opt)?.params();
+        for (i, t) in opt.into_iter().enumerate() {
+            if t.defined() {
+                named.push((format!("optimizer parameter {i}"), t));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        named.retain(|(_, t)| seen.insert((t.data_ptr() as usize, t.size())));
+        let (names, ts): (Vec<String>, Vec<Tensor>) = named.into_iter().unzip();
         let (sum, summed) = {
             let l = lock(&self.loss)?;
             let wanted = phase.is_train() || Accum::wants_loss(&self.stage_ref(phase).opts.metrics);
@@ -456,7 +473,11 @@ impl Model {
                 }
             }
         };
-        group.broadcast(&ts, 0)?;
+        if self.stage_ref(phase).opts.distcheck {
+            group.agree(&names, &ts)?;
+        } else {
+            group.broadcast(&ts, 0)?;
+        }
         Ok(DistPass {
             group,
             dev,
@@ -590,7 +611,10 @@ impl Model {
         dist: Option<&DistPass>,
     ) -> Result<()> {
         let mut tr = if phase.is_train() {
-            let ps = Trained::of(self)?;
+            let mut ps = Trained::of(self)?;
+            if let Some(d) = dist {
+                ps.reduce_over(d)?;
+            }
             let rel = self.take_release(&ps.all)?;
             Some(Trainer { ps, rel })
         } else {
