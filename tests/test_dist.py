@@ -367,6 +367,25 @@ def test_distcheck_refuses_ranks_that_differ(tmp_path):
     assert got[0]["checked"] == got[1]["checked"]
 
 
+@pytest.mark.parametrize("torchrun", [True, False], ids=["torchrun-2", "alone"])
+def test_the_torchrun_example_trains(torchrun):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(kt.__path__[0]),
+                                                     env.get("PYTHONPATH", "")] if p)
+    env["OMP_NUM_THREADS"] = "1"
+    example = os.path.join(HERE, "..", "examples", "ddp.py")
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+              if torchrun else [sys.executable])
+    r = subprocess.run([*launch, example, "--epochs", "5", "--cpu"], env=env, text=True,
+                       capture_output=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [x for x in r.stdout.splitlines() if x.startswith("epoch")]
+    size = 2 if torchrun else 1
+    assert len(lines) == 2 and all(f"({size} process(es), cpu)" in x for x in lines), r.stdout
+    assert ("parameters equal on all 2 processes" in r.stdout) == torchrun, r.stdout
+
+
 # ---------------------------------------------------------------- in this process
 
 

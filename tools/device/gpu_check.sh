@@ -9,7 +9,8 @@
 # repository root: `bash tools/device/gpu_check.sh`
 #   1. installs dist/ktorch-*.whl into that python (no index, no dependencies);
 #   2. installs pytest and hypothesis from dist/pywheels where missing, and runs the prebuilt Rust registration tests (a CUDA tensor from a pure-Rust binary);
-#   3. runs `pytest -m cuda` over tests/ (the tests marked cuda, see tests/conftest.py);
+#   3. runs `pytest -m cuda` over tests/ (the tests marked cuda, see tests/conftest.py), then
+#      examples/ddp.py under torchrun, one process per GPU over NCCL;
 #   4. runs `bench/bench.py --gpu-only`: the GPU rows (PyTorch loop, ktorch run, and the Rust floor
 #      from dist/ktorch-floor, else target/release/ktorch-floor, else none, with a note).
 # Everything goes to $OUT/gpu_check.txt (OUT defaults to /tmp/gpu_check), bench/RESULTS.md with
@@ -128,6 +129,11 @@ done
 
 step "pytest -m cuda"
 "$PY" -m pytest -m cuda -p no:cacheprovider --continue-on-collection-errors -q tests || fail "pytest -m cuda"
+
+step "examples/ddp.py under torchrun: NCCL, one process per GPU"
+gpus=$("$PY" -c 'import torch; print(max(1, torch.cuda.device_count()))' 2>/dev/null || echo 1)
+(cd /tmp && "$PY" -m torch.distributed.run --nproc_per_node "$gpus" --master_addr 127.0.0.1 \
+  --master_port 29571 "$OLDPWD/examples/ddp.py" --epochs 5) || fail "examples/ddp.py (nccl)"
 
 step "benchmark: GPU rows"
 if [ -x dist/ktorch-floor ]; then
