@@ -11,6 +11,7 @@ destroyed group raise KtorchError (TypeError for a wrong type)."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -159,9 +160,10 @@ EQUAL = [k for k in SCENARIOS if k not in ("batchnorm", "dropout")]
 
 
 def failing(rank, how, outdir):
-    """One rank fails (`how`): bad targets at the first batch (then it stays, so that the
-    other rank's collective ends at the group's timeout), or it exits before the run; every
-    rank that stays reports what it raised and when."""
+    """One rank fails (`how`): bad targets at the first batch, Ctrl-C or an exception in a
+    run callback after the second batch (then it stays, so that the other rank's collective
+    ends at the group's timeout), or it exits before the run; every rank that stays reports
+    what it raised and when."""
     kt.seed(1)
     q = kt.module(kt.seq("sequential", ("linear", 4, 3)))
     m = kt.model(q, kt.loss("ce"), kt.opt("sgd", q, 0.1))
@@ -172,11 +174,20 @@ def failing(rank, how, outdir):
     kt.train(m, batchsize=8, dist=True)
     if rank == 1 and how == "exits":
         os._exit(3)
+    def tick(info):
+        if info["batch"] == 2:
+            if how == "sigint":
+                signal.raise_signal(signal.SIGINT)
+            raise ValueError("a failing callback")
+
     start = time.monotonic()
     try:
-        kt.run(m)
+        if rank == 1 and how in ("sigint", "callback"):
+            kt.run(m, callback=tick, every=1)
+        else:
+            kt.run(m)
         got = {"error": None}
-    except Exception as e:  # noqa: BLE001 - the test checks which
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the test checks which
         got = {"error": type(e).__name__, "message": str(e)}
     got["seconds"] = time.monotonic() - start
     if rank == 1:
@@ -328,7 +339,12 @@ def test_batchnorm_and_dropout_agree_across_ranks(ranks, name):
             assert np.array_equal(other[k], v), (name, rank, k)
 
 
-@pytest.mark.parametrize("how", ["targets", "exits"])
+# what the failing rank 1 raises: its exception's type and the start of its message
+FAILED = {"targets": ("KtorchError", "run: ce:"), "sigint": ("KeyboardInterrupt", ""),
+          "callback": ("KtorchError", "callback: ValueError: a failing callback")}
+
+
+@pytest.mark.parametrize("how", ["targets", "exits", "sigint", "callback"])
 def test_a_failing_rank_makes_every_rank_raise(tmp_path, how):
     outs = spawn(2, tmp_path, how, wait=4 * TIMEOUT + 60)
     if how == "exits":
@@ -336,17 +352,19 @@ def test_a_failing_rank_makes_every_rank_raise(tmp_path, how):
     else:
         assert outs[1][0] == 0, outs[1][1]
     assert outs[0][0] == 0, outs[0][1]
-    ranks = [0] if how == "exits" else [0, 1]
-    for rank in ranks:
+    for rank in [0] if how == "exits" else [0, 1]:
         got = json.loads((tmp_path / f"{how}.{rank}.json").read_text())
-        assert got["error"] == "KtorchError", (rank, got)
-        assert got["message"].startswith("run: "), got
+        if rank == 1:
+            kind, start = FAILED[how]
+            assert got["error"] == kind and got["message"].startswith(start), got
+        else:
+            assert got["error"] == "KtorchError", got
+            assert got["message"].startswith("run: dist: "), got
         assert got["seconds"] < TIMEOUT + 15, got
         assert np.isfinite(got["after"])
-    if how == "targets":
-        assert "ce:" in json.loads((tmp_path / "targets.1.json").read_text())["message"]
+    if how != "exits":
         # rank 1 stayed: rank 0's allreduce ended at the timeout
-        got = json.loads((tmp_path / "targets.0.json").read_text())
+        got = json.loads((tmp_path / f"{how}.0.json").read_text())
         assert got["message"].startswith("run: dist: allreduce:"), got
         assert got["seconds"] > TIMEOUT - 1, got
 

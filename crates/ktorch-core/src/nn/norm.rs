@@ -96,7 +96,7 @@ fn batchnorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module
         Some(a.float_in("momentum", 0.1, 0.0, 1.0)?)
     };
     let (affine, track) = (a.bool("affine", true)?, a.bool("track", true)?);
-    let mut m = Module::new(
+    let m = Module::new(
         kind,
         BatchNorm {
             d: dims(kind),
@@ -107,6 +107,13 @@ fn batchnorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module
             track,
         },
     );
+    with_statistics(m, n, affine, track)
+}
+
+/// A batch or instance normalization's tensors (torch's names): with `affine`, weight (ones)
+/// and bias (zeros) of `n` channels; with `track`, the running mean and variance and the
+/// count of batches tracked.
+fn with_statistics(mut m: Module, n: i64, affine: bool, track: bool) -> Result<Module> {
     if affine {
         m = m
             .with_param("weight", filled(&[n], 1.0)?)?
@@ -131,7 +138,7 @@ fn instancenorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Mod
     let eps = a.nonneg("eps", 1e-5)?;
     let momentum = a.float_in("momentum", 0.1, 0.0, 1.0)?;
     let (affine, track) = (a.bool("affine", false)?, a.bool("track", false)?);
-    let mut m = Module::new(
+    let m = Module::new(
         kind,
         InstanceNorm {
             d: dims(kind),
@@ -142,19 +149,7 @@ fn instancenorm(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Mod
             track,
         },
     );
-    if affine {
-        m = m
-            .with_param("weight", filled(&[n], 1.0)?)?
-            .with_param("bias", filled(&[n], 0.0)?)?;
-    }
-    if track {
-        let count = Tensor::f_zeros([], (Kind::Int64, tch::Device::Cpu))?;
-        m = m
-            .with_buffer("running_mean", filled(&[n], 0.0)?)
-            .with_buffer("running_var", filled(&[n], 1.0)?)
-            .with_buffer("num_batches_tracked", count);
-    }
-    Ok(m)
+    with_statistics(m, n, affine, track)
 }
 
 /// Instance normalization: each sample's channels normalized over their own

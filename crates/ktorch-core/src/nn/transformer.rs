@@ -474,30 +474,43 @@ struct Layers<'a> {
     causal: bool,
 }
 
-/// torch.nn.TransformerEncoder's forward (without its inference fast path).
-fn encode_stack(
+/// A stack's forward (torch.nn.TransformerEncoder's or TransformerDecoder's, without the
+/// inference fast path): `x`'s mask (made where the stack is causal and none is given), each
+/// layer's `step` in turn, then the final norm.
+fn stack_forward(
     m: &Module,
-    src: &Tensor,
+    x: &Tensor,
     mask: Option<&Tensor>,
     pad: Option<&Tensor>,
+    step: impl Fn(&Module, &Tensor, Masks) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let Layers {
         layers,
         batchfirst,
         causal,
     } = Stack::layers(m)?;
-    let n = seq_len(src, batchfirst);
-    let mask = made_mask(m.kind(), causal, mask, src, n)?;
+    let n = seq_len(x, batchfirst);
+    let mask = made_mask(m.kind(), causal, mask, x, n)?;
     let k = Masks {
         mask: mask.as_ref(),
         pad,
         causal: is_causal(mask.as_ref(), n)?,
     };
-    let mut x = src.shallow_clone();
+    let mut y = x.shallow_clone();
     for (_, l) in layers {
-        x = encode(l, &x, k)?;
+        y = step(l, &y, k)?;
     }
-    Stack::norm(m, x)
+    Stack::norm(m, y)
+}
+
+/// torch.nn.TransformerEncoder's forward.
+fn encode_stack(
+    m: &Module,
+    src: &Tensor,
+    mask: Option<&Tensor>,
+    pad: Option<&Tensor>,
+) -> Result<Tensor> {
+    stack_forward(m, src, mask, pad, encode)
 }
 
 /// torch.nn.TransformerDecoder's forward: masks of the target, then the memory's.
@@ -509,23 +522,7 @@ fn decode_stack(
     mk: Masks,
     pad: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let Layers {
-        layers,
-        batchfirst,
-        causal,
-    } = Stack::layers(m)?;
-    let n = seq_len(tgt, batchfirst);
-    let mask = made_mask(m.kind(), causal, mask, tgt, n)?;
-    let k = Masks {
-        mask: mask.as_ref(),
-        pad,
-        causal: is_causal(mask.as_ref(), n)?,
-    };
-    let mut x = tgt.shallow_clone();
-    for (_, l) in layers {
-        x = decode(l, &x, mem, k, mk)?;
-    }
-    Stack::norm(m, x)
+    stack_forward(m, tgt, mask, pad, |l, x, k| decode(l, x, mem, k, mk))
 }
 
 impl Layer for Stack {
