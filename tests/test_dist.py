@@ -404,6 +404,48 @@ def test_the_torchrun_example_trains(torchrun):
     assert ("parameters equal on all 2 processes" in r.stdout) == torchrun, r.stdout
 
 
+def rust_example():
+    """The core's examples/ddp.rs as `cargo test` (make test-rust) builds it."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(HERE, "..", "target")
+    exe = os.path.join(target, "release", "examples", "ddp")
+    if not os.path.exists(exe):
+        pytest.skip("target/release/examples/ddp not built (make test-rust builds it)")
+    return exe
+
+
+@pytest.mark.parametrize("torchrun", [True, False], ids=["torchrun-agent-store", "rank-0-store"])
+def test_the_rust_example_trains_over_two_processes(torchrun):
+    """A Rust program alone (no Python in it) makes its gloo group from torch's launch
+    variables: under torchrun (whose agent serves the store), and started by hand (rank 0
+    serves it); both ranks end with rank 0's parameters and the metrics of one process."""
+    exe = rust_example()
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in [os.path.join(os.path.dirname(torch.__file__), "lib"), env.get("LD_LIBRARY_PATH")] if p)
+    alone = subprocess.run([exe], env=env, text=True, capture_output=True, timeout=120)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    port = str(free_port())
+    if torchrun:
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--no-python",
+                            "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                            "--master_port", port, exe],
+                           env=env, text=True, capture_output=True, timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout
+    else:
+        env.update(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        env.pop("TORCHELASTIC_USE_AGENT_STORE", None)
+        kids = [subprocess.Popen([exe], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
+        outs = [k.communicate(timeout=180)[0] for k in kids]
+        assert all(k.returncode == 0 for k in kids), outs
+        out = outs[0]
+    assert "parameters equal on all 2 processes" in out, out
+    metrics = [x.split("(")[0] for x in out.splitlines() if x.startswith("epoch")]
+    assert metrics == [x.split("(")[0] for x in alone.stdout.splitlines() if x.startswith("epoch")]
+    assert len(metrics) == 3
+
+
 # ---------------------------------------------------------------- in this process
 
 

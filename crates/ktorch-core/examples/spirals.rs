@@ -1,26 +1,11 @@
 //! Training the spec's spiral example from Rust: module, loss, optimizer, model, run/testrun.
 
+mod common;
+use common::{linear, spirals};
+
 use ktorch_core::model::{shared, Metric};
 use ktorch_core::{Loss, Model, Module, Optimizer, Result, Value};
-use tch::{Device, Kind, Tensor};
-
-fn linear(i: i64, o: i64) -> Value {
-    Value::Tuple(vec!["linear".into(), Value::Int(i), Value::Int(o)])
-}
-
-/// k noisy spirals of n points: radius r in [0, 1], angle 4r + 4c + noise.
-fn spirals(n: i64, k: i64) -> Result<(Tensor, Tensor)> {
-    let r = Tensor::f_linspace(0.0, 1.0, n, (Kind::Float, Device::Cpu))?;
-    let mut xs = Vec::new();
-    for c in 0..k {
-        let a =
-            (&r * 4.0 + 4.0 * c as f64) + Tensor::f_randn([n], (Kind::Float, Device::Cpu))? * 0.2;
-        xs.push(Tensor::f_stack(&[&r * a.f_sin()?, &r * a.f_cos()?], 1)?);
-    }
-    let y = Tensor::f_arange(k, (Kind::Int64, Device::Cpu))?
-        .f_repeat_interleave_self_int(n, 0, None)?;
-    Ok((Tensor::f_cat(&xs, 0)?, y))
-}
+use tch::Tensor;
 
 fn main() -> Result<()> {
     tch::manual_seed(0);

@@ -3,7 +3,9 @@
 //! A [`Group`] is a process group of PyTorch's distributed engine (gloo on CPUs, NCCL on
 //! GPUs): one made by `torch.distributed` in this process, found by its name
 //! ([`Group::resolve`]), or one made in Rust ([`Group::new`] over
-//! [`ProcessGroup::gloo`](ktorch_shim::dist::ProcessGroup::gloo)). Set as a stage's option
+//! [`ProcessGroup::gloo`](ktorch_shim::dist::ProcessGroup::gloo), or
+//! [`ProcessGroup::gloo_from_env`](ktorch_shim::dist::ProcessGroup::gloo_from_env) in a
+//! process started by `torchrun --no-python`: see `examples/ddp.rs`). Set as a stage's option
 //! `dist` ([`crate::model::Options::dist`]), it makes [`crate::Model::run`] train one model
 //! over the group's processes as one process would on the same global batches, and
 //! [`crate::Model::testrun`] evaluate the test data split over them with exact global

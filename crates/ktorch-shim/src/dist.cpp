@@ -17,6 +17,7 @@
 
 #include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/function.h>
@@ -370,12 +371,14 @@ char *ktorch_pg_resolve(const char *name, void **out) {
 }
 
 // A new gloo group as torch.distributed.init_process_group("gloo") makes it: a TCPStore at
-// host:port (served by rank 0, which waits for the others), a ProcessGroupGloo with a gloo
+// host:port (served by rank 0, which waits for the others; with `agent_store`, served by
+// torchrun's agent, every rank a client, our keys under the prefix "ktorch"), a
+// ProcessGroupGloo with a gloo
 // device on the loopback interface when `host` is a loopback address (else on the interfaces
 // named by GLOO_SOCKET_IFNAME, else on the address this machine's hostname resolves to),
 // registered for CPU and CUDA tensors. Store and collectives time out after timeout_ms.
 char *ktorch_pg_gloo(const char *host, uint16_t port, int64_t rank, int64_t size,
-                     int64_t timeout_ms, void **out) {
+                     int64_t timeout_ms, bool agent_store, void **out) {
   return guard([&] {
 #ifndef KTORCH_GLOO_SIZE_CHECKED
     TORCH_CHECK(false, "a gloo group made from Rust needs libtorch 2.11 (its layout is checked "
@@ -391,11 +394,14 @@ char *ktorch_pg_gloo(const char *host, uint16_t port, int64_t rank, int64_t size
 
     c10d::TCPStoreOptions so;
     so.port = port;
-    so.isServer = rank == 0;
+    so.isServer = rank == 0 && !agent_store;
     so.numWorkers = static_cast<size_t>(size);
-    so.waitWorkers = true;
+    so.waitWorkers = !agent_store;
     so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(h, so);
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(h, so);
+    if (agent_store) {
+      store = c10::make_intrusive<c10d::PrefixStore>("ktorch", store);
+    }
 
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char *ifnames = std::getenv("GLOO_SOCKET_IFNAME");

@@ -43,6 +43,7 @@ extern "C" {
         rank: i64,
         size: i64,
         timeout_ms: i64,
+        agent_store: bool,
         out: *mut *mut c_void,
     ) -> Msg;
     fn ktorch_pg_free(pg: *mut c_void);
@@ -200,6 +201,48 @@ impl ProcessGroup {
         size: i64,
         timeout: Duration,
     ) -> Result<ProcessGroup> {
+        Self::gloo_at(host, port, rank, size, timeout, false)
+    }
+
+    /// A new gloo group for a process started by `torchrun` (or any launcher that sets
+    /// torch's environment variables), as `torch.distributed.init_process_group("gloo")`
+    /// makes it from them: rank `RANK` of `WORLD_SIZE`, the store at `MASTER_ADDR:MASTER_PORT`
+    /// (torchrun's agent serves it when `TORCHELASTIC_USE_AGENT_STORE` is `True`, else rank 0
+    /// does, as in [`ProcessGroup::gloo`]). An error naming the variable when one is missing
+    /// or not a number.
+    pub fn gloo_from_env(timeout: Duration) -> Result<ProcessGroup> {
+        let var = |k: &str| {
+            std::env::var(k).map_err(|_| {
+                Error(format!(
+                    "gloo from the environment: {k} is not set (start the process with torchrun)"
+                ))
+            })
+        };
+        let num = |k: &str| -> Result<i64> {
+            let v = var(k)?;
+            v.trim().parse().map_err(|_| {
+                Error(format!(
+                    "gloo from the environment: {k}={v:?} is not an integer"
+                ))
+            })
+        };
+        let (rank, size) = (num("RANK")?, num("WORLD_SIZE")?);
+        let host = var("MASTER_ADDR")?;
+        let port = u16::try_from(num("MASTER_PORT")?).map_err(|_| {
+            Error("gloo from the environment: MASTER_PORT is not a port (0 to 65535)".into())
+        })?;
+        let agent = std::env::var("TORCHELASTIC_USE_AGENT_STORE").is_ok_and(|v| v == "True");
+        Self::gloo_at(&host, port, rank, size, timeout, agent)
+    }
+
+    fn gloo_at(
+        host: &str,
+        port: u16,
+        rank: i64,
+        size: i64,
+        timeout: Duration,
+        agent_store: bool,
+    ) -> Result<ProcessGroup> {
         let h = cstring("host", host)?;
         // whole milliseconds, at least one for a positive timeout
         let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
@@ -208,7 +251,7 @@ impl ProcessGroup {
         // SAFETY: h is a NUL-terminated string living across the call; `out` is a live local
         // the shim sets to a new handle that we own (left null on error). The shim checks
         // rank, size and timeout and catches every C++ exception.
-        check(unsafe { ktorch_pg_gloo(h.as_ptr(), port, rank, size, ms, &mut out) })?;
+        check(unsafe { ktorch_pg_gloo(h.as_ptr(), port, rank, size, ms, agent_store, &mut out) })?;
         ProcessGroup::from_handle(out)
     }
 
@@ -470,6 +513,18 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(&t).expect("vec"), [1.0, 2.0]);
         unregister(&name).expect("unregister");
         assert!(ProcessGroup::resolve(&name).is_err());
+    }
+
+    #[test]
+    fn a_group_from_the_environment_needs_torchruns_variables() {
+        if std::env::var_os("RANK").is_some() {
+            return; // started by a launcher: the variables are there
+        }
+        let e = ProcessGroup::gloo_from_env(Duration::from_secs(1)).expect_err("no RANK");
+        assert_eq!(
+            e.0,
+            "gloo from the environment: RANK is not set (start the process with torchrun)"
+        );
     }
 
     #[test]
