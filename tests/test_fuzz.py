@@ -147,7 +147,8 @@ module_specs = st.one_of(
 loss_names = st.sampled_from(["mse", "ce", "l1", "bce", "huber", "nll", "nosuch"])
 opt_names = st.sampled_from(["sgd", "adam", "rmsprop", "lbfgs", "adagrad", "nosuch"])
 train_opts = st.sampled_from(["batchsize", "droplast", "shuffle", "clipnorm", "clipvalue", "metrics", "tensor",
-                              "dictionary", "nonfinite", "tasks", "task", "hidden", "shuffleseed", "nosuch"])
+                              "dictionary", "nonfinite", "tasks", "task", "hidden", "shuffleseed", "dist", "distcheck",
+                              "nosuch"])
 metric_values = st.sampled_from(["loss", "batchloss", "gradnorm", "accuracy", "predict", "nosuch", ["loss", "gradnorm"]])
 creation = st.sampled_from(["randn", "rand", "zeros", "ones", "randint", "arange", "eye", "randperm", "linspace",
                             "full", "empty", "nosuch"])
