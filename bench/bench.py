@@ -17,7 +17,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import results
 import torch
 
 import ktorch as kt
@@ -607,6 +607,12 @@ def main(argv=None):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         total = time.perf_counter() - t_start
         report = render(rows, mem, peak, total, failures, gpu)
+        # the sections other scripts own (bench/dist.py's) are kept as they were
+        old = path.read_text() if path.exists() else ""
+        for title in [results.DIST]:
+            kept = results.section(old, title)
+            if kept:
+                report = results.splice(report, title, kept)
     path.write_text(report)
     print(gpu if args.gpu_only else report)
     if failures or gpu_failures:
@@ -713,13 +719,7 @@ def render_gpu(rows, notes, total, failures):
 
 def splice_gpu(text, gpu):
     """RESULTS.md with its `## GPU` section replaced by `gpu` (placed before `## Memory` when absent)."""
-    sec = re.compile(r"^## GPU\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
-    if sec.search(text):
-        return sec.sub(lambda _: gpu + "\n", text, count=1).rstrip("\n") + "\n"
-    mem = text.find("\n## Memory")
-    if mem < 0:
-        return text.rstrip("\n") + "\n\n" + gpu
-    return text[: mem + 1] + gpu + "\n" + text[mem + 1 :]
+    return results.splice(text, "GPU", gpu, before="Memory")
 
 
 if __name__ == "__main__":
