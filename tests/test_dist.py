@@ -474,7 +474,7 @@ def test_option_errors_without_a_group():
     kt.train(m, dist=False)
     kt.train(m, dist=None)
     assert kt.train(m, "dist") is None
-    with pytest.raises(kt.KtorchError, match=r"^distcheck: value expects a boolean, given int"):
+    with pytest.raises(kt.KtorchError, match=r"^train: distcheck: value expects a boolean, given int"):
         kt.train(m, distcheck=3)
     kt.test(m, distcheck=True)
     assert kt.test(m, "distcheck") is True and kt.train(m, "distcheck") is False

@@ -366,9 +366,9 @@ def test_float_integer_options_refused(stage, name, value):
     e = Env()
     f = getattr(kt, stage)
     before = dict(f(e.m))
-    with pytest.raises(kt.KtorchError, match=f"^{name}: value expects an integer, given float"):
+    with pytest.raises(kt.KtorchError, match=f"^{stage}: {name}: value expects an integer, given float"):
         f(e.m, **{name: value})
-    with pytest.raises(kt.KtorchError, match=f"^{name}: value expects an integer"):
+    with pytest.raises(kt.KtorchError, match=f"^{stage}: {name}: value expects an integer"):
         f(e.m, name, value)
     assert dict(f(e.m)) == before
 

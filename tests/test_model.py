@@ -169,7 +169,7 @@ def test_clipnorm_clipvalue_exclusive():
 
 def test_train_only_option_on_test_raises():
     m = kt.model(kt.module("sequential"), kt.loss("ce"), kt.opt("sgd"))
-    with pytest.raises(kt.KtorchError, match="clipnorm: not set for evaluation"):
+    with pytest.raises(kt.KtorchError, match="^test: clipnorm: not set for evaluation"):
         kt.test(m, "clipnorm", 2)
     with pytest.raises(kt.KtorchError):
         kt.test(m, "shuffle", True)

@@ -30,7 +30,7 @@ def test_progress_is_an_option_off_by_default():
     assert kt.train(m, "progress") is False and kt.test(m, "progress") is False
     kt.train(m, progress=True)
     assert kt.train(m, "progress") is True
-    with pytest.raises(kt.KtorchError, match="^progress: value expects a boolean"):
+    with pytest.raises(kt.KtorchError, match="^train: progress: value expects a boolean"):
         kt.train(m, progress=3)
     assert kt.train(m, "progress") is True
 

@@ -256,10 +256,10 @@ def test_nonfinite_proceed_is_the_default():
 
 def test_nonfinite_bad_value_and_test_stage():
     q, m, x, y = make_regression("skip")
-    with pytest.raises(kt.KtorchError, match="nonfinite: unrecognized setting `maybe`"):
+    with pytest.raises(kt.KtorchError, match="^train: nonfinite: unrecognized setting `maybe`"):
         kt.train(m, nonfinite="maybe")
     assert kt.train(m, "nonfinite") == "skip"
-    with pytest.raises(kt.KtorchError, match="nonfinite: not set for evaluation"):
+    with pytest.raises(kt.KtorchError, match="^test: nonfinite: not set for evaluation"):
         kt.test(m, nonfinite="skip")
 
 

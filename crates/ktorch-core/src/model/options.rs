@@ -1,7 +1,7 @@
 //! Train and test options: names, defaults, get/set with validation.
 
 use crate::dist::Group;
-use crate::error::{err, invalid, Named, Result};
+use crate::error::{err, invalid, Error, Named, Result};
 use crate::model::metrics::Metric;
 use crate::value::Value;
 
@@ -434,7 +434,7 @@ impl Options {
     fn find(&self, name: &str) -> Result<&'static Opt> {
         match OPTIONS.iter().find(|o| o.name == name) {
             Some(o) if self.train || !o.train_only => Ok(o),
-            Some(_) => Err(err(name, "not set for evaluation")),
+            Some(_) => Err(invalid(format!("{name}: not set for evaluation"))),
             None => Err(invalid(format!(
                 "unrecognized option: {name}, expecting one of: {}",
                 self.names().join(", ")
@@ -539,12 +539,18 @@ impl Options {
         self.set_value("nonfinite", Value::Str(what.name().into()))
     }
 
-    /// Sets options by name; on any error every option keeps its old value.
+    /// Sets options by name; on any error every option keeps its old value. Errors are
+    /// [`Error::Invalid`], naming the option (`"batchsize: ..."`): the caller adds its own
+    /// name ([`Error::named`]), as the Python binding adds `train:` or `test:`.
     pub fn set(&mut self, pairs: &[(String, Value)]) -> Result<()> {
         let mut o = self.clone();
         for (k, v) in pairs {
             let opt = o.find(k)?;
-            (opt.set)(&mut o, opt.name, v)?;
+            // named by the option, and left for the caller to name by its function
+            (opt.set)(&mut o, opt.name, v).map_err(|e| match e {
+                Error::Arg(m) => Error::Invalid(m),
+                e => e,
+            })?;
         }
         if o.task >= o.tasks {
             return Err(invalid(format!(
