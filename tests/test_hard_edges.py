@@ -558,3 +558,48 @@ def test_libtorch_errors_name_the_function():
         kt.forward(q, np.zeros((4, 2), np.int64))
     with pytest.raises(kt.KtorchError, match=r"^mul: .*size"):
         kt.mul(np.zeros(3, "f"), np.zeros(4, "f"))
+
+
+# ------------------------------------------------------- sizes and values past the checks
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: kt.module(("encoder", ("encoderlayer", 8, 2), 10**12)),
+     "encoder: layers must be at most 10000, given 1000000000000"),
+    (lambda: kt.module(("attention", 2**62, 2)), "attention: dim of 4611686018427387904 is too large"),
+    (lambda: kt.module(("selfattention", 2**62, 2)), "selfattention: dim of 4611686018427387904 is too large"),
+    (lambda: kt.cudadevice("cuda:9223372036854775808"), "cudadevice: device cuda:9223372036854775808 not available"),
+    (lambda: kt.evaluate(kt.module(("fmaxpool2d", 2**62, 4)), np.zeros((1, 1, 8, 9), np.float32)),
+     "fmaxpool2d: output size [4, 4] with kernel size [4611686018427387904, 4611686018427387904] does not fit"),
+], ids=["encoder-layers", "attention-dim", "selfattention-dim", "cudadevice-wraps", "fmaxpool-kernel"])
+def test_huge_sizes_are_refused(call, msg):
+    """Sizes that would overflow or allocate without bound are refused before anything is built."""
+    with pytest.raises(kt.KtorchError) as e:
+        call()
+    assert str(e.value).startswith(msg), str(e.value)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_fractional_pool_samples_outside_the_unit_interval_are_refused(bad):
+    q = kt.module(("fmaxpool2d", 2, 4))
+    x = np.random.default_rng(0).random((2, 3, 8, 9)).astype(np.float32)
+    s = np.full((2, 3, 2), 0.5, np.float32)
+    s[1, 2, 0] = bad
+    with pytest.raises(kt.KtorchError, match=r"^fmaxpool2d: random samples must be in \[0, 1\)"):
+        kt.evaluate(q, x, s)
+    assert kt.evaluate(q, x, np.full((2, 3, 2), 0.5, np.float32)).shape == (2, 3, 4, 4)
+
+
+def test_indexselect_refuses_a_negative_index_written_into_its_buffer():
+    q = kt.module(("indexselect", 1, [0, 2]))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(kt.evaluate(q, x), x[:, [0, 2]])
+    kt.fill(q, "ind", -3)
+    with pytest.raises(kt.KtorchError, match="indexselect: ind -3 out of range for size 3 of dimension 1"):
+        kt.evaluate(q, x)
+
+
+def test_dirac_of_an_empty_tensor_with_any_groups_returns_at_once():
+    w = kt.tensor(np.zeros((0, 3, 3, 3), np.float32))
+    assert kt.dirac(w, groups=2**62) is None
+    assert kt.tensor(w).shape == (0, 3, 3, 3)

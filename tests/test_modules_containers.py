@@ -595,6 +595,17 @@ NEED_CHILDREN = {
 }
 
 
+def test_help_entries_give_the_original_defaults():
+    """Known entries against the original's documented defaults (the table and help(name) come
+    from one source, so they are checked against values here, not against each other only)."""
+    assert kt.help("linear") == {"in": 784, "out": 10, "bias": True}
+    assert kt.help("ce") == {"weight": None, "ignore": -100, "smoothing": 0.0, "reduce": "mean"}
+    assert kt.help("sgd") == {"lr": 0.01, "momentum": 0.0, "dampening": 0.0, "decay": 0.0,
+                              "nesterov": False}
+    rows = {r["loss"]: r["options"] for r in kt.help("loss", table=True)}
+    assert rows["ce"]["ignore"] == -100 and rows["ce"]["reduce"] == "mean"
+
+
 @pytest.mark.parametrize("topic", ["module", "loss", "optimizer"])
 def test_every_type_has_a_help_entry(topic):
     names = kt.help(topic)

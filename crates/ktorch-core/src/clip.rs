@@ -81,13 +81,20 @@ pub fn check_norm(maxnorm: f64, p: f64) -> Result<()> {
 
 /// Tensors with distinct storage (so a parameter held twice counts once).
 pub fn distinct(ts: Vec<Tensor>) -> Vec<Tensor> {
+    distinct_by(ts, |t| t)
+}
+
+/// [`distinct`] over items that hold a tensor (`tensor` gives it): the first item of each
+/// tensor, in order.
+pub fn distinct_by<T>(items: Vec<T>, tensor: impl Fn(&T) -> &Tensor) -> Vec<T> {
     let mut seen: Vec<(usize, Vec<i64>)> = Vec::new();
     let mut out = Vec::new();
-    for t in ts {
+    for x in items {
+        let t = tensor(&x);
         let key = (t.data_ptr() as usize, t.size());
         if !seen.contains(&key) {
             seen.push(key);
-            out.push(t);
+            out.push(x);
         }
     }
     out

@@ -190,19 +190,15 @@ impl Group {
                 let same = if t.is_floating_point() {
                     let bits = |x: &Tensor| x.f_view_dtype(int_kind(x.kind()));
                     match (bits(t), bits(c)) {
-                        (Ok(a), Ok(b)) => a.equal(&b),
-                        _ => t.equal(c),
+                        (Ok(a), Ok(b)) => a.f_equal(&b)?,
+                        _ => t.f_equal(c)?,
                     }
                 } else {
-                    t.equal(c)
+                    t.f_equal(c)?
                 };
-                if same {
-                    0.0
-                } else {
-                    1.0
-                }
+                Ok(if same { 0.0 } else { 1.0 })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let flags = Tensor::from_slice(&differ).f_to_device(dev)?;
         comm(self.pg.allreduce_(&[&flags], ReduceOp::Sum))?;
         let flags = Vec::<f64>::try_from(&flags.f_to_device(Device::Cpu)?)?;

@@ -671,6 +671,9 @@ fn kaiming_std(t: &Tensor, k: Kaiming) -> Result<Option<f64>> {
 /// of the channels of each group.
 fn dirac(t: &Tensor, groups: i64) -> Result<()> {
     let s = t.size();
+    if t.numel() == 0 {
+        return Ok(()); // nothing to set, whatever the groups
+    }
     let per = s[0] / groups;
     let min_dim = per.min(s[1]);
     let _ = t.shallow_clone().f_zero_()?;

@@ -168,19 +168,7 @@ pub fn kforward(
 ) -> PyResult<PyObject> {
     let f = "kforward";
     let path = child_path(f, Some(child))?.unwrap_or_default();
-    let s = match obj(f, m)? {
-        Some(Obj::Module(q)) => q,
-        Some(Obj::Model(md)) => {
-            let ds = md.domains();
-            call(py, f, ds, move |g| Ok(g.lock(&md)?.module().clone()))?
-        }
-        _ => {
-            return Err(type_error(
-                f,
-                format!("expecting a Module or Model, given {}", type_name(m)),
-            ))
-        }
-    };
+    let s = crate::module::module_of(py, f, m)?;
     let mut xs = Srcs::default();
     for a in x.iter() {
         xs.0.extend(tensors_arg(f, &a)?.0);

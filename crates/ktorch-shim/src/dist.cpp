@@ -701,6 +701,8 @@ char *ktorch_gr_finish(void *r, const at::Tensor *loss, at::Tensor **out) {
         note(e.what_without_backtrace());
       } catch (const std::exception &e) {
         note(e.what());
+      } catch (...) {
+        note("unknown C++ exception");
       }
     }
     // the last, with the loss and flags when its dtype holds them; else they go alone
@@ -748,6 +750,8 @@ char *ktorch_gr_finish(void *r, const at::Tensor *loss, at::Tensor **out) {
         note(e.what_without_backtrace());
       } catch (const std::exception &e) {
         note(e.what());
+      } catch (...) {
+        note("unknown C++ exception");
       }
     }
     // wait for all that was launched, even after a failure
@@ -765,6 +769,8 @@ char *ktorch_gr_finish(void *r, const at::Tensor *loss, at::Tensor **out) {
       wait_all(works, "allreduce");
     } catch (const c10::Error &e) {
       waited = e.what_without_backtrace();
+    } catch (...) {
+      waited = "allreduce: unknown C++ exception";
     }
     TORCH_CHECK(first.empty(), "allreduce: ", first);
     TORCH_CHECK(waited.empty(), waited);

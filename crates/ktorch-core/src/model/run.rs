@@ -452,9 +452,9 @@ impl Model {
                 named.push((format!("optimizer parameter {i}"), t));
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        named.retain(|(_, t)| seen.insert((t.data_ptr() as usize, t.size())));
-        let (names, ts): (Vec<String>, Vec<Tensor>) = named.into_iter().unzip();
+        let (names, ts): (Vec<String>, Vec<Tensor>) = crate::clip::distinct_by(named, |(_, t)| t)
+            .into_iter()
+            .unzip();
         let (sum, summed) = {
             let l = lock(&self.loss)?;
             let wanted = phase.is_train() || Accum::wants_loss(&self.stage_ref(phase).opts.metrics);
@@ -678,9 +678,13 @@ impl Model {
             x.append(hidden);
             let db = match (dist, stage.span()) {
                 (Some(pass), Some(span)) => {
+                    // the global batch's targets where the module is (as this rank's), so
+                    // that the class weights' total needs no copy back to the host
                     let all = match (&pass.summed, stage.targets_full()) {
                         (Some(_), Some(ts)) => match ts.first() {
-                            Some(t) => Some(t.f_narrow(0, span.start, span.rows)?),
+                            Some(t) => {
+                                place(vec![t.f_narrow(0, span.start, span.rows)?], dev)?.pop()
+                            }
                             None => None,
                         },
                         _ => None,

@@ -65,6 +65,9 @@ fn attention(pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
     let kind = "attention";
     let a = Args::parse(kind, MHA, pos, kw)?;
     let (dim, heads) = (a.req_pos("dim")?, a.req_pos("heads")?);
+    if dim > i64::MAX / 3 {
+        return Err(err(kind, format!("dim of {dim} is too large")));
+    }
     if dim % heads != 0 {
         return Err(err(
             kind,
@@ -675,6 +678,9 @@ fn selfattention(pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
     let kind = "selfattention";
     let a = Args::parse(kind, &["dim", "heads", "dropout", "norm"], pos, kw)?;
     let (dim, heads) = (a.req_pos("dim")?, a.req_pos("heads")?);
+    if dim > i64::MAX / 3 {
+        return Err(err(kind, format!("dim of {dim} is too large")));
+    }
     if dim % heads != 0 {
         return Err(err(
             kind,

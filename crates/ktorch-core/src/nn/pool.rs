@@ -374,7 +374,7 @@ fn frac_forward(kind: &str, size: &[i64], out: &FracOut, xs: &[Tensor]) -> Resul
             .collect(),
     };
     for k in 0..d {
-        if outsize[k] < 1 || outsize[k] + size[k] - 1 > spatial[k] {
+        if outsize[k] < 1 || outsize[k] > spatial[k] - size[k] + 1 {
             return Err(err(
                 kind,
                 format!(
@@ -395,6 +395,11 @@ fn frac_forward(kind: &str, size: &[i64], out: &FracOut, xs: &[Tensor]) -> Resul
                         s.size()
                     ),
                 ));
+            }
+            // libtorch's kernel trusts them: values outside [0, 1) would index past the input
+            let inside = s.f_ge(0.0)?.f_logical_and(&s.f_lt(1.0)?)?.f_all()?;
+            if inside.f_int64_value(&[])? == 0 {
+                return Err(err(kind, "random samples must be in [0, 1)"));
             }
             s.f_to_device_(x.device(), x.kind(), false, false)?
         }

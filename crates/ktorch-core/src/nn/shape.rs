@@ -255,12 +255,16 @@ impl Layer for Shape {
                 let d = dim_at(kind, "dim", *d, n.max(1))?;
                 let ind = m.buffer_at(0)?;
                 let size = if n == 0 { 1 } else { x.size()[d as usize] };
-                let top = ind.f_max()?.f_int64_value(&[])?;
-                if ind.numel() > 0 && top >= size {
-                    return Err(err(
-                        kind,
-                        format!("ind {top} out of range for size {size} of dimension {d}"),
-                    ));
+                if ind.numel() > 0 {
+                    let top = ind.f_max()?.f_int64_value(&[])?;
+                    let low = ind.f_min()?.f_int64_value(&[])?;
+                    if top >= size || low < 0 {
+                        let bad = if low < 0 { low } else { top };
+                        return Err(err(
+                            kind,
+                            format!("ind {bad} out of range for size {size} of dimension {d}"),
+                        ));
+                    }
                 }
                 let ind = ind.f_to_device(x.device())?;
                 x.f_index_select(d, &ind)?

@@ -254,6 +254,9 @@ fn decode(m: &Module, tgt: &Tensor, mem: &Tensor, k: Masks, mk: Masks) -> Result
     }
 }
 
+/// The most layers an encoder or decoder stack takes (each a copy of the first).
+const MAX_LAYERS: i64 = 10_000;
+
 /// The mask given, or with `causal` set and none given, the causal mask for the
 /// sequence of `x` (of length `n`).
 fn made_mask(
@@ -387,6 +390,12 @@ fn stack(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
             format!("layers must be a non-negative count, given {n}"),
         ));
     }
+    if n > MAX_LAYERS {
+        return Err(err(
+            kind,
+            format!("layers must be at most {MAX_LAYERS}, given {n}"),
+        ));
+    }
     let causal = a.bool("causal", false)?;
     let proto = Module::layer(which, &lp, &lk)?;
     let d = model_dim(&proto)?;
@@ -413,7 +422,7 @@ fn stack(kind: &str, pos: &[Value], kw: &[(String, Value)]) -> Result<Module> {
         }
     };
     // as torch: every layer a copy of the first, the same initial values
-    let mut layers = Vec::with_capacity(n as usize);
+    let mut layers = Vec::new();
     for i in 0..n {
         layers.push(if i == 0 {
             proto.clone()
@@ -490,11 +499,17 @@ fn stack_forward(
         causal,
     } = Stack::layers(m)?;
     let n = seq_len(x, batchfirst);
-    let mask = made_mask(m.kind(), causal, mask, x, n)?;
+    let made = made_mask(m.kind(), causal, mask, x, n)?;
+    // a mask the stack made is causal; a given one is checked (torch's
+    // _detect_is_causal_mask: a comparison read back from the device)
+    let is = match mask {
+        None => causal && made.is_some(),
+        Some(_) => is_causal(made.as_ref(), n)?,
+    };
     let k = Masks {
-        mask: mask.as_ref(),
+        mask: made.as_ref(),
         pad,
-        causal: is_causal(mask.as_ref(), n)?,
+        causal: is,
     };
     let mut y = x.shallow_clone();
     for (_, l) in layers {

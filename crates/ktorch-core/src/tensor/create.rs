@@ -96,7 +96,7 @@ pub fn default_cuda() -> usize {
 /// an error for a device this process does not have.
 pub fn set_default_cuda(i: usize) -> Result<()> {
     let count = tch::Cuda::device_count();
-    if i as i64 >= count {
+    if i64::try_from(i).map_or(true, |i| i >= count) {
         return Err(invalid(format!(
             "device cuda:{i} not available ({count} CUDA device(s))"
         )));
